@@ -1,0 +1,191 @@
+"""Settings (environment, `FEEDSVC_` prefix, `.env`) and profile loading: the only reader of the environment.
+
+Nothing is built at import time: call `Settings()` (or `load_settings()`) at the edge and pass the
+object down. Profiles are data in a TOML file; `load_profiles` validates it and raises `ConfigError`
+naming the file, the profile and the field. Imports only `feedsvc.models`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from feedsvc.identity import bare_arxiv_id
+from feedsvc.models import ConfigError, Profile, Thread
+
+
+class Settings(BaseSettings):
+    """Every setting feedsvc reads. The README's settings table is generated from these fields."""
+
+    model_config = SettingsConfigDict(env_prefix="FEEDSVC_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Where the SQLite file, digests and caches live.")
+    database_url: str = Field(
+        "", description="SQLAlchemy URL; empty means a SQLite file `feedsvc.db` in the data directory."
+    )
+    profiles_path: Path = Field(
+        Path("profiles.toml"),
+        description="The profile TOML file; falls back to the bundled example when it does not exist.",
+    )
+    arxiv_rss_url: str = Field(
+        "https://rss.arxiv.org/rss", description="arXiv's listing feed; categories are appended as `/cs.LG+stat.ML`."
+    )
+    arxiv_api_url: str = Field("https://export.arxiv.org/api/query", description="arXiv's search API.")
+    arxiv_delay_seconds: float = Field(3.0, description="Pause between arXiv API calls (arXiv asks for 3 s).")
+    arxiv_enrich: bool = Field(
+        True, description="Ask arXiv's API for fields the listing lacks (comment with page count, dates)."
+    )
+    http_timeout: float = Field(20.0, description="Seconds before an HTTP request to a source gives up.")
+    http_retries: int = Field(3, description="Retries of a failed source request (5xx, 429, timeouts).")
+    http_max_wait: float = Field(
+        60.0, description="Longest Retry-After or back-off feedsvc will wait inside one run, in seconds."
+    )
+    user_agent: str = Field(
+        "feedsvc/0.1 (research digest; mailto:feedsvc@localhost)",
+        description="User-Agent sent to every source; arXiv asks for a contact.",
+    )
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'feedsvc.db').as_posix()}"
+
+    def digest_dir(self) -> Path:
+        return self.data_dir / "digests"
+
+
+# --- profiles ------------------------------------------------------------------------------------------
+
+
+class _ThreadIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    about: str = ""
+    keywords: list[str] = []
+    seed_papers: list[str] = []
+    exclude: list[str] = []
+    share: float = Field(1.0, gt=0)
+
+    @field_validator("seed_papers")
+    @classmethod
+    def _arxiv_ids(cls, ids: list[str]) -> list[str]:
+        out = []
+        for raw in ids:
+            try:
+                out.append(bare_arxiv_id(raw))
+            except ValueError as e:
+                raise ValueError(f"{raw!r} is not an arXiv id (expected e.g. '1801.01290')") from e
+        return out
+
+
+class _ProfileIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="a slug: lower-case letters, digits, - and _")
+    timezone: str = "UTC"
+    send_at: str = Field("07:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    papers: int = Field(3, ge=0, le=20)
+    videos: int = Field(2, ge=0, le=20)
+    max_age_days: int = Field(365, ge=1)
+    arxiv_categories: list[str] = []
+    exclude: list[str] = []
+    thread: list[_ThreadIn] = Field(min_length=1)
+    channels: dict[str, dict[str, Any]] = {}
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, tz: str) -> str:
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown time zone {tz!r} (expected e.g. 'Europe/Berlin')") from e
+        return tz
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(profile)"
+
+
+def parse_profiles(data: dict[str, Any], origin: str) -> list[Profile]:
+    """Validate the parsed TOML `data`; `origin` names the file in error messages."""
+    raw = data.get("profile")
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{origin}: no [[profile]] tables found")
+    profiles: list[Profile] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(raw):
+        label = entry.get("name") if isinstance(entry, dict) and entry.get("name") else f"#{i + 1}"
+        try:
+            p = _ProfileIn.model_validate(entry)
+        except ValidationError as e:
+            problems = "; ".join(
+                f"field '{_field_path(err['loc'])}': {err['msg']}"
+                + (f" (got {err['input']!r})" if not isinstance(err["input"], dict | list) else "")
+                for err in e.errors()
+            )
+            raise ConfigError(f"{origin}: profile '{label}': {problems}") from None
+        if p.name in seen:
+            raise ConfigError(f"{origin}: profile '{p.name}': field 'name': defined twice")
+        seen.add(p.name)
+        profiles.append(
+            Profile(
+                name=p.name,
+                timezone=p.timezone,
+                send_at=p.send_at,
+                papers=p.papers,
+                videos=p.videos,
+                max_age_days=p.max_age_days,
+                arxiv_categories=tuple(p.arxiv_categories),
+                exclude=tuple(p.exclude),
+                channels=p.channels,
+                threads=tuple(
+                    Thread(
+                        name=t.name,
+                        about=t.about,
+                        keywords=tuple(t.keywords),
+                        seed_papers=tuple(t.seed_papers),
+                        exclude=tuple(t.exclude),
+                        share=t.share,
+                    )
+                    for t in p.thread
+                ),
+            )
+        )
+    return profiles
+
+
+def load_profiles(path: Path) -> list[Profile]:
+    """Read and validate a profile TOML file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: profile file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read profile file: {e}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    return parse_profiles(data, str(path))
+
+
+def example_profiles_path() -> Path:
+    """The bundled example profile (the seed reader's), shipped inside the package."""
+    return Path(__file__).parent / "sample" / "profiles.example.toml"
+
+
+def profiles_for(settings: Settings) -> tuple[Path, list[Profile]]:
+    """The configured profiles; the bundled example only when no path was set and `profiles.toml` is absent.
+
+    A path set explicitly (FEEDSVC_PROFILES_PATH) that does not exist is an error, never a silent fallback.
+    """
+    path = settings.profiles_path
+    if "profiles_path" not in settings.model_fields_set and not path.exists():
+        path = example_profiles_path()
+    return path, load_profiles(path)

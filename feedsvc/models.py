@@ -1,0 +1,211 @@
+"""The vocabulary every stage speaks: plain dataclasses, the two Protocols, and the errors.
+
+Data flows one way: sources -> store -> rank -> cards -> render -> deliver. Each stage takes and
+returns these types. This module imports nothing from feedsvc and does no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal, Protocol
+
+Kind = Literal["paper", "video", "link"]
+
+
+# --- errors: raised inside a stage, converted to a message at the edge (pipeline, CLI, web) -----------
+
+
+class FeedsvcError(Exception):
+    """Base of every error feedsvc raises on purpose."""
+
+
+class ConfigError(FeedsvcError):
+    """Settings or a profile file are wrong; the message names the file, profile and field."""
+
+
+class SourceError(FeedsvcError):
+    """A source could not be fetched; the message is one line naming the source and the cause."""
+
+    def __init__(self, source: str, cause: str, *, retry_after: float | None = None) -> None:
+        super().__init__(f"{source}: {cause}")
+        self.source = source
+        self.cause = cause
+        self.retry_after = retry_after
+
+
+class DeliveryError(FeedsvcError):
+    """A channel could not deliver a rendered digest to a recipient."""
+
+
+# --- what sources produce ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One item as a source saw it. `key` is the canonical identity (see `feedsvc.identity`)."""
+
+    key: str
+    kind: Kind
+    title: str
+    text: str
+    url: str
+    source: str
+    authors: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    published: datetime | None = None
+    updated: datetime | None = None
+    version: int | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What one source run produced.
+
+    status "ok": the source answered with items; "empty": it answered correctly with nothing new
+    (arXiv on a weekend or holiday): not an error. `scanned` counts what the source looked at before
+    filtering; `note` is a human sentence for the digest's source-discovery note.
+    """
+
+    candidates: list[Candidate]
+    status: Literal["ok", "empty"] = "ok"
+    scanned: int = 0
+    note: str = ""
+
+
+class Source(Protocol):
+    name: str
+
+    def fetch(self, since: datetime) -> Fetched:  # raises SourceError
+        ...
+
+
+# --- profiles ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Thread:
+    name: str
+    about: str = ""
+    keywords: tuple[str, ...] = ()
+    seed_papers: tuple[str, ...] = ()  # bare arXiv ids
+    exclude: tuple[str, ...] = ()
+    share: float = 1.0
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    threads: tuple[Thread, ...]
+    timezone: str = "UTC"
+    send_at: str = "07:30"
+    papers: int = 3
+    videos: int = 2
+    max_age_days: int = 365
+    arxiv_categories: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    channels: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+# --- what ranking produces -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A candidate with its score, the thread it matched best, and the evidence for it."""
+
+    candidate: Candidate
+    score: float
+    thread: str
+    matched: tuple[str, ...] = ()  # concepts shared with the thread, strongest first
+    nearest_seed: str | None = None  # title of the closest seed paper, if any
+    reasons: tuple[str, ...] = ()
+
+
+# --- what the cards stage produces --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A verbatim piece of a source: an equation (LaTeX) or a sentence with numbers.
+
+    `where` says which source text it was taken from ("abstract", "arXiv HTML, eq. (3), §2", ...).
+    """
+
+    text: str
+    where: str
+    is_math: bool = False
+
+
+@dataclass(frozen=True)
+class Card:
+    key: str
+    kind: Kind
+    title: str
+    url: str
+    domain: str
+    time_cost: str
+    intuition: str
+    punch_intro: str
+    punch: tuple[Quote, ...]
+    significance: str
+    why: str
+    thread: str
+    score: float
+    writer: str = "extractive"
+    discussions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SourceReport:
+    """One source's line in the digest's source-discovery note."""
+
+    source: str
+    status: str  # ok | empty | failed | disabled | not configured
+    scanned: int
+    eligible: int
+    picked: int
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Digest:
+    profile: str
+    day: date
+    title: str
+    summary: str
+    cards: tuple[Card, ...]
+    papers_wanted: int
+    videos_wanted: int
+    talk_check: str
+    sources: tuple[SourceReport, ...]
+    shortfall: str = ""  # why fewer picks than wanted, if so
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A digest in one channel's form. `parts` are the messages for channels that split (Telegram)."""
+
+    channel: str
+    body: str
+    mime: str = "text/markdown"
+    parts: tuple[str, ...] = ()
+
+
+Renderer = Callable[[Digest], Rendered]  # pure: no I/O, no clock
+
+
+@dataclass(frozen=True)
+class Recipient:
+    profile: str
+    channel: str
+    address: str
+
+
+class Channel(Protocol):
+    name: str
+
+    def send(self, rendered: Rendered, recipient: Recipient) -> None:  # raises DeliveryError
+        ...
