@@ -1,0 +1,333 @@
+"""Every read and write the pipeline, CLI and web make: the only place SQL is spoken.
+
+Functions take a Session and plain values, and return feedsvc.models types or plain values.
+Imports `feedsvc.models` and `feedsvc.store.tables`; never sources, rank, cards, render or deliver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from feedsvc.models import Candidate, Card, Digest, Profile, Quote, SourceReport
+from feedsvc.store.tables import (
+    DigestRow,
+    EntryRow,
+    HttpValidator,
+    Item,
+    ProfileRow,
+    RecipientRow,
+    Sighting,
+    SourceRun,
+)
+
+# --- items ---------------------------------------------------------------------------------------------
+
+
+def _to_candidate(item: Item) -> Candidate:
+    return Candidate(
+        key=item.key,
+        kind=item.kind,  # type: ignore[arg-type]
+        title=item.title,
+        text=item.text,
+        url=item.url,
+        source=str(item.meta.get("source", "")),
+        authors=tuple(item.authors),
+        categories=tuple(item.categories),
+        published=item.published,
+        updated=item.updated,
+        version=item.version,
+        meta=dict(item.meta),
+    )
+
+
+def _newer(candidate: Candidate, item: Item) -> bool:
+    if candidate.version is not None and item.version is not None:
+        return candidate.version >= item.version
+    return True
+
+
+def upsert_candidates(
+    session: Session, candidates: Iterable[Candidate], *, run_id: int | None, now: datetime
+) -> tuple[int, int]:
+    """Store what a source brought: new items inserted, known ones updated (a v2 replaces v1's fields,
+    never duplicates it), a sighting recorded for each. Returns (fetched, new)."""
+    batch: dict[str, Candidate] = {}
+    for c in candidates:
+        batch[c.key] = c  # the last sighting of a key within one run wins
+    if not batch:
+        return 0, 0
+    existing = {i.key: i for i in session.scalars(select(Item).where(Item.key.in_(list(batch))))}
+    new = 0
+    for key, c in batch.items():
+        item = existing.get(key)
+        if item is None:
+            item = Item(
+                key=key,
+                kind=c.kind,
+                title=c.title,
+                text=c.text,
+                authors=list(c.authors),
+                categories=list(c.categories),
+                url=c.url,
+                published=c.published,
+                updated=c.updated,
+                version=c.version,
+                meta={**c.meta, "source": c.source},
+                first_seen=now,
+                last_seen=now,
+            )
+            session.add(item)
+            new += 1
+        else:
+            if _newer(c, item):
+                item.title = c.title or item.title
+                item.text = c.text or item.text
+                item.authors = list(c.authors) or item.authors
+                item.categories = list(c.categories) or item.categories
+                item.updated = c.updated or item.updated
+                item.version = c.version if c.version is not None else item.version
+                # the first-version date, once known, is kept: a replacement does not make a paper new
+                if item.published is None or (c.published and c.published < item.published):
+                    item.published = c.published
+            item.meta = {**item.meta, **{k: v for k, v in c.meta.items() if v not in (None, "")}}
+            item.last_seen = now
+        session.flush()
+        session.add(Sighting(item_id=item.id, source=c.source, run_id=run_id, seen_at=now, fields=dict(c.meta)))
+    session.flush()
+    return len(batch), new
+
+
+def items_published_between(
+    session: Session, start: datetime, end: datetime, kinds: Sequence[str] = ("paper",)
+) -> list[Candidate]:
+    """Items of `kinds` published in [start, end]; items without a date count by when first seen."""
+    when = func.coalesce(Item.published, Item.first_seen)
+    rows = session.scalars(
+        select(Item).where(Item.kind.in_(kinds), when >= start, when <= end).order_by(Item.id)
+    )
+    return [_to_candidate(i) for i in rows]
+
+
+def items_by_keys(session: Session, keys: Iterable[str]) -> dict[str, Candidate]:
+    keys = list(keys)
+    if not keys:
+        return {}
+    return {i.key: _to_candidate(i) for i in session.scalars(select(Item).where(Item.key.in_(keys)))}
+
+
+def count_items(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Item)) or 0
+
+
+# --- source runs and HTTP validators --------------------------------------------------------------------
+
+
+def start_run(session: Session, source: str, now: datetime) -> int:
+    run = SourceRun(source=source, started=now, status="running")
+    session.add(run)
+    session.flush()
+    return run.id
+
+
+def finish_run(
+    session: Session,
+    run_id: int,
+    *,
+    status: str,
+    now: datetime,
+    scanned: int = 0,
+    fetched: int = 0,
+    new: int = 0,
+    error: str | None = None,
+    note: str = "",
+) -> None:
+    run = session.get(SourceRun, run_id)
+    if run is None:
+        raise LookupError(f"source run {run_id} does not exist")
+    run.status, run.finished, run.scanned, run.fetched, run.new = status, now, scanned, fetched, new
+    run.error, run.note = error, note
+    session.flush()
+
+
+def latest_runs(session: Session) -> dict[str, SourceRun]:
+    """The most recent finished run of each source."""
+    latest = (
+        select(SourceRun.source, func.max(SourceRun.id).label("id"))
+        .where(SourceRun.finished.is_not(None))
+        .group_by(SourceRun.source)
+        .subquery()
+    )
+    rows = session.scalars(select(SourceRun).join(latest, SourceRun.id == latest.c.id))
+    return {r.source: r for r in rows}
+
+
+def failing_since(session: Session, source: str) -> datetime | None:
+    """When the current streak of failed runs of `source` began, or None if its last run did not fail."""
+    runs = session.scalars(
+        select(SourceRun)
+        .where(SourceRun.source == source, SourceRun.finished.is_not(None))
+        .order_by(SourceRun.id.desc())
+        .limit(100)
+    ).all()
+    since = None
+    for run in runs:
+        if run.status != "failed":
+            break
+        since = run.started
+    return since
+
+
+class StoreValidators:
+    """ETag / Last-Modified per URL kept in the store (the sources' `Validators` protocol)."""
+
+    def __init__(self, session: Session, now: datetime) -> None:
+        self._session, self._now = session, now
+
+    def get(self, url: str) -> tuple[str | None, str | None] | None:
+        row = self._session.get(HttpValidator, url)
+        return (row.etag, row.last_modified) if row else None
+
+    def put(self, url: str, etag: str | None, last_modified: str | None) -> None:
+        row = self._session.get(HttpValidator, url)
+        if row is None:
+            self._session.add(HttpValidator(url=url, etag=etag, last_modified=last_modified, updated=self._now))
+        else:
+            row.etag, row.last_modified, row.updated = etag, last_modified, self._now
+        self._session.flush()
+
+
+# --- profiles, recipients, digests ---------------------------------------------------------------------
+
+
+def sync_profiles(session: Session, profiles: Sequence[Profile], now: datetime) -> dict[str, int]:
+    """Mirror the profile file into the store; returns profile name -> id."""
+    ids: dict[str, int] = {}
+    for p in profiles:
+        row = session.scalar(select(ProfileRow).where(ProfileRow.name == p.name))
+        config = _jsonable(asdict(p))
+        if row is None:
+            row = ProfileRow(name=p.name, config=config, updated=now)
+            session.add(row)
+        elif row.config != config:
+            row.config, row.updated = config, now
+        session.flush()
+        ids[p.name] = row.id
+        for channel, opts in p.channels.items():
+            address = str(opts.get("dir") or opts.get("to") or opts.get("chat_id") or "")
+            if not address:
+                continue
+            exists = session.scalar(
+                select(RecipientRow).where(
+                    RecipientRow.profile_id == row.id,
+                    RecipientRow.channel == channel,
+                    RecipientRow.address == address,
+                )
+            )
+            if exists is None:
+                session.add(RecipientRow(profile_id=row.id, channel=channel, address=address, created=now))
+    session.flush()
+    return ids
+
+
+def sent_keys(session: Session, profile: str, before: date) -> set[str]:
+    """The never-twice ledger: every item key already in one of the profile's digests before `before`."""
+    rows = session.scalars(
+        select(Item.key)
+        .join(EntryRow, EntryRow.item_id == Item.id)
+        .join(DigestRow, DigestRow.id == EntryRow.digest_id)
+        .join(ProfileRow, ProfileRow.id == DigestRow.profile_id)
+        .where(ProfileRow.name == profile, DigestRow.day < before)
+    )
+    return set(rows)
+
+
+def find_digest(session: Session, profile: str, day: date) -> DigestRow | None:
+    return session.scalar(
+        select(DigestRow)
+        .join(ProfileRow, ProfileRow.id == DigestRow.profile_id)
+        .where(ProfileRow.name == profile, DigestRow.day == day)
+    )
+
+
+def save_digest(session: Session, digest: Digest, markdown: str, now: datetime) -> int:
+    """Store a digest and its cards; a digest is immutable, so saving the same (profile, day) twice fails."""
+    profile_id = session.scalar(select(ProfileRow.id).where(ProfileRow.name == digest.profile))
+    if profile_id is None:
+        raise LookupError(f"profile {digest.profile!r} is not in the store; sync the profiles first")
+    row = DigestRow(
+        profile_id=profile_id,
+        day=digest.day,
+        title=digest.title,
+        summary=digest.summary,
+        markdown=markdown,
+        data=_jsonable(
+            {
+                "talk_check": digest.talk_check,
+                "shortfall": digest.shortfall,
+                "papers_wanted": digest.papers_wanted,
+                "videos_wanted": digest.videos_wanted,
+                "sources": [asdict(s) for s in digest.sources],
+            }
+        ),
+        created=now,
+    )
+    session.add(row)
+    session.flush()
+    item_ids = dict(
+        session.execute(select(Item.key, Item.id).where(Item.key.in_([c.key for c in digest.cards]))).tuples()
+    )
+    for position, card in enumerate(digest.cards, start=1):
+        session.add(
+            EntryRow(
+                digest_id=row.id,
+                item_id=item_ids[card.key],
+                position=position,
+                thread=card.thread,
+                score=card.score,
+                card=_jsonable(asdict(card)),
+            )
+        )
+    session.flush()
+    return row.id
+
+
+def load_digest(session: Session, row: DigestRow) -> Digest:
+    """Rebuild the `Digest` a row was saved from."""
+    profile = session.get(ProfileRow, row.profile_id)
+    entries = session.scalars(select(EntryRow).where(EntryRow.digest_id == row.id).order_by(EntryRow.position))
+    cards = []
+    for e in entries:
+        data = dict(e.card)
+        data["punch"] = tuple(Quote(**q) for q in data.get("punch", []))
+        data["discussions"] = tuple(data.get("discussions", []))
+        cards.append(Card(**data))
+    d = row.data
+    return Digest(
+        profile=profile.name if profile else "",
+        day=row.day,
+        title=row.title,
+        summary=row.summary,
+        cards=tuple(cards),
+        papers_wanted=int(d.get("papers_wanted", 0)),
+        videos_wanted=int(d.get("videos_wanted", 0)),
+        talk_check=str(d.get("talk_check", "")),
+        sources=tuple(SourceReport(**s) for s in d.get("sources", [])),
+        shortfall=str(d.get("shortfall", "")),
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    """Tuples to lists, dates to ISO strings: what a JSON column can hold."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
