@@ -15,9 +15,9 @@ _OLD_ID = r"[a-z\-]+(?:\.[A-Z]{2})?/\d{7}"
 _ARXIV_ID = rf"(?P<id>{_NEW_ID}|{_OLD_ID})(?:v(?P<version>\d+))?"
 
 _ARXIV_PATTERNS = [
-    # abs / pdf / html / format links on arxiv.org, export.arxiv.org, ar5iv(.labs).arxiv.org, alphaxiv
+    # abs / pdf / html / format links on arxiv.org, export.arxiv.org, ar5iv.org and ar5iv.labs.arxiv.org
     re.compile(
-        rf"(?:https?://)?(?:www\.|export\.)?(?:ar5iv\.labs\.|ar5iv\.)?arxiv\.org/"
+        rf"(?:https?://)?(?:ar5iv\.labs\.arxiv\.org|ar5iv\.org|(?:www\.|export\.)?arxiv\.org)/"
         rf"(?:abs|pdf|html|format)/{_ARXIV_ID}",
         re.I,
     ),

@@ -279,9 +279,8 @@ def save_digest(session: Session, digest: Digest, markdown: str, now: datetime) 
     )
     session.add(row)
     session.flush()
-    item_ids = dict(
-        session.execute(select(Item.key, Item.id).where(Item.key.in_([c.key for c in digest.cards]))).tuples()
-    )
+    rows = session.execute(select(Item.key, Item.id).where(Item.key.in_([c.key for c in digest.cards])))
+    item_ids = {key: item_id for key, item_id in rows}
     for position, card in enumerate(digest.cards, start=1):
         session.add(
             EntryRow(

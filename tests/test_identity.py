@@ -1,0 +1,61 @@
+"""Canonical keys for the URL forms items really arrive in."""
+
+from __future__ import annotations
+
+import pytest
+
+from feedsvc.identity import arxiv_id, bare_arxiv_id, canonical_key, normalise_url
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("https://arxiv.org/abs/2411.17700", ("2411.17700", None)),
+        ("http://arxiv.org/abs/1605.08386v1", ("1605.08386", 1)),  # the API's <id>
+        ("https://arxiv.org/pdf/2411.17700v2", ("2411.17700", 2)),
+        ("https://arxiv.org/pdf/2411.17700v2.pdf", ("2411.17700", 2)),
+        ("https://arxiv.org/html/2407.14503v1#S3", ("2407.14503", 1)),
+        ("https://ar5iv.labs.arxiv.org/html/1606.09375", ("1606.09375", None)),
+        ("https://ar5iv.org/abs/2012.15000", ("2012.15000", None)),
+        ("https://export.arxiv.org/abs/2202.00665", ("2202.00665", None)),
+        ("https://doi.org/10.48550/arXiv.2310.03240", ("2310.03240", None)),
+        ("oai:arXiv.org:2411.17700v1", ("2411.17700", 1)),  # RSS guid
+        ("Show HN: our paper (arXiv:2211.09817)", ("2211.09817", None)),
+        ("http://arxiv.org/abs/astro-ph/0601001v1", ("astro-ph/0601001", 1)),
+        ("https://arxiv.org/abs/math.CO/0601001", ("math.CO/0601001", None)),
+        ("https://example.org/abs/2411.17700", None),
+    ],
+)
+def test_arxiv_ids(text: str, expected: tuple[str, int | None] | None) -> None:
+    assert arxiv_id(text) == expected
+
+
+def test_bare_id_accepts_plain_versioned_ids_and_refuses_junk() -> None:
+    assert bare_arxiv_id("1801.01290v2") == "1801.01290"
+    assert bare_arxiv_id(" 1801.01290 ") == "1801.01290"
+    with pytest.raises(ValueError):
+        bare_arxiv_id("soft actor critic")
+
+
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [
+        ("https://www.youtube.com/watch?v=cRGKc-nAWho", "youtube:cRGKc-nAWho"),
+        ("https://youtu.be/klW65MWJ1PY?t=42", "youtube:klW65MWJ1PY"),
+        ("https://m.youtube.com/watch?feature=share&v=cRGKc-nAWho", "youtube:cRGKc-nAWho"),
+        ("https://www.youtube.com/shorts/cRGKc-nAWho", "youtube:cRGKc-nAWho"),
+        ("https://arxiv.org/pdf/2602.17632v1", "arxiv:2602.17632"),
+        ("HTTP://WWW.Example.COM/post/?utm_source=hn&id=3#comments", "url:https://example.com/post?id=3"),
+    ],
+)
+def test_canonical_keys(url: str, key: str) -> None:
+    assert canonical_key(url) == key
+
+
+def test_an_arxiv_id_in_a_title_wins_over_a_blog_url() -> None:
+    assert canonical_key("https://blog.example.org/x", "Paper (arXiv:2602.15182)") == "arxiv:2602.15182"
+
+
+def test_normalise_url_keeps_meaningful_query_and_port() -> None:
+    assert normalise_url("http://example.org:8080/a/") == "https://example.org:8080/a"
+    assert normalise_url("https://example.org/a?b=1&utm_medium=x") == "https://example.org/a?b=1"
