@@ -19,12 +19,14 @@ from rich.table import Table
 from feedsvc.config import Settings, profiles_for
 from feedsvc.models import ConfigError, FeedsvcError, Profile
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="feedsvc: a personalized research-feed digest.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="feedsvc: a personalized research-feed digest."
+)
 db_app = typer.Typer(no_args_is_help=True, help="Database commands.")
 app.add_typer(db_app, name="db")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -51,7 +53,7 @@ def _profiles(settings: Settings, only: str | None = None) -> list[Profile]:
     return profiles
 
 
-def _engine(settings: Settings):  # noqa: ANN202 - SQLAlchemy Engine
+def _engine(settings: Settings):
     from feedsvc.store.db import current_revision, make_engine
 
     engine = make_engine(settings.resolved_database_url())
@@ -65,13 +67,18 @@ def _engine(settings: Settings):  # noqa: ANN202 - SQLAlchemy Engine
 
 
 def _progress() -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
-                    transient=True)
+    return Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
+    )
 
 
 @app.callback()
-def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 @db_app.command("upgrade")
@@ -83,7 +90,10 @@ def db_upgrade() -> None:
     engine = make_engine(settings.resolved_database_url())
     try:
         upgrade(engine)
-        out.print(f"database at revision {current_revision(engine)} ({engine.url.render_as_string(hide_password=True)})")
+        out.print(
+            f"database at revision {current_revision(engine)} "
+            f"({engine.url.render_as_string(hide_password=True)})"
+        )
     except Exception as e:
         raise _fail(f"migration failed: {e}") from None
     finally:
@@ -103,7 +113,9 @@ def fetch() -> None:
         with _progress() as bar:
             task = bar.add_task("fetching", total=None)
             outcomes = pipeline.collect(
-                settings, session_factory(engine), profiles,
+                settings,
+                session_factory(engine),
+                profiles,
                 progress=lambda name: bar.update(task, description=f"fetching {name}"),
             )
     finally:
@@ -117,16 +129,21 @@ def _print_outcomes(outcomes: list) -> None:
     table = Table("source", "status", "scanned", "kept", "new", "note / error")
     for o in outcomes:
         style = {"failed": "red", "empty": "yellow"}.get(o.status, "green")
-        table.add_row(o.source, f"[{style}]{o.status}[/]", str(o.scanned), str(o.fetched), str(o.new),
-                      o.error or o.note)
+        table.add_row(
+            o.source, f"[{style}]{o.status}[/]", str(o.scanned), str(o.fetched), str(o.new), o.error or o.note
+        )
     out.print(table)
 
 
 @app.command()
 def digest(
-    day: Annotated[str | None, typer.Option("--date", help="The digest's date, YYYY-MM-DD (default: today).")] = None,
+    day: Annotated[
+        str | None, typer.Option("--date", help="The digest's date, YYYY-MM-DD (default: today).")
+    ] = None,
     profile: Annotated[str | None, typer.Option("--profile", help="Only this profile.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the digest; store and write nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the digest; store and write nothing.")
+    ] = False,
 ) -> None:
     """Rank, write cards and render each profile's digest."""
     from feedsvc import pipeline
@@ -142,7 +159,9 @@ def digest(
     try:
         with _progress() as bar:
             bar.add_task("ranking and writing cards", total=None)
-            built = pipeline.build_digests(settings, session_factory(engine), profiles, day=the_day, dry_run=dry_run)
+            built = pipeline.build_digests(
+                settings, session_factory(engine), profiles, day=the_day, dry_run=dry_run
+            )
     except FeedsvcError as e:
         raise _fail(str(e)) from None
     finally:
@@ -157,9 +176,9 @@ def digest(
 
 @app.command()
 def demo(
-    data_dir: Annotated[Path, typer.Option(help="Where the demo's database and digest go (wiped first).")] = Path(
-        "data/demo"
-    ),
+    data_dir: Annotated[
+        Path, typer.Option(help="Where the demo's database and digest go (wiped first).")
+    ] = Path("data/demo"),
     preview_lines: Annotated[int, typer.Option(help="How many lines of the digest to show.")] = 60,
 ) -> None:
     """Run the whole pipeline offline on a bundled snapshot of real recorded arXiv data."""
@@ -167,7 +186,9 @@ def demo(
 
     with _progress() as bar:
         task = bar.add_task("starting the replay server", total=None)
-        result = run_demo(data_dir, progress=lambda name: bar.update(task, description=f"fetching {name} (replayed)"))
+        result = run_demo(
+            data_dir, progress=lambda name: bar.update(task, description=f"fetching {name} (replayed)")
+        )
     _print_outcomes(result.outcomes)
     for b in result.built:
         out.rule(f"{b.profile} · {SNAPSHOT_DAY} (the recorded snapshot's day)")

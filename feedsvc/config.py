@@ -33,7 +33,8 @@ class Settings(BaseSettings):
         description="The profile TOML file; falls back to the bundled example when it does not exist.",
     )
     arxiv_rss_url: str = Field(
-        "https://rss.arxiv.org/rss", description="arXiv's listing feed; categories are appended as `/cs.LG+stat.ML`."
+        "https://rss.arxiv.org/rss",
+        description="arXiv's listing feed; categories are appended as `/cs.LG+stat.ML`.",
     )
     arxiv_api_url: str = Field("https://export.arxiv.org/api/query", description="arXiv's search API.")
     arxiv_delay_seconds: float = Field(3.0, description="Pause between arXiv API calls (arXiv asks for 3 s).")
@@ -87,7 +88,9 @@ class _ThreadIn(BaseModel):
 class _ProfileIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="a slug: lower-case letters, digits, - and _")
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]*$", description="a slug: lower-case letters, digits, - and _"
+    )
     timezone: str = "UTC"
     send_at: str = Field("07:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     papers: int = Field(3, ge=0, le=20)
@@ -125,7 +128,7 @@ def parse_profiles(data: dict[str, Any], origin: str) -> list[Profile]:
             p = _ProfileIn.model_validate(entry)
         except ValidationError as e:
             problems = "; ".join(
-                f"field '{_field_path(err['loc'])}': {err['msg']}"
+                f"field '{_field_path(err['loc'])}': {err['msg'].removeprefix('Value error, ')}"
                 + (f" (got {err['input']!r})" if not isinstance(err["input"], dict | list) else "")
                 for err in e.errors()
             )

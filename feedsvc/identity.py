@@ -67,7 +67,9 @@ def normalise_url(url: str) -> str:
         host = f"{host}:{parts.port}"
     query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if not k.lower().startswith("utm_")])
     path = parts.path.rstrip("/")
-    return urlunsplit(("https" if parts.scheme in ("http", "https", "") else parts.scheme, host, path, query, ""))
+    return urlunsplit(
+        ("https" if parts.scheme in ("http", "https", "") else parts.scheme, host, path, query, "")
+    )
 
 
 def canonical_key(url: str, *texts: str) -> str:

@@ -66,7 +66,9 @@ def default_sources(settings: Settings, profiles: Sequence[Profile], validators:
     sources: list[Source] = []
     cats = arxiv_categories(profiles)
     if cats:
-        sources.append(ArxivSource(settings, SourceHttp(settings, source="arxiv", validators=validators), cats))
+        sources.append(
+            ArxivSource(settings, SourceHttp(settings, source="arxiv", validators=validators), cats)
+        )
     return sources
 
 
@@ -164,8 +166,14 @@ def build_digests(
             if existing is not None and not dry_run:
                 path = _digest_path(settings, profile.name, the_day)
                 built.append(
-                    Built(profile.name, the_day, queries.load_digest(session, existing), existing.markdown,
-                          path if path.exists() else None, existed=True)
+                    Built(
+                        profile.name,
+                        the_day,
+                        queries.load_digest(session, existing),
+                        existing.markdown,
+                        path if path.exists() else None,
+                        existed=True,
+                    )
                 )
                 continue
             digest = _make_digest(session, profile, the_day)
@@ -254,22 +262,38 @@ def _source_reports(
         label = SOURCE_LABELS.get(source, source)
         if run.status == "failed":
             since = queries.failing_since(session, source) or run.started
-            note = f"failed since {since:%Y-%m-%d %H:%M} UTC ({run.error}); picks come from what the store already had: {pool}"
+            note = (
+                f"failed since {since:%Y-%m-%d %H:%M} UTC ({run.error}); "
+                f"picks come from what the store already had: {pool}"
+            )
         elif run.status == "empty":
             note = f"{run.note or 'nothing new'} (checked {run.finished:%Y-%m-%d %H:%M} UTC). {pool}"
         else:
             note = (
-                f"last fetch {run.finished:%Y-%m-%d %H:%M} UTC scanned {run.scanned} items, kept {run.fetched} "
+                f"last fetch {run.finished:%Y-%m-%d %H:%M} UTC scanned {run.scanned} items, "
+                f"kept {run.fetched} "
                 f"in the configured categories ({run.new} new to the store). {pool}"
             )
         reports.append(
-            SourceReport(source=label, status=run.status, scanned=run.scanned, eligible=ranking.eligible,
-                         picked=picked, note=note)
+            SourceReport(
+                source=label,
+                status=run.status,
+                scanned=run.scanned,
+                eligible=ranking.eligible,
+                picked=picked,
+                note=note,
+            )
         )
     if not runs:
         reports.append(
-            SourceReport(source="arXiv", status="never run", scanned=0, eligible=ranking.eligible, picked=picked,
-                         note=f"never fetched (run `feedsvc fetch`). {pool}")
+            SourceReport(
+                source="arXiv",
+                status="never run",
+                scanned=0,
+                eligible=ranking.eligible,
+                picked=picked,
+                note=f"never fetched (run `feedsvc fetch`). {pool}",
+            )
         )
     return reports
 

@@ -66,5 +66,5 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def factory(engine: Engine):  # noqa: ANN201
+def factory(engine: Engine):
     return session_factory(engine)

@@ -18,9 +18,17 @@ NOW = datetime(2024, 11, 28, 18, 0, tzinfo=UTC)
 
 def paper(key: str, version: int | None = 1, title: str = "A paper", **kw) -> Candidate:
     return Candidate(
-        key=key, kind="paper", title=title, text=kw.pop("text", "An abstract."), url=f"https://arxiv.org/abs/{key[6:]}",
-        source="arxiv", authors=("A. Author",), categories=("cs.LG",), published=kw.pop("published", NOW),
-        version=version, meta=kw.pop("meta", {"announce_type": "new"}),
+        key=key,
+        kind="paper",
+        title=title,
+        text=kw.pop("text", "An abstract."),
+        url=f"https://arxiv.org/abs/{key[6:]}",
+        source="arxiv",
+        authors=("A. Author",),
+        categories=("cs.LG",),
+        published=kw.pop("published", NOW),
+        version=version,
+        meta=kw.pop("meta", {"announce_type": "new"}),
     )
 
 
@@ -35,7 +43,9 @@ def test_upgrade_head_creates_every_table_and_no_drift(engine) -> None:
 
 def test_a_replacement_updates_the_item_and_never_duplicates_it(factory) -> None:
     with session_scope(factory) as s:
-        assert queries.upsert_candidates(s, [paper("arxiv:2411.00001", 1, "Old title")], run_id=None, now=NOW) == (1, 1)
+        assert queries.upsert_candidates(
+            s, [paper("arxiv:2411.00001", 1, "Old title")], run_id=None, now=NOW
+        ) == (1, 1)
     later = NOW + timedelta(days=3)
     v2 = paper("arxiv:2411.00001", 2, "New title", published=later, meta={"announce_type": "replace"})
     with session_scope(factory) as s:
@@ -87,27 +97,50 @@ def test_validators_persist_per_url(factory) -> None:
         v.put("https://rss.arxiv.org/rss/cs.LG", '"abc"', "Thu, 28 Nov 2024 14:47:20 GMT")
     with session_scope(factory) as s:
         assert queries.StoreValidators(s, NOW).get("https://rss.arxiv.org/rss/cs.LG") == (
-            '"abc"', "Thu, 28 Nov 2024 14:47:20 GMT",
+            '"abc"',
+            "Thu, 28 Nov 2024 14:47:20 GMT",
         )
 
 
 def _digest(profile: str, day: date, keys: list[str]) -> Digest:
     cards = tuple(
-        Card(key=k, kind="paper", title=k, url="https://arxiv.org/abs/x", domain="ML", time_cost="~2min",
-             intuition="i", punch_intro="p", punch=(Quote("x = 1", "abstract", True),), significance="s",
-             why="w", thread="T", score=0.5)
+        Card(
+            key=k,
+            kind="paper",
+            title=k,
+            url="https://arxiv.org/abs/x",
+            domain="ML",
+            time_cost="~2min",
+            intuition="i",
+            punch_intro="p",
+            punch=(Quote("x = 1", "abstract", True),),
+            significance="s",
+            why="w",
+            thread="T",
+            score=0.5,
+        )
         for k in keys
     )
-    return Digest(profile=profile, day=day, title=f"Daily Feed - {day}", summary="s", cards=cards,
-                  papers_wanted=3, videos_wanted=2, talk_check="t",
-                  sources=(SourceReport("arXiv", "ok", 10, 5, len(keys), "note"),))
+    return Digest(
+        profile=profile,
+        day=day,
+        title=f"Daily Feed - {day}",
+        summary="s",
+        cards=cards,
+        papers_wanted=3,
+        videos_wanted=2,
+        talk_check="t",
+        sources=(SourceReport("arXiv", "ok", 10, 5, len(keys), "note"),),
+    )
 
 
 def test_digests_round_trip_and_feed_the_never_twice_ledger(factory) -> None:
     prof = Profile(name="p1", threads=(Thread(name="T"),), channels={"markdown": {"dir": "out"}})
     with session_scope(factory) as s:
         queries.sync_profiles(s, [prof], NOW)
-        queries.upsert_candidates(s, [paper("arxiv:2411.00010"), paper("arxiv:2411.00011")], run_id=None, now=NOW)
+        queries.upsert_candidates(
+            s, [paper("arxiv:2411.00010"), paper("arxiv:2411.00011")], run_id=None, now=NOW
+        )
         d = _digest("p1", date(2024, 11, 28), ["arxiv:2411.00010"])
         queries.save_digest(s, d, "# md", NOW)
     with session_scope(factory) as s:

@@ -54,7 +54,11 @@ CATEGORY_NAMES = {
 # "et al. (2020)" and decimals.
 _SENTENCE = re.compile(r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bet al\.)(?<!\bvs\.)(?<=[.!?])\s+(?=[A-Z\d$\\(\[])")
 _INLINE_MATH = re.compile(r"(?<!\\)\$([^$]{3,200})(?<!\\)\$")
-_MATH_STATEMENT = re.compile(r"=|\\le|\\ge|\\leq|\\geq|<|>|\\approx|\\sim|\\mathcal\{O\}|O\(|\\Omega\(|\\Theta\(")
+_MATH_STATEMENT = re.compile(
+    r"=|\\le|\\ge|<|>|\\approx|\\sim|\\in\b|\\propto|\\mathcal\{O\}|O\(|\\Omega\(|\\Theta\("
+)
+# "r = 0.81", "x=3", "\alpha = 0.5": a value, not a formula; such math is never shown as an equation
+_BARE_VALUE = re.compile(r"^\s*\\?[A-Za-z]\w*\s*=\s*[-+\d.,\s%\\]*\$?$|^[-+\d.,\s%=\\]*$")
 # a quantitative claim: a percentage, a multiplier, a decimal, or a number next to a unit of comparison
 _QUANT = re.compile(
     r"\d+(?:\.\d+)?\s?(?:%|\\%|x\b|×|-fold|fold\b|times\b)"
@@ -64,7 +68,8 @@ _QUANT = re.compile(
 )
 _YEARLIKE = re.compile(r"^(19|20)\d\d$")
 _SIGNIFICANCE_CUES = re.compile(
-    r"\b(?:this (?:suggests|shows|opens|enables|implies|provides|paves)|we (?:show|prove|demonstrate|establish)|"
+    r"\b(?:this (?:suggests|shows|opens|enables|implies|provides|paves)|"
+    r"we (?:show|prove|demonstrate|establish)|"
     r"implications?|enables?|paves the way|opens|sheds light|outperform|improv|state-of-the-art|"
     r"significantly|first)\b",
     re.I,
@@ -110,7 +115,7 @@ def _math_quotes(text: str) -> list[Quote]:
     out: list[Quote] = []
     for m in _INLINE_MATH.finditer(text):
         latex = m.group(1).strip()
-        if _MATH_STATEMENT.search(latex) and re.search(r"[A-Za-z\\]", latex):
+        if _MATH_STATEMENT.search(latex) and re.search(r"[A-Za-z\\]", latex) and not _BARE_VALUE.match(latex):
             out.append(Quote(text=latex, where="abstract", is_math=True))
     return out
 

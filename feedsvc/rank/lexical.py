@@ -85,7 +85,9 @@ def score(
 
     nearest: list[list[tuple[str | None, float]]] = []
     seed_lists = [[seeds[f"arxiv:{s}"] for s in t.seed_papers if f"arxiv:{s}" in seeds] for t in threads]
-    seed_vecs = [vectorizer.transform([candidate_text(s) for s in lst]) if lst else None for lst in seed_lists]
+    seed_vecs = [
+        vectorizer.transform([candidate_text(s) for s in lst]) if lst else None for lst in seed_lists
+    ]
     for i in range(X.shape[0]):
         row_n: list[tuple[str | None, float]] = []
         for t, lst in enumerate(seed_lists):

@@ -16,8 +16,11 @@ from datetime import datetime, timedelta
 from feedsvc.models import Candidate, Profile, Scored
 from feedsvc.rank import lexical
 
-MIN_SCORE = 0.05  # TF-IDF cosine below which a paper does not clear the bar (about the 95th percentile of a day)
+MIN_SCORE = (
+    0.05  # TF-IDF cosine below which a paper does not clear the bar (about the 95th percentile of a day)
+)
 RECENCY_WEIGHT = 0.15  # at the far edge of the eligibility window a score keeps 85% of its value
+NEAREST_SEED_MIN = 0.04  # below this a seed paper is not named as "close"
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,7 @@ def rank(
                 score=round(best, 4),
                 thread=threads[best_t].name,
                 matched=lex.matched[i][best_t],
-                nearest_seed=seed_title if seed_sim >= 0.1 else None,
+                nearest_seed=seed_title if seed_sim >= NEAREST_SEED_MIN else None,
                 reasons=(f"lexical similarity {best:.3f} to thread '{threads[best_t].name}'",),
             )
         )

@@ -35,7 +35,9 @@ def md_url(url: object) -> str:
     s = str(url).strip()
     if not re.match(r"^https?://", s, re.I):
         return "#"
-    return s.replace(" ", "%20").replace("(", "%28").replace(")", "%29").replace("<", "%3C").replace(">", "%3E")
+    return (
+        s.replace(" ", "%20").replace("(", "%28").replace(")", "%29").replace("<", "%3C").replace(">", "%3E")
+    )
 
 
 def md_math(latex: object) -> str:
@@ -58,7 +60,11 @@ def _environment() -> Environment:
         trim_blocks=False,
     )
     env.filters.update(
-        md=md, md_link_text=md_link_text, md_url=md_url, md_math=md_math, yaml=yaml,
+        md=md,
+        md_link_text=md_link_text,
+        md_url=md_url,
+        md_math=md_math,
+        yaml=yaml,
         source_label=lambda s: SOURCE_LABELS.get(str(s), str(s)),
     )
     return env

@@ -98,7 +98,9 @@ def upsert_candidates(
             item.meta = {**item.meta, **{k: v for k, v in c.meta.items() if v not in (None, "")}}
             item.last_seen = now
         session.flush()
-        session.add(Sighting(item_id=item.id, source=c.source, run_id=run_id, seen_at=now, fields=dict(c.meta)))
+        session.add(
+            Sighting(item_id=item.id, source=c.source, run_id=run_id, seen_at=now, fields=dict(c.meta))
+        )
     session.flush()
     return len(batch), new
 
@@ -196,7 +198,9 @@ class StoreValidators:
     def put(self, url: str, etag: str | None, last_modified: str | None) -> None:
         row = self._session.get(HttpValidator, url)
         if row is None:
-            self._session.add(HttpValidator(url=url, etag=etag, last_modified=last_modified, updated=self._now))
+            self._session.add(
+                HttpValidator(url=url, etag=etag, last_modified=last_modified, updated=self._now)
+            )
         else:
             row.etag, row.last_modified, row.updated = etag, last_modified, self._now
         self._session.flush()
@@ -299,7 +303,9 @@ def save_digest(session: Session, digest: Digest, markdown: str, now: datetime) 
 def load_digest(session: Session, row: DigestRow) -> Digest:
     """Rebuild the `Digest` a row was saved from."""
     profile = session.get(ProfileRow, row.profile_id)
-    entries = session.scalars(select(EntryRow).where(EntryRow.digest_id == row.id).order_by(EntryRow.position))
+    entries = session.scalars(
+        select(EntryRow).where(EntryRow.digest_id == row.id).order_by(EntryRow.position)
+    )
     cards = []
     for e in entries:
         data = dict(e.card)

@@ -1,0 +1,276 @@
+"""The arXiv source: today's announcement from the RSS listing, details from the search API.
+
+`fetch` reads `{arxiv_rss_url}/{cat+cat}` (conditional GET through `SourceHttp`), keeps items of
+announce type new / cross / replace / replace-cross whose categories meet the requested ones (the
+feed may cover whole archives), and, when `settings.arxiv_enrich` is on, asks the API (through the
+`arxiv` package) for comment, primary category, journal ref, DOI and the first-version date; an API
+failure there only adds a sentence to the note. A feed without items or a 304 is `status="empty"`,
+not an error. `lookup` fetches papers by bare id through the API. The listing's `since` is not used:
+the feed is always the latest announcement, and de-duplication is the store's job.
+Imports only feedsvc.models, feedsvc.config, feedsvc.identity and feedsvc.sources (never feedsvc.store).
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import arxiv
+import feedparser
+import requests
+
+from feedsvc.config import Settings
+from feedsvc.identity import arxiv_id
+from feedsvc.models import Candidate, Fetched, SourceError
+from feedsvc.sources.http import Response, SourceHttp, safe_url
+
+NAME = "arxiv"
+KEPT_TYPES = frozenset({"new", "cross", "replace", "replace-cross"})
+API_BATCH = 100
+
+_PREFIX = re.compile(r"^\s*arXiv:\S+\s+Announce Type:\s*\S+\s*(?:Abstract:\s*)?", re.I)
+_HTML_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.I | re.S)
+
+ApiClientFactory = Callable[[], arxiv.Client]
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _utc(parsed: Any) -> datetime | None:
+    if not parsed:
+        return None
+    return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
+
+
+def _in_categories(item_categories: Iterable[str], wanted: Sequence[str]) -> bool:
+    """True when an item category equals a wanted one or lies in a wanted archive (`cs` holds `cs.LG`)."""
+    return any(cat == w or cat.startswith(w + ".") for cat in item_categories for w in wanted)
+
+
+def _looks_like_html(response: Response) -> bool:
+    ctype = response.headers.get("content-type", "").lower()
+    head = response.content[:512].lstrip().lower()
+    return "text/html" in ctype or head.startswith((b"<!doctype html", b"<html"))
+
+
+class _TimeoutSession(requests.Session):
+    """A requests session with a default time-out (the `arxiv` package sets none)."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self._timeout = timeout
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self._timeout)
+        return super().request(method, url, *args, **kwargs)
+
+
+def default_api_client(settings: Settings) -> arxiv.Client:
+    """The `arxiv` package's client, pointed at `settings.arxiv_api_url`, with feedsvc's time-out."""
+    client = arxiv.Client(
+        page_size=API_BATCH, delay_seconds=settings.arxiv_delay_seconds, num_retries=settings.http_retries
+    )
+    client.query_url_format = settings.arxiv_api_url + "?{}"
+    client._session = _TimeoutSession(settings.http_timeout)
+    return client
+
+
+def _api_cause(e: Exception) -> str:
+    if isinstance(e, arxiv.HTTPError):
+        return f"arXiv API answered HTTP {e.status} (GET {safe_url(e.url)})"
+    if isinstance(e, arxiv.ArxivError):
+        return f"arXiv API: {e.message} (GET {safe_url(e.url)})"
+    if isinstance(e, requests.Timeout):
+        return "arXiv API timed out"
+    return f"arXiv API request failed: {type(e).__name__}: {e}".splitlines()[0]
+
+
+class ArxivSource:
+    name = NAME
+
+    def __init__(
+        self,
+        settings: Settings,
+        http: SourceHttp,
+        categories: Sequence[str],
+        *,
+        api_client_factory: ApiClientFactory | None = None,
+    ) -> None:
+        self.settings = settings
+        self.http = http
+        self.categories = tuple(c.strip() for c in categories if c.strip())
+        self._factory = api_client_factory or (lambda: default_api_client(settings))
+        self._api: arxiv.Client | None = None
+
+    @property
+    def feed_url(self) -> str:
+        return f"{self.settings.arxiv_rss_url.rstrip('/')}/{'+'.join(self.categories)}"
+
+    def _api_client(self) -> arxiv.Client:
+        if self._api is None:
+            self._api = self._factory()
+        return self._api
+
+    # --- the listing -------------------------------------------------------------------------------
+
+    def fetch(self, since: datetime) -> Fetched:
+        if not self.categories:
+            raise SourceError(NAME, "no arXiv categories configured")
+        wanted = "+".join(self.categories)
+        response = self.http.get(self.feed_url, conditional=True)
+        if response.not_modified:
+            return Fetched([], status="empty", note="unchanged since the last fetch (304)")
+        feed = self._parse(response)
+        entries = feed.entries
+        if not entries:
+            built = feed.feed.get("updated") or feed.feed.get("published") or "unknown time"
+            return Fetched(
+                [], status="empty", note=f"arXiv had no announcement for {wanted} (feed built {built})"
+            )
+        candidates = [c for c in (self._candidate(e) for e in entries) if c is not None]
+        note = f"rss: {len(entries)} announced, {len(candidates)} in {', '.join(self.categories)}"
+        if candidates and self.settings.arxiv_enrich:
+            candidates, extra = self._enrich(candidates)
+            note = f"{note}; {extra}"
+        return Fetched(candidates, status="ok" if candidates else "empty", scanned=len(entries), note=note)
+
+    def _parse(self, response: Response) -> Any:
+        where = safe_url(response.url)
+        if _looks_like_html(response):
+            m = _HTML_TITLE.search(response.content[:4096])
+            title = _squash(m.group(1).decode("utf-8", "replace")) if m else ""
+            detail = f" ({title})" if title else ""
+            raise SourceError(NAME, f"expected an RSS feed, got an HTML page{detail} from {where}")
+        # No sanitising: it would mangle LaTeX such as "$1/3<s<1$" in abstracts (they are plain text).
+        feed = feedparser.parse(response.content, sanitize_html=False, resolve_relative_uris=False)
+        title = feed.feed.get("title", "")
+        if title.startswith("Feed error for query"):
+            detail = _squash(feed.feed.get("description", "")) or title
+            raise SourceError(NAME, f"arXiv rejected the feed query: {detail}")
+        if feed.bozo and not isinstance(feed.bozo_exception, feedparser.CharacterEncodingOverride):
+            exc = feed.bozo_exception
+            line = getattr(exc, "getLineNumber", lambda: None)()
+            at = f" at line {line}" if line else ""
+            raise SourceError(
+                NAME, f"malformed RSS from {where}{at}: {exc} ({len(response.content)} bytes; truncated?)"
+            )
+        if not feed.version or not title:
+            raise SourceError(NAME, f"not an RSS feed ({len(response.content)} bytes) from {where}")
+        return feed
+
+    def _candidate(self, entry: Any) -> Candidate | None:
+        announce = (entry.get("arxiv_announce_type") or "").strip().lower()
+        if announce not in KEPT_TYPES:
+            return None
+        categories = tuple(t.get("term") for t in entry.get("tags", []) if t.get("term"))
+        if not _in_categories(categories, self.categories):
+            return None
+        found = arxiv_id(entry.get("id", "")) or arxiv_id(entry.get("link", ""))
+        if not found:
+            return None
+        bare, version = found
+        description = entry.get("summary", "")
+        authors = tuple(a.strip() for a in entry.get("author", "").split(", ") if a.strip())
+        when = _utc(entry.get("published_parsed"))
+        meta: dict[str, Any] = {"announce_type": announce}
+        if entry.get("rights"):
+            meta["rights"] = entry["rights"]
+        return Candidate(
+            key=f"arxiv:{bare}",
+            kind="paper",
+            title=_squash(entry.get("title", "")),
+            text=_PREFIX.sub("", description, count=1).strip(),
+            url=f"https://arxiv.org/abs/{bare}",
+            source=NAME,
+            authors=authors,
+            categories=categories,
+            published=when,
+            updated=when,
+            version=version,
+            meta=meta,
+        )
+
+    # --- the API -------------------------------------------------------------------------------------
+
+    def _query(self, ids: Sequence[str]) -> dict[str, arxiv.Result]:
+        """API results by bare id; raises SourceError on arXiv's error entries, re-raises client errors."""
+        client = self._api_client()
+        found: dict[str, arxiv.Result] = {}
+        for start in range(0, len(ids), API_BATCH):
+            batch = list(ids[start : start + API_BATCH])
+            search = arxiv.Search(id_list=batch, max_results=len(batch))
+            for result in client.results(search):
+                if "/api/errors" in result.entry_id:  # arxiv < 4 yields arXiv's error entry as a result
+                    raise SourceError(NAME, f"arXiv API error: {_squash(result.summary) or result.title}")
+                got = arxiv_id(result.entry_id)
+                if got:
+                    found[got[0]] = result
+        return found
+
+    def _enrich(self, candidates: list[Candidate]) -> tuple[list[Candidate], str]:
+        ids = [c.key.removeprefix("arxiv:") for c in candidates]
+        try:
+            found = self._query(ids)
+        except SourceError as e:
+            return candidates, f"API enrichment failed: {e.cause}"
+        except (arxiv.ArxivError, requests.RequestException, ValueError) as e:
+            return candidates, f"API enrichment failed: {_api_cause(e)}"
+        out = []
+        for c in candidates:
+            r = found.get(c.key.removeprefix("arxiv:"))
+            if r is None:
+                out.append(c)
+                continue
+            meta = {**c.meta, **_api_meta(r)}
+            out.append(replace(c, published=r.published or c.published, meta=meta))
+        return out, f"API details for {sum(1 for i in ids if i in found)} of {len(ids)}"
+
+    def lookup(self, ids: Sequence[str]) -> list[Candidate]:
+        """Papers by arXiv id (version ignored) through the API, in the order asked; unknown ids absent."""
+        bare: list[str] = []
+        for raw in ids:
+            got = arxiv_id(raw) or arxiv_id(f"arXiv:{raw.strip()}")
+            if not got:
+                raise SourceError(NAME, f"not an arXiv id: {raw!r}")
+            if got[0] not in bare:
+                bare.append(got[0])
+        if not bare:
+            return []
+        try:
+            found = self._query(bare)
+        except (arxiv.ArxivError, requests.RequestException, ValueError) as e:
+            raise SourceError(NAME, f"{_api_cause(e)} for ids {', '.join(bare[:5])}") from None
+        return [_from_api(found[i]) for i in bare if i in found]
+
+
+def _api_meta(r: arxiv.Result) -> dict[str, Any]:
+    meta: dict[str, Any] = {"primary_category": r.primary_category or None}
+    for name in ("comment", "journal_ref", "doi"):
+        value = getattr(r, name)
+        meta[name] = _squash(value) if value else None
+    return meta
+
+
+def _from_api(r: arxiv.Result) -> Candidate:
+    found = arxiv_id(r.entry_id)
+    bare, version = found if found else (r.get_short_id(), None)
+    return Candidate(
+        key=f"arxiv:{bare}",
+        kind="paper",
+        title=_squash(r.title),
+        text=_squash(r.summary),
+        url=f"https://arxiv.org/abs/{bare}",
+        source=NAME,
+        authors=tuple(a.name for a in r.authors),
+        categories=tuple(r.categories),
+        published=r.published,
+        updated=r.updated,
+        version=version,
+        meta=_api_meta(r),
+    )

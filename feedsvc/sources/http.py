@@ -1,0 +1,207 @@
+"""The HTTP client every source uses: User-Agent, time-out, retries with back-off, Retry-After, ETags.
+
+`SourceHttp.get` returns a `Response` or raises `SourceError(source, one-line cause)`. 5xx answers,
+time-outs and transport errors are retried `settings.http_retries` times (waits 1 s, 2 s, 4 s ...,
+capped by `http_max_wait`); 429/503 with `Retry-After` wait that long when it is within
+`http_max_wait`, else fail with `retry_after` set; other 4xx fail at once. With `conditional=True`
+the request carries the validators remembered for the URL, and a 304 comes back as
+`Response(not_modified=True)`. Waiting goes through the injected `sleep`, so tests never wait.
+Imports only feedsvc.models and feedsvc.config (never feedsvc.store).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from http import HTTPStatus
+from types import TracebackType
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import httpx
+
+from feedsvc.config import Settings
+from feedsvc.models import SourceError
+
+_SECRET_PARAMS = frozenset({"key", "token", "api_key", "apikey", "access_token"})
+
+
+class Validators(Protocol):
+    """Persisted ETag / Last-Modified per URL; the pipeline passes a store-backed one."""
+
+    def get(self, url: str) -> tuple[str | None, str | None] | None: ...
+
+    def put(self, url: str, etag: str | None, last_modified: str | None) -> None: ...
+
+
+class MemoryValidators:
+    """Validators kept in a dict: for tests and runs without a store."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[str | None, str | None]] = {}
+
+    def get(self, url: str) -> tuple[str | None, str | None] | None:
+        return self._data.get(url)
+
+    def put(self, url: str, etag: str | None, last_modified: str | None) -> None:
+        self._data[url] = (etag, last_modified)
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    content: bytes
+    headers: Mapping[str, str]
+    url: str
+    not_modified: bool = False
+
+
+def safe_url(url: str) -> str:
+    """`url` without query parameters that carry secrets (key, token, api_key ...), for messages."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    kept = [
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() not in _SECRET_PARAMS
+    ]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), parts.fragment))
+
+
+def _reason(response: httpx.Response) -> str:
+    phrase = response.reason_phrase
+    if not phrase:
+        try:
+            phrase = HTTPStatus(response.status_code).phrase
+        except ValueError:
+            phrase = ""
+    return f"HTTP {response.status_code} {phrase}".rstrip()
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """A `Retry-After` header (seconds or HTTP-date) as seconds from now; None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+class SourceHttp:
+    """One `httpx.Client` for one source; close it with `close()` or a `with` block."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        source: str,
+        validators: Validators | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.source = source
+        self.validators: Validators = validators if validators is not None else MemoryValidators()
+        self.timeout = settings.http_timeout
+        self.retries = max(0, settings.http_retries)
+        self.max_wait = settings.http_max_wait
+        self._sleep = sleep
+        self._client = httpx.Client(
+            headers={"User-Agent": settings.user_agent},
+            timeout=settings.http_timeout,
+            follow_redirects=True,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> SourceHttp:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _fail(self, cause: str, url: str, *, retry_after: float | None = None) -> SourceError:
+        return SourceError(self.source, f"{cause} (GET {safe_url(url)})", retry_after=retry_after)
+
+    def _backoff(self, attempt: int) -> float:
+        return float(min(2 ** (attempt - 1), self.max_wait))
+
+    def get(
+        self, url: str, *, params: Mapping[str, Any] | None = None, conditional: bool = False
+    ) -> Response:
+        full = str(httpx.URL(url, params=params)) if params else url
+        headers: dict[str, str] = {}
+        if conditional:
+            known = self.validators.get(full)
+            if known:
+                etag, modified = known
+                if etag:
+                    headers["If-None-Match"] = etag
+                if modified:
+                    headers["If-Modified-Since"] = modified
+        attempts = self.retries + 1
+        for attempt in range(1, attempts + 1):
+            last = attempt == attempts
+            try:
+                response = self._client.get(full, headers=headers)
+            except httpx.TimeoutException:
+                if last:
+                    raise self._fail(
+                        f"timed out after {self.timeout} s ({attempts} attempts)", full
+                    ) from None
+                self._sleep(self._backoff(attempt))
+                continue
+            except httpx.TransportError as e:
+                if last:
+                    cause = f"connection failed: {type(e).__name__}: {e}".splitlines()[0]
+                    raise self._fail(f"{cause} ({attempts} attempts)", full) from None
+                self._sleep(self._backoff(attempt))
+                continue
+
+            status = response.status_code
+            if status == 304 and conditional:
+                return Response(304, b"", response.headers, str(response.url), not_modified=True)
+            if 200 <= status < 300:
+                if conditional and status == 200:
+                    etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
+                    if etag or modified:
+                        self.validators.put(full, etag, modified)
+                return Response(status, response.content, response.headers, str(response.url))
+
+            wait = retry_after_seconds(response.headers.get("Retry-After")) if status in (429, 503) else None
+            if wait is not None:
+                if wait > self.max_wait:
+                    limit = f"Retry-After {wait:.0f} s exceeds the {self.max_wait:.0f} s limit"
+                    raise self._fail(
+                        f"{_reason(response)}; {limit}",
+                        full,
+                        retry_after=wait,
+                    )
+                if last:
+                    raise self._fail(f"{_reason(response)} after {attempts} attempts", full, retry_after=wait)
+                self._sleep(wait)
+                continue
+            if status >= 500 or status == 429:
+                if last:
+                    raise self._fail(f"{_reason(response)} after {attempts} attempts", full)
+                self._sleep(self._backoff(attempt))
+                continue
+            raise self._fail(_reason(response), full)
+        raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,109 @@
+"""The extractive card writer on real abstracts: verbatim quotes only, never a bare number as an equation."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from feedsvc.cards.extractive import build_card, domain_label, headline_sentences, sentences, time_cost
+from feedsvc.cards.grounding import is_grounded, numbers_grounded
+from feedsvc.models import Candidate, Scored
+
+CORPUS = Path(__file__).parent / "fixtures" / "corpus" / "2026-06-02.head200.jsonl"
+
+
+def corpus() -> list[dict]:
+    return [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines()]
+
+
+def scored(r: dict, thread: str = "Agents") -> Scored:
+    c = Candidate(
+        key=f"arxiv:{r['id']}",
+        kind="paper",
+        title=r["title"],
+        text=r["summary"],
+        url=r["abs"],
+        source="arxiv",
+        authors=tuple(r["authors"]),
+        categories=tuple(r["categories"]),
+        meta={"comment": r["comment"]},
+    )
+    return Scored(candidate=c, score=0.2, thread=thread, matched=("tool delegation",))
+
+
+@pytest.fixture(scope="module")
+def cards() -> list:
+    return [(r, build_card(scored(r))) for r in corpus()]
+
+
+def test_every_quote_on_every_card_occurs_verbatim_in_its_abstract(cards) -> None:
+    assert len(cards) == 200
+    for r, card in cards:
+        assert card.punch, f"{r['id']}: a card without a concrete punch"
+        for q in card.punch:
+            assert is_grounded(q.text, r["summary"]), (r["id"], q.text)
+        assert is_grounded(card.intuition, r["summary"]) or card.intuition == r["title"]
+        assert not card.significance or is_grounded(card.significance, r["summary"])
+
+
+def test_no_card_shows_a_bare_number_as_an_equation(cards) -> None:
+    for r, card in cards:
+        for q in card.punch:
+            if q.is_math:
+                assert re.search(r"[A-Za-z\\]", q.text), (r["id"], q.text)
+                assert not re.fullmatch(r"\s*\\?[A-Za-z]\w*\s*=\s*[-+\d.,\s%]*", q.text), (r["id"], q.text)
+
+
+def test_a_bound_in_the_abstract_becomes_the_punch() -> None:
+    r = next(r for r in corpus() if r["id"] == "2606.00376")
+    card = build_card(scored(r))
+    maths = [q.text for q in card.punch if q.is_math]
+    assert maths[0] == r"O(H \cdot \log(L/H) \cdot \sqrt{d_h})"
+    assert r"r = 0.81" not in maths  # a correlation value is a number, not an equation
+    numbers = [q.text for q in card.punch if not q.is_math]
+    assert any("86-94% accuracy versus 24-42%" in n for n in numbers)
+    assert card.time_cost.endswith("(51 pages)")
+
+
+def test_time_cost_from_pages_else_from_length() -> None:
+    assert (
+        time_cost("20 pages, 3 figures", "x " * 200, "paper")
+        == "~20min abstract+method skim, ~70min full read (20 pages)"
+    )
+    assert "length not stated" in time_cost("", "word " * 300, "paper")
+    assert time_cost("", "word " * 6000, "paper").endswith("full read")
+    assert time_cost("", "", "video", duration_s=4140) == "1h 9m"
+
+
+def test_headline_sentences_carry_numbers_and_skip_years() -> None:
+    text = (
+        "We study X. In 2024 we found nothing. Our method improves accuracy by 12.5% on ImageNet. It is nice."
+    )
+    assert headline_sentences(text) == ["Our method improves accuracy by 12.5% on ImageNet."]
+
+
+def test_sentence_splitting_keeps_abbreviations_and_decimals() -> None:
+    assert sentences("We use e.g. SGD with lr 0.5. Then Smith et al. (2020) agree. Done.") == [
+        "We use e.g. SGD with lr 0.5.",
+        "Then Smith et al. (2020) agree.",
+        "Done.",
+    ]
+
+
+def test_domain_label_names_the_thread_and_the_fields() -> None:
+    assert (
+        domain_label(("cs.LG", "stat.ML", "cs.AI"), "RL theory")
+        == "RL theory / Machine Learning / Machine Learning (Statistics)"
+    )
+    assert domain_label(("hep-th",), "") == "hep-th"
+
+
+def test_grounding_catches_the_failures_of_seed_003() -> None:
+    abstract = "We reach 93.1% accuracy with 12 layers."
+    assert not is_grounded("12.25", abstract)  # a number the source never states
+    assert is_grounded("93.1%  accuracy", abstract)  # whitespace does not matter
+    assert numbers_grounded("accuracy of 93.1% with 12 layers", abstract)
+    assert not numbers_grounded("accuracy of 95.0%", abstract)
