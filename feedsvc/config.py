@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     )
     profiles_path: Path = Field(
         Path("profiles.toml"),
-        description="The profile TOML file; falls back to the bundled example when it does not exist.",
+        description="The profile TOML file. Unset and absent: the bundled example profile is used.",
     )
     arxiv_rss_url: str = Field(
         "https://rss.arxiv.org/rss",

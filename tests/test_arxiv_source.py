@@ -132,6 +132,10 @@ def test_replacement_keeps_bare_key_and_version(rig: type[Rig], all_archives: by
     assert replaced.meta["announce_type"] == "replace"
     assert replaced.url == "https://arxiv.org/abs/2308.00009"
     assert replaced.title.startswith("A 3D deep learning classifier")
+    # a replacement is dated by its id's month (2023-08), not by the day it was re-announced
+    assert replaced.published == datetime(2023, 8, 1, tzinfo=UTC)
+    assert replaced.meta["published_estimated"] is True
+    assert by_key["arxiv:2411.17702"].published.date().isoformat() == "2024-11-28"
     cross = by_key["arxiv:2411.16552"]
     assert cross.meta["announce_type"] == "cross"
     assert cross.categories[0] == "stat.AP"

@@ -48,6 +48,14 @@ def _utc(parsed: Any) -> datetime | None:
     return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
 
 
+def _id_month(bare: str) -> datetime | None:
+    """The first day of the month a new-style id was issued in (`2404.03653` -> 2024-04-01)."""
+    m = re.match(r"^(\d{2})(\d{2})\.\d{4,5}$", bare)
+    if not m or not 1 <= int(m.group(2)) <= 12:
+        return None
+    return datetime(2000 + int(m.group(1)), int(m.group(2)), 1, tzinfo=UTC)
+
+
 def _in_categories(item_categories: Iterable[str], wanted: Sequence[str]) -> bool:
     """True when an item category equals a wanted one or lies in a wanted archive (`cs` holds `cs.LG`)."""
     return any(cat == w or cat.startswith(w + ".") for cat in item_categories for w in wanted)
@@ -179,6 +187,12 @@ class ArxivSource:
         authors = tuple(a.strip() for a in entry.get("author", "").split(", ") if a.strip())
         when = _utc(entry.get("published_parsed"))
         meta: dict[str, Any] = {"announce_type": announce}
+        published = when
+        if announce.startswith("replace"):
+            # the listing dates a replacement by its re-announcement; the paper itself is older. Until the
+            # API gives the first-version date, the id's month is the honest estimate.
+            published = min(filter(None, (when, _id_month(bare))), default=when)
+            meta["published_estimated"] = True
         if entry.get("rights"):
             meta["rights"] = entry["rights"]
         return Candidate(
@@ -190,7 +204,7 @@ class ArxivSource:
             source=NAME,
             authors=authors,
             categories=categories,
-            published=when,
+            published=published,
             updated=when,
             version=version,
             meta=meta,
@@ -227,7 +241,7 @@ class ArxivSource:
             if r is None:
                 out.append(c)
                 continue
-            meta = {**c.meta, **_api_meta(r)}
+            meta = {**c.meta, **_api_meta(r), "published_estimated": False}
             out.append(replace(c, published=r.published or c.published, meta=meta))
         return out, f"API details for {sum(1 for i in ids if i in found)} of {len(ids)}"
 

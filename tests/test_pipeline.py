@@ -1,0 +1,139 @@
+"""The pipeline end to end over real loopback HTTP replaying recorded arXiv responses, on both databases."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import feedparser
+import pytest
+
+from feedsvc import pipeline
+from feedsvc.config import Settings, example_profiles_path, load_profiles
+from feedsvc.models import Fetched, Profile
+from feedsvc.replay import ReplayServer, Reply, in_turn
+from feedsvc.store import queries
+from feedsvc.store.db import session_scope
+
+FIX = Path(__file__).parent / "fixtures" / "arxiv"
+FEED = gzip.decompress((FIX / "rss_all_archives_2024-11-28.xml.gz").read_bytes())
+EMPTY = (FIX / "rss_empty_test_archive_2024-11-28.xml").read_bytes()
+RSS = {"Content-Type": "application/rss+xml; charset=utf-8"}
+DAY = date(2024, 11, 28)
+NOW = datetime(2024, 11, 28, 18, tzinfo=UTC)
+
+
+@pytest.fixture
+def profiles() -> list[Profile]:
+    return load_profiles(example_profiles_path())
+
+
+@pytest.fixture
+def server() -> Iterator[ReplayServer]:
+    with ReplayServer({"/rss/*": Reply(body=FEED, headers=RSS)}) as s:
+        yield s
+
+
+def settings_for(server: ReplayServer, tmp_path: Path, **kw) -> Settings:
+    return Settings(data_dir=tmp_path, arxiv_rss_url=f"{server.url}/rss", arxiv_enrich=False, http_retries=1,
+                    http_max_wait=0.0, **kw)
+
+
+def test_fetch_then_digest_end_to_end(server, tmp_path, factory, profiles) -> None:
+    settings = settings_for(server, tmp_path)
+    [outcome] = pipeline.collect(settings, factory, profiles, now=NOW)
+    assert (outcome.source, outcome.status, outcome.scanned) == ("arxiv", "ok", 1504)
+    assert outcome.fetched == outcome.new > 100
+    [built] = pipeline.build_digests(settings, factory, profiles, day=DAY, now=NOW)
+
+    feed_ids = {e.link.rsplit("/", 1)[1] for e in feedparser.parse(FEED).entries}
+    assert len(built.digest.cards) == 3
+    for c in built.digest.cards:
+        assert c.key.removeprefix("arxiv:") in feed_ids  # real papers from the recorded snapshot
+        assert c.why and c.intuition and c.punch
+    assert built.path == tmp_path / "digests" / "seed-reader" / "2024-11-28.md"
+    assert built.path.read_text(encoding="utf-8") == built.markdown
+    assert "scanned 1504 items, kept" in built.markdown
+    with session_scope(factory) as s:
+        assert queries.find_digest(s, "seed-reader", DAY) is not None
+
+
+def test_a_digest_is_immutable_and_never_repeats_a_paper(server, tmp_path, factory, profiles) -> None:
+    settings = settings_for(server, tmp_path)
+    pipeline.collect(settings, factory, profiles, now=NOW)
+    [first] = pipeline.build_digests(settings, factory, profiles, day=DAY, now=NOW)
+    [again] = pipeline.build_digests(settings, factory, profiles, day=DAY, now=NOW + timedelta(hours=1))
+    assert again.existed and again.markdown == first.markdown
+    [next_day] = pipeline.build_digests(settings, factory, profiles, day=DAY + timedelta(days=1), now=NOW)
+    assert next_day.digest.cards
+    assert not {c.key for c in first.digest.cards} & {c.key for c in next_day.digest.cards}
+    assert "3 already sent" in next_day.digest.sources[0].note
+
+
+def test_dry_run_stores_and_writes_nothing(server, tmp_path, factory, profiles) -> None:
+    settings = settings_for(server, tmp_path)
+    pipeline.collect(settings, factory, profiles, now=NOW)
+    [built] = pipeline.build_digests(settings, factory, profiles, day=DAY, now=NOW, dry_run=True)
+    assert built.path is None and built.digest.cards
+    assert not (tmp_path / "digests").exists()
+    with session_scope(factory) as s:
+        assert queries.find_digest(s, "seed-reader", DAY) is None
+
+
+def test_no_announcement_is_not_an_error(tmp_path, factory, profiles) -> None:
+    with ReplayServer({"/rss/*": Reply(body=EMPTY, headers=RSS)}) as server:
+        [outcome] = pipeline.collect(settings_for(server, tmp_path), factory, profiles, now=NOW)
+    assert (outcome.status, outcome.error) == ("empty", None)
+    assert "no announcement" in outcome.note
+    [built] = pipeline.build_digests(settings_for(server, tmp_path), factory, profiles, day=DAY, now=NOW)
+    assert built.digest.cards == ()
+    assert "no announcement" in built.markdown and "failed" not in built.markdown
+    assert "0 of 3 paper picks" in built.markdown
+
+
+def test_a_failing_source_is_recorded_and_the_digest_uses_what_is_stored(tmp_path, factory, profiles) -> None:
+    # constructed: an HTML 503 page from a proxy in place of the feed, after one good day
+    down = Reply(status=503, body=b"<html><body>Service Unavailable</body></html>",
+                 headers={"Content-Type": "text/html"})
+    with ReplayServer({"/rss/*": in_turn(Reply(body=FEED, headers=RSS), down)}) as server:
+        settings = settings_for(server, tmp_path)
+        [ok] = pipeline.collect(settings, factory, profiles, now=NOW)
+        [failed] = pipeline.collect(settings, factory, profiles, now=NOW + timedelta(hours=1))
+    assert ok.status == "ok" and failed.status == "failed"
+    assert failed.error and "503" in failed.error
+    [built] = pipeline.build_digests(settings, factory, profiles, day=DAY, now=NOW)
+    assert len(built.digest.cards) == 3
+    note = built.digest.sources[0].note
+    assert note.startswith("failed since ") and "503" in note and "picks come from what the store already had" in note
+
+
+def test_one_crashing_source_never_stops_the_others(server, tmp_path, factory, profiles) -> None:
+    class Broken:  # a source with a bug: the pipeline must record it and go on
+        name = "broken"
+
+        def fetch(self, since: datetime) -> Fetched:
+            raise KeyError("hits")
+
+    def sources(settings, profs, validators):
+        return [Broken(), *pipeline.default_sources(settings, profs, validators)]
+
+    outcomes = pipeline.collect(settings_for(server, tmp_path), factory, profiles, now=NOW, make_sources=sources)
+    assert [(o.source, o.status) for o in outcomes] == [("broken", "failed"), ("arxiv", "ok")]
+    assert outcomes[0].error == "unexpected KeyError: 'hits'"
+    with session_scope(factory) as s:
+        runs = queries.latest_runs(s)
+        assert runs["broken"].status == "failed" and runs["arxiv"].fetched > 100
+
+
+def test_exclude_terms_of_the_profile_veto_papers(server, tmp_path, factory, profiles) -> None:
+    settings = settings_for(server, tmp_path)
+    pipeline.collect(settings, factory, profiles, now=NOW)
+    [built] = pipeline.build_digests(settings, factory, profiles, day=DAY, now=NOW, dry_run=True)
+    first = built.digest.cards[0]
+    strict = [replace(profiles[0], exclude=(*profiles[0].exclude, first.title))]
+    [vetoed] = pipeline.build_digests(settings, factory, strict, day=DAY, now=NOW, dry_run=True)
+    assert first.key not in {c.key for c in vetoed.digest.cards}
+    assert "vetoed by exclude terms" in vetoed.digest.sources[0].note
