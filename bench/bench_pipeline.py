@@ -23,7 +23,9 @@ from feedsvc.store.db import make_engine, session_factory, upgrade
 def once(tmp: Path) -> dict[str, float]:
     profiles = load_profiles(example_profiles_path())
     with ReplayServer(snapshot_routes()) as server:
-        settings = Settings(data_dir=tmp, arxiv_rss_url=f"{server.url}/rss", arxiv_enrich=False, http_retries=1)
+        settings = Settings(
+            data_dir=tmp, arxiv_rss_url=f"{server.url}/rss", arxiv_enrich=False, http_retries=1
+        )
         engine = make_engine(settings.resolved_database_url())
         upgrade(engine)
         factory = session_factory(engine)
@@ -33,7 +35,10 @@ def once(tmp: Path) -> dict[str, float]:
         pipeline.build_digests(settings, factory, profiles, day=SNAPSHOT_DAY, now=SNAPSHOT_NOW, dry_run=True)
         t2 = time.perf_counter()
         engine.dispose()
-    return {"fetch + store (1,504 announced, 367 kept)": t1 - t0, "rank + cards + render (1 profile)": t2 - t1}
+    return {
+        "fetch + store (1,504 announced, 367 kept)": t1 - t0,
+        "rank + cards + render (1 profile)": t2 - t1,
+    }
 
 
 def main() -> None:

@@ -8,12 +8,19 @@ import sys
 from pathlib import Path
 
 
-def feedsvc(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def feedsvc(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
     full_env.update(env or {})
     full_env["COLUMNS"] = "200"
     return subprocess.run(
-        [sys.executable, "-m", "feedsvc", *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=300
+        [sys.executable, "-m", "feedsvc", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=300,
     )
 
 
@@ -30,7 +37,9 @@ def test_demo_runs_offline_and_writes_the_digest(tmp_path: Path) -> None:
 
 def test_a_bad_profile_file_stops_with_file_profile_and_field(tmp_path: Path) -> None:
     bad = tmp_path / "profiles.toml"
-    bad.write_text('[[profile]]\nname = "me"\npapers = "three"\n[[profile.thread]]\nname = "x"\n', encoding="utf-8")
+    bad.write_text(
+        '[[profile]]\nname = "me"\npapers = "three"\n[[profile.thread]]\nname = "x"\n', encoding="utf-8"
+    )
     r = feedsvc("fetch", env={"FEEDSVC_PROFILES_PATH": str(bad), "FEEDSVC_DATA_DIR": str(tmp_path)})
     assert r.returncode == 2
     assert f"{bad}: profile 'me': field 'papers'" in r.stderr

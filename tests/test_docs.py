@@ -20,7 +20,9 @@ def test_every_setting_is_documented_with_its_default() -> None:
         assert var in rows, f"{var} is missing from the README's settings table"
         default = "(empty)" if field.default == "" else f"`{field.default}`"
         assert rows[var] == default, f"{var}: README says {rows[var]}, the code says {default}"
-    assert set(rows) == {f"FEEDSVC_{n.upper()}" for n in Settings.model_fields}, "README documents a setting that does not exist"
+    assert set(rows) == {f"FEEDSVC_{n.upper()}" for n in Settings.model_fields}, (
+        "README documents a setting that does not exist"
+    )
 
 
 def test_the_readme_commands_exist() -> None:

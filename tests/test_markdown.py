@@ -12,11 +12,19 @@ from feedsvc.render.markdown import render_markdown
 
 def card(**kw) -> Card:
     base = dict(
-        key="arxiv:2411.18612", kind="paper", title="Robust Offline RL", url="https://arxiv.org/abs/2411.18612",
-        domain="RL theory / Machine Learning", time_cost="~20min skim, ~70min full read (20 pages)",
-        intuition="The problem and the idea.", punch_intro="From the abstract:",
+        key="arxiv:2411.18612",
+        kind="paper",
+        title="Robust Offline RL",
+        url="https://arxiv.org/abs/2411.18612",
+        domain="RL theory / Machine Learning",
+        time_cost="~20min skim, ~70min full read (20 pages)",
+        intuition="The problem and the idea.",
+        punch_intro="From the abstract:",
         punch=(Quote(r"O(H \cdot \log(L/H))", "abstract", True), Quote("It improves by 12%.", "abstract")),
-        significance="What changes.", why="Your *RL* thread.", thread="RL", score=0.12,
+        significance="What changes.",
+        why="Your *RL* thread.",
+        thread="RL",
+        score=0.12,
     )
     base.update(kw)
     return Card(**base)
@@ -24,9 +32,15 @@ def card(**kw) -> Card:
 
 def digest(cards: tuple[Card, ...], **kw) -> Digest:
     base = dict(
-        profile="seed-reader", day=date(2024, 11, 28), title="Daily Feed - 2024-11-28",
-        summary='Today\'s picks: "quoted" things', cards=cards, papers_wanted=3, videos_wanted=2,
-        talk_check="not run.", sources=(SourceReport("arxiv", "ok", 1504, 357, 3, "scanned 1504 items."),),
+        profile="seed-reader",
+        day=date(2024, 11, 28),
+        title="Daily Feed - 2024-11-28",
+        summary='Today\'s picks: "quoted" things',
+        cards=cards,
+        papers_wanted=3,
+        videos_wanted=2,
+        talk_check="not run.",
+        sources=(SourceReport("arxiv", "ok", 1504, 357, 3, "scanned 1504 items."),),
     )
     base.update(kw)
     return Digest(**base)
@@ -42,8 +56,11 @@ def test_the_seed_anatomy() -> None:
     assert "\n2 paper picks + 0 video picks (same bundle on every channel).\n" in md
     assert "**Author-talk check:** not run." in md
     assert md.count("\n## [") == 2
-    assert "## [Robust Offline RL](https://arxiv.org/abs/2411.18612)\n**Domain:** RL theory / Machine Learning | " \
-           "**Time cost:** ~20min skim, ~70min full read (20 pages)" in md
+    assert (
+        "## [Robust Offline RL](https://arxiv.org/abs/2411.18612)\n"
+        "**Domain:** RL theory / Machine Learning | "
+        "**Time cost:** ~20min skim, ~70min full read (20 pages)" in md
+    )
     for field in ("**Intuition:**", "**Concrete punch:**", "**Significance:**", "**Why it matches:**"):
         assert md.count(field) == 2
     assert "$$\nO(H \\cdot \\log(L/H))\n$$" in md
@@ -53,7 +70,9 @@ def test_the_seed_anatomy() -> None:
 
 
 def test_fewer_picks_say_why() -> None:
-    md = render_markdown(digest((card(),), shortfall="1 of 3 paper picks: nothing else cleared the bar.")).body
+    md = render_markdown(
+        digest((card(),), shortfall="1 of 3 paper picks: nothing else cleared the bar.")
+    ).body
     assert "1 paper pick + 0 video picks" in md
     assert "**Fewer picks than asked for:** 1 of 3 paper picks" in md
 

@@ -38,8 +38,14 @@ def server() -> Iterator[ReplayServer]:
 
 
 def settings_for(server: ReplayServer, tmp_path: Path, **kw) -> Settings:
-    return Settings(data_dir=tmp_path, arxiv_rss_url=f"{server.url}/rss", arxiv_enrich=False, http_retries=1,
-                    http_max_wait=0.0, **kw)
+    return Settings(
+        data_dir=tmp_path,
+        arxiv_rss_url=f"{server.url}/rss",
+        arxiv_enrich=False,
+        http_retries=1,
+        http_max_wait=0.0,
+        **kw,
+    )
 
 
 def test_fetch_then_digest_end_to_end(server, tmp_path, factory, profiles) -> None:
@@ -96,8 +102,11 @@ def test_no_announcement_is_not_an_error(tmp_path, factory, profiles) -> None:
 
 def test_a_failing_source_is_recorded_and_the_digest_uses_what_is_stored(tmp_path, factory, profiles) -> None:
     # constructed: an HTML 503 page from a proxy in place of the feed, after one good day
-    down = Reply(status=503, body=b"<html><body>Service Unavailable</body></html>",
-                 headers={"Content-Type": "text/html"})
+    down = Reply(
+        status=503,
+        body=b"<html><body>Service Unavailable</body></html>",
+        headers={"Content-Type": "text/html"},
+    )
     with ReplayServer({"/rss/*": in_turn(Reply(body=FEED, headers=RSS), down)}) as server:
         settings = settings_for(server, tmp_path)
         [ok] = pipeline.collect(settings, factory, profiles, now=NOW)
@@ -107,7 +116,11 @@ def test_a_failing_source_is_recorded_and_the_digest_uses_what_is_stored(tmp_pat
     [built] = pipeline.build_digests(settings, factory, profiles, day=DAY, now=NOW)
     assert len(built.digest.cards) == 3
     note = built.digest.sources[0].note
-    assert note.startswith("failed since ") and "503" in note and "picks come from what the store already had" in note
+    assert (
+        note.startswith("failed since ")
+        and "503" in note
+        and "picks come from what the store already had" in note
+    )
 
 
 def test_one_crashing_source_never_stops_the_others(server, tmp_path, factory, profiles) -> None:
@@ -120,7 +133,9 @@ def test_one_crashing_source_never_stops_the_others(server, tmp_path, factory, p
     def sources(settings, profs, validators):
         return [Broken(), *pipeline.default_sources(settings, profs, validators)]
 
-    outcomes = pipeline.collect(settings_for(server, tmp_path), factory, profiles, now=NOW, make_sources=sources)
+    outcomes = pipeline.collect(
+        settings_for(server, tmp_path), factory, profiles, now=NOW, make_sources=sources
+    )
     assert [(o.source, o.status) for o in outcomes] == [("broken", "failed"), ("arxiv", "ok")]
     assert outcomes[0].error == "unexpected KeyError: 'hits'"
     with session_scope(factory) as s:
