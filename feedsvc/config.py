@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from feedsvc.identity import bare_arxiv_id
@@ -45,6 +45,32 @@ class Settings(BaseSettings):
     http_retries: int = Field(3, description="Retries of a failed source request (5xx, 429, timeouts).")
     http_max_wait: float = Field(
         60.0, description="Longest Retry-After or back-off feedsvc will wait inside one run, in seconds."
+    )
+    youtube_api_key: SecretStr = Field(
+        SecretStr(""),
+        description="YouTube Data API v3 key (a secret); empty: YouTube is skipped with a notice.",
+    )
+    youtube_daily_quota: int = Field(10_000, description="YouTube API units feedsvc may spend per day.")
+    youtube_channels: list[str] = Field(
+        [], description="Channel ids whose uploads are read for topic lectures (cheap calls), as a JSON list."
+    )
+    youtube_min_duration_s: int = Field(
+        240, description="Videos shorter than this (Shorts, clips) are dropped."
+    )
+    youtube_topic_searches: int = Field(2, description="Topic searches per run (100 quota units each).")
+    hn_api_url: str = Field("https://hn.algolia.com/api/v1", description="Hacker News' Algolia API.")
+    hn_min_points: int = Field(20, description="Hacker News stories with fewer points are ignored.")
+    lobsters_url: str = Field("https://lobste.rs", description="Lobsters' base URL.")
+    lobsters_tags: list[str] = Field(
+        [], description="Lobsters tags to keep, as a JSON list; empty keeps all."
+    )
+    disabled_sources: list[str] = Field(
+        [],
+        description='Sources not to run, as a JSON list, e.g. `["lobsters"]` (arxiv, youtube, hn, lobsters).',
+    )
+    backoff_minutes: float = Field(
+        30.0,
+        description="After repeated failures a source waits this long, doubling per failure (max 1 day).",
     )
     user_agent: str = Field(
         "feedsvc/0.1 (research digest; mailto:feedsvc@localhost)",

@@ -140,6 +140,17 @@ class Quote:
 
 
 @dataclass(frozen=True)
+class Discussion:
+    """A thread about an item elsewhere: "412 points, 97 comments on Hacker News"."""
+
+    site: str  # "Hacker News" | "Lobsters"
+    url: str
+    points: int = 0
+    comments: int = 0
+    title: str = ""
+
+
+@dataclass(frozen=True)
 class Card:
     key: str
     kind: Kind
@@ -155,7 +166,8 @@ class Card:
     thread: str
     score: float
     writer: str = "extractive"
-    discussions: tuple[str, ...] = ()
+    discussions: tuple[Discussion, ...] = ()
+    talk_for: str = ""  # for a video card: the title of the paper pick it is a talk about
 
 
 @dataclass(frozen=True)

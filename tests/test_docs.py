@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+from pydantic import SecretStr
 
 from feedsvc.config import Settings
 
@@ -18,7 +21,10 @@ def test_every_setting_is_documented_with_its_default() -> None:
     for name, field in Settings.model_fields.items():
         var = f"FEEDSVC_{name.upper()}"
         assert var in rows, f"{var} is missing from the README's settings table"
-        default = "(empty)" if field.default == "" else f"`{field.default}`"
+        value = field.default.get_secret_value() if isinstance(field.default, SecretStr) else field.default
+        if isinstance(value, list):
+            value = json.dumps(value)
+        default = "(empty)" if value == "" else f"`{value}`"
         assert rows[var] == default, f"{var}: README says {rows[var]}, the code says {default}"
     assert set(rows) == {f"FEEDSVC_{n.upper()}" for n in Settings.model_fields}, (
         "README documents a setting that does not exist"

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from feedsvc.models import Candidate, Card, Digest, Profile, Quote, SourceReport
+from feedsvc.models import Candidate, Card, Digest, Discussion, Profile, Quote, SourceReport
 from feedsvc.store.tables import (
     DigestRow,
     EntryRow,
@@ -52,18 +53,54 @@ def _newer(candidate: Candidate, item: Item) -> bool:
     return True
 
 
+def _is_discussion(c: Candidate) -> bool:
+    return c.kind == "link" and bool(c.meta.get("about"))
+
+
 def upsert_candidates(
     session: Session, candidates: Iterable[Candidate], *, run_id: int | None, now: datetime
 ) -> tuple[int, int]:
     """Store what a source brought: new items inserted, known ones updated (a v2 replaces v1's fields,
-    never duplicates it), a sighting recorded for each. Returns (fetched, new)."""
+    never duplicates it), a sighting recorded for each. A story about a paper or video (a link whose
+    `meta["about"]` names it) is stored as a sighting of that item, a *discussion*, never as an item of its
+    own; when the item is not in the store yet, a placeholder (no text, `meta["placeholder"]`) holds the
+    discussion until its own source brings it. Returns (fetched, new items)."""
     batch: dict[str, Candidate] = {}
+    discussions: list[Candidate] = []
     for c in candidates:
-        batch[c.key] = c  # the last sighting of a key within one run wins
-    if not batch:
+        if _is_discussion(c):
+            discussions.append(c)
+        else:
+            batch[c.key] = c  # the last sighting of a key within one run wins
+    if not batch and not discussions:
         return 0, 0
-    existing = {i.key: i for i in session.scalars(select(Item).where(Item.key.in_(list(batch))))}
+    wanted = list(batch) + [str(d.meta["about"]) for d in discussions]
+    existing = {i.key: i for i in session.scalars(select(Item).where(Item.key.in_(wanted)))}
     new = 0
+    for d in discussions:
+        about = str(d.meta["about"])
+        item = existing.get(about)
+        if item is None:
+            item = Item(
+                key=about,
+                kind="video" if about.startswith("youtube:") else "paper",
+                title=d.title,
+                text="",
+                authors=[],
+                categories=[],
+                url=_item_url(about, d.url),
+                published=None,
+                updated=None,
+                version=None,
+                meta={"placeholder": True, "source": d.source},
+                first_seen=now,
+                last_seen=now,
+            )
+            session.add(item)
+            session.flush()
+            existing[about] = item
+        fields = {**d.meta, "title": d.title, "url": d.url}
+        session.add(Sighting(item_id=item.id, source=d.source, run_id=run_id, seen_at=now, fields=fields))
     for key, c in batch.items():
         item = existing.get(key)
         if item is None:
@@ -96,13 +133,62 @@ def upsert_candidates(
                 if item.published is None or (c.published and c.published < item.published):
                     item.published = c.published
             item.meta = {**item.meta, **{k: v for k, v in c.meta.items() if v not in (None, "")}}
+            if item.meta.get("placeholder"):
+                item.meta = {**item.meta, "placeholder": False, "source": c.source}
+                item.kind, item.url = c.kind, c.url
             item.last_seen = now
         session.flush()
         session.add(
             Sighting(item_id=item.id, source=c.source, run_id=run_id, seen_at=now, fields=dict(c.meta))
         )
     session.flush()
-    return len(batch), new
+    return len(batch) + len(discussions), new
+
+
+def _item_url(key: str, fallback: str) -> str:
+    if key.startswith("arxiv:"):
+        return f"https://arxiv.org/abs/{key.removeprefix('arxiv:')}"
+    if key.startswith("youtube:"):
+        return f"https://www.youtube.com/watch?v={key.removeprefix('youtube:')}"
+    return fallback
+
+
+SITES = {"hn": "Hacker News", "lobsters": "Lobsters"}
+
+
+def discussions_for(session: Session, keys: Iterable[str]) -> dict[str, list[Discussion]]:
+    """The Hacker News and Lobsters threads about each item, one per thread (its latest counts)."""
+    keys = list(keys)
+    if not keys:
+        return {}
+    rows = session.execute(
+        select(Item.key, Sighting)
+        .join(Sighting, Sighting.item_id == Item.id)
+        .where(Item.key.in_(keys), Sighting.source.in_(list(SITES)))
+        .order_by(Sighting.id)
+    )
+    found: dict[str, dict[str, Discussion]] = {}
+    for key, s in rows:
+        f = s.fields
+        url = str(f.get("discussion_url") or f.get("url") or "")
+        if not url:
+            continue
+        found.setdefault(key, {})[url] = Discussion(
+            site=SITES[s.source],
+            url=url,
+            points=int(f.get("points") or 0),
+            comments=int(f.get("comments") or 0),
+            title=str(f.get("title") or ""),
+        )
+    return {k: sorted(v.values(), key=lambda d: -d.points) for k, v in found.items()}
+
+
+def titles_since(session: Session, since: datetime) -> dict[str, str]:
+    """Titles of the papers and videos first seen since `since`, keyed by item key (for near-duplicates)."""
+    rows = session.execute(
+        select(Item.key, Item.title).where(Item.kind.in_(("paper", "video")), Item.first_seen >= since)
+    )
+    return {key: title for key, title in rows}
 
 
 def items_published_between(
@@ -148,12 +234,14 @@ def finish_run(
     new: int = 0,
     error: str | None = None,
     note: str = "",
+    retry_at: datetime | None = None,
+    units: int = 0,
 ) -> None:
     run = session.get(SourceRun, run_id)
     if run is None:
         raise LookupError(f"source run {run_id} does not exist")
     run.status, run.finished, run.scanned, run.fetched, run.new = status, now, scanned, fetched, new
-    run.error, run.note = error, note
+    run.error, run.note, run.retry_at, run.units = error, note, retry_at, units
     session.flush()
 
 
@@ -169,20 +257,34 @@ def latest_runs(session: Session) -> dict[str, SourceRun]:
     return {r.source: r for r in rows}
 
 
-def failing_since(session: Session, source: str) -> datetime | None:
-    """When the current streak of failed runs of `source` began, or None if its last run did not fail."""
+def failure_streak(session: Session, source: str) -> list[SourceRun]:
+    """The current streak of failed runs of `source`, newest first (empty if its last run did not fail)."""
     runs = session.scalars(
         select(SourceRun)
         .where(SourceRun.source == source, SourceRun.finished.is_not(None))
         .order_by(SourceRun.id.desc())
         .limit(100)
     ).all()
-    since = None
+    streak = []
     for run in runs:
         if run.status != "failed":
             break
-        since = run.started
-    return since
+        streak.append(run)
+    return streak
+
+
+def failing_since(session: Session, source: str) -> datetime | None:
+    """When the current streak of failed runs of `source` began, or None if its last run did not fail."""
+    streak = failure_streak(session, source)
+    return streak[-1].started if streak else None
+
+
+def last_success(session: Session, source: str) -> datetime | None:
+    return session.scalar(
+        select(func.max(SourceRun.finished)).where(
+            SourceRun.source == source, SourceRun.status.in_(("ok", "empty"))
+        )
+    )
 
 
 class StoreValidators:
@@ -310,7 +412,7 @@ def load_digest(session: Session, row: DigestRow) -> Digest:
     for e in entries:
         data = dict(e.card)
         data["punch"] = tuple(Quote(**q) for q in data.get("punch", []))
-        data["discussions"] = tuple(data.get("discussions", []))
+        data["discussions"] = tuple(Discussion(**d) for d in data.get("discussions", []))
         cards.append(Card(**data))
     d = row.data
     return Digest(
@@ -336,3 +438,30 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     return value
+
+
+class StoreQuota:
+    """A source's daily API budget (the YouTube source's `QuotaBudget`), counted from the units its runs
+    recorded today (midnight to midnight Pacific time, as YouTube counts) plus what this run has spent."""
+
+    ZONE = ZoneInfo("America/Los_Angeles")
+
+    def __init__(self, session: Session, source: str, daily_units: int, now: datetime) -> None:
+        day = now.astimezone(self.ZONE).date()
+        start = datetime.combine(day, time.min, self.ZONE).astimezone(UTC)
+        used = session.scalar(
+            select(func.coalesce(func.sum(SourceRun.units), 0)).where(
+                SourceRun.source == source, SourceRun.started >= start
+            )
+        )
+        self.daily_units, self.used_before, self.spent = daily_units, int(used or 0), 0
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.daily_units - self.used_before - self.spent)
+
+    def spend(self, units: int) -> bool:
+        if units > self.remaining:
+            return False
+        self.spent += units
+        return True

@@ -112,6 +112,8 @@ class SourceRun(Base):
     new: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
     note: Mapped[str] = mapped_column(Text, default="")
+    units: Mapped[int] = mapped_column(default=0, server_default="0")  # API quota units spent (YouTube)
+    retry_at: Mapped[datetime | None]  # a pause the source asked for (Retry-After) or earned (back-off)
 
 
 class HttpValidator(Base):
