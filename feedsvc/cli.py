@@ -121,14 +121,60 @@ def fetch() -> None:
     finally:
         engine.dispose()
     _print_outcomes(outcomes)
-    if outcomes and all(o.status == "failed" for o in outcomes):
+    ran = [o for o in outcomes if o.status not in ("disabled", "backoff")]
+    if ran and all(o.status == "failed" for o in ran):
         raise typer.Exit(1)
+
+
+@app.command()
+def sources() -> None:
+    """Each source's health: last run, last success, failures in a row, back-off, the last error."""
+    from feedsvc import pipeline
+    from feedsvc.store.db import session_factory
+
+    settings = _settings()
+    engine = _engine(settings)
+    try:
+        health = pipeline.source_health(settings, session_factory(engine))
+    finally:
+        engine.dispose()
+    table = Table(
+        "source", "state", "last run (UTC)", "last success (UTC)", "failures", "next try", "error / note"
+    )
+
+    def when(t: object) -> str:
+        return f"{t:%Y-%m-%d %H:%M}" if t else "-"
+
+    for h in health:
+        if not h.enabled:
+            state = "[dim]disabled[/]"
+        elif h.last_status == "failed":
+            state = f"[red]failing since {when(h.failing_since)}[/]"
+        elif h.last_status == "never run":
+            state = "[yellow]never run[/]"
+        else:
+            state = f"[green]{h.last_status}[/]"
+        detail = h.error or h.note
+        if h.source == "youtube" and h.units_today:
+            detail += f" (quota used today: {h.units_today} units)"
+        table.add_row(
+            h.source,
+            state,
+            when(h.last_run),
+            when(h.last_success),
+            str(h.failures),
+            when(h.next_try) if h.next_try else "now",
+            detail,
+        )
+    out.print(table)
 
 
 def _print_outcomes(outcomes: list) -> None:
     table = Table("source", "status", "scanned", "kept", "new", "note / error")
     for o in outcomes:
-        style = {"failed": "red", "empty": "yellow"}.get(o.status, "green")
+        style = {"failed": "red", "empty": "yellow", "backoff": "yellow", "disabled": "dim"}.get(
+            o.status, "green"
+        )
         table.add_row(
             o.source, f"[{style}]{o.status}[/]", str(o.scanned), str(o.fetched), str(o.new), o.error or o.note
         )

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
         SecretStr(""),
         description="YouTube Data API v3 key (a secret); empty: YouTube is skipped with a notice.",
     )
+    youtube_api_url: str = Field(
+        "", description="Base URL of the YouTube Data API; empty: Google's (set only for a replay or proxy)."
+    )
     youtube_daily_quota: int = Field(10_000, description="YouTube API units feedsvc may spend per day.")
     youtube_channels: list[str] = Field(
         [], description="Channel ids whose uploads are read for topic lectures (cheap calls), as a JSON list."

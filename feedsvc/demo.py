@@ -30,11 +30,20 @@ class DemoResult:
     data_dir: Path
 
 
+JSON = {"Content-Type": "application/json; charset=utf-8"}
+RECORDED_CHANNEL = "UC_x5XG1OV2P6uZZ5FSM9Ttw"  # the channel of the recorded uploads playlist
+
+
 def snapshot_routes() -> dict[str, Reply]:
-    """The replayed responses: the recorded all-archives RSS feed answers every `/rss/...` request (the
-    arXiv source keeps only the profile's categories, as it does with a real per-category feed)."""
+    """The replayed responses, each answering its endpoint whatever the query: the recorded all-archives
+    RSS feed for every `/rss/...` (the arXiv source keeps only the profile's categories, as it does with a
+    real per-category feed), and one recorded body each for HN, Lobsters and the three YouTube calls."""
     sample = resources.files("feedsvc.sample")
     feed = gzip.decompress(sample.joinpath("arxiv_rss_2024-11-28.xml.gz").read_bytes())
+
+    def recorded(name: str) -> Reply:
+        return Reply(status=200, body=sample.joinpath(name).read_bytes(), headers=JSON)
+
     return {
         "/rss/*": Reply(
             status=200,
@@ -43,8 +52,35 @@ def snapshot_routes() -> dict[str, Reply]:
                 "Content-Type": "application/rss+xml; charset=utf-8",
                 "Last-Modified": "Thu, 28 Nov 2024 14:47:20 GMT",
             },
-        )
+        ),
+        "/api/v1/search_by_date": recorded("hn_algolia_2014_search_by_date_tags-story.json"),
+        "/hottest.json": recorded("lobsters_hottest_2023-11-02T16-04Z.json"),
+        "/newest.json": recorded("lobsters_newest_2023-11-02T16-04Z.json"),
+        "/youtube/v3/playlistItems": recorded("pyyoutube_playlistItems_list_paged_1.json"),
+        "/youtube/v3/videos": recorded("videos_list_2items_snippet_contentDetails_statistics.json"),
+        "/youtube/v3/search": recorded("pyyoutube_search_list_by_keywords_p1.json"),
     }
+
+
+def replay_settings(url: str, data_dir: Path, **overrides: object) -> Settings:
+    """Settings that point every source at a replay server at `url` (no key is real; none is sent out)."""
+    values: dict[str, object] = dict(
+        data_dir=data_dir,
+        database_url="",
+        profiles_path=example_profiles_path(),
+        arxiv_rss_url=f"{url}/rss",
+        # no recorded API response exists for the snapshot's papers, so the demo does not ask for one
+        arxiv_enrich=False,
+        hn_api_url=f"{url}/api/v1",
+        lobsters_url=url,
+        youtube_api_url=url,
+        youtube_api_key="replay-no-key",
+        youtube_channels=[RECORDED_CHANNEL],
+        http_retries=1,
+        http_max_wait=0.0,
+    )
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
 
 
 def run_demo(data_dir: Path, progress: pipeline.Progress | None = None) -> DemoResult:
@@ -53,15 +89,7 @@ def run_demo(data_dir: Path, progress: pipeline.Progress | None = None) -> DemoR
         shutil.rmtree(data_dir)
     profiles = load_profiles(example_profiles_path())
     with ReplayServer(snapshot_routes()) as server:
-        settings = Settings(
-            data_dir=data_dir,
-            database_url="",
-            profiles_path=example_profiles_path(),
-            arxiv_rss_url=f"{server.url}/rss",
-            # no recorded API response exists for the snapshot's papers, so the demo does not ask for one
-            arxiv_enrich=False,
-            http_retries=1,
-        )
+        settings = replay_settings(server.url, data_dir)
         engine = make_engine(settings.resolved_database_url())
         try:
             upgrade(engine)

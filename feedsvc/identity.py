@@ -7,6 +7,7 @@ arXiv: `arxiv:<bare id without version>`; YouTube: `youtube:<video id>`; anythin
 from __future__ import annotations
 
 import re
+from difflib import get_close_matches
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 # New-style ids (0704.0001 onwards: YYMM.NNNN or YYMM.NNNNN) and old-style ids (math.CO/0601001).
@@ -84,3 +85,22 @@ def canonical_key(url: str, *texts: str) -> str:
     if yt:
         return f"youtube:{yt}"
     return f"url:{normalise_url(url)}"
+
+
+def title_fingerprint(title: str) -> str:
+    """A title reduced for comparison across sources: lower case, letters and digits, single spaces."""
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", title.lower()).split())
+
+
+def match_title(title: str, index: dict[str, str], cutoff: float = 0.92) -> str | None:
+    """The key whose title is the same as `title`, or nearly so (difflib ratio >= cutoff); `index` maps
+    fingerprints to keys. Very short titles only match exactly."""
+    fp = title_fingerprint(title)
+    if not fp:
+        return None
+    if fp in index:
+        return index[fp]
+    if len(fp) < 25:
+        return None
+    close = get_close_matches(fp, list(index), n=1, cutoff=cutoff)
+    return index[close[0]] if close else None

@@ -11,7 +11,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,11 +20,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from feedsvc.cards.extractive import build_card
 from feedsvc.config import Settings
-from feedsvc.models import Digest, Profile, Source, SourceError, SourceReport
+from feedsvc.identity import match_title, title_fingerprint
+from feedsvc.models import Candidate, Card, Digest, Profile, Scored, Source, SourceError, SourceReport
 from feedsvc.rank.ranker import Ranking, rank
 from feedsvc.render.markdown import SOURCE_LABELS, render_markdown
 from feedsvc.sources.arxiv import ArxivSource
+from feedsvc.sources.hn import HackerNewsSource
 from feedsvc.sources.http import SourceHttp, Validators
+from feedsvc.sources.lobsters import LobstersSource
+from feedsvc.sources.youtube import QuotaBudget, TalkCheck, YouTubeSource
 from feedsvc.store import queries
 from feedsvc.store.db import session_scope
 
@@ -36,7 +40,7 @@ Progress = Callable[[str], None]
 @dataclass(frozen=True)
 class RunOutcome:
     source: str
-    status: str  # ok | empty | failed
+    status: str  # ok | empty | failed | disabled | backoff
     scanned: int = 0
     fetched: int = 0
     new: int = 0
@@ -61,18 +65,64 @@ def arxiv_categories(profiles: Sequence[Profile]) -> list[str]:
     return cats
 
 
-def default_sources(settings: Settings, profiles: Sequence[Profile], validators: Validators) -> list[Source]:
-    """The sources the profiles ask for. Each gets its own HTTP client (closed by `collect`)."""
+def hn_queries(profiles: Sequence[Profile], per_thread: int = 2, limit: int = 12) -> list[str]:
+    """Hacker News search terms from the profiles: each thread's first keywords (else its name)."""
+    out: list[str] = []
+    for p in profiles:
+        for t in p.threads:
+            for q in t.keywords[:per_thread] or (t.name,):
+                if q.lower() not in (o.lower() for o in out):
+                    out.append(q)
+    return out[:limit]
+
+
+def youtube_source(
+    settings: Settings, profiles: Sequence[Profile], quota: QuotaBudget | None
+) -> YouTubeSource:
+    return YouTubeSource(
+        settings,
+        api_key=settings.youtube_api_key.get_secret_value() or None,
+        channels=settings.youtube_channels,
+        topic_queries=[t.name for p in profiles for t in p.threads],
+        min_duration_s=settings.youtube_min_duration_s,
+        search_budget=settings.youtube_topic_searches,
+        base_url=settings.youtube_api_url or None,
+        quota=quota,
+    )
+
+
+SourcesFactory = Callable[[Settings, Sequence[Profile], Validators, QuotaBudget], list[Source]]
+
+
+def default_sources(
+    settings: Settings, profiles: Sequence[Profile], validators: Validators, quota: QuotaBudget
+) -> list[Source]:
+    """The four sources (HTTP clients are closed by `collect`); arXiv only when a profile names categories."""
     sources: list[Source] = []
     cats = arxiv_categories(profiles)
     if cats:
         sources.append(
             ArxivSource(settings, SourceHttp(settings, source="arxiv", validators=validators), cats)
         )
+    sources.append(youtube_source(settings, profiles, quota))
+    sources.append(
+        HackerNewsSource(
+            settings,
+            SourceHttp(settings, source="hn", validators=validators),
+            hn_queries(profiles),
+            min_points=settings.hn_min_points,
+            base_url=settings.hn_api_url,
+        )
+    )
+    sources.append(
+        LobstersSource(
+            settings,
+            SourceHttp(settings, source="lobsters", validators=validators),
+            tags=settings.lobsters_tags,
+            base_url=settings.lobsters_url,
+        )
+    )
     return sources
-
-
-SourcesFactory = Callable[[Settings, Sequence[Profile], Validators], list[Source]]
 
 
 def collect(
@@ -84,18 +134,33 @@ def collect(
     make_sources: SourcesFactory = default_sources,
     progress: Progress | None = None,
 ) -> list[RunOutcome]:
-    """Fetch every source into the store, one recorded run each."""
+    """Fetch every enabled source into the store, one recorded run each; a source that keeps failing
+    waits (exponential back-off, or the Retry-After it was given) and says until when."""
     now = now or datetime.now(UTC)
     since = now - timedelta(days=max((p.max_age_days for p in profiles), default=365))
     outcomes: list[RunOutcome] = []
     with session_scope(factory) as session:
         queries.sync_profiles(session, profiles, now)
         session.commit()
-        sources = make_sources(settings, profiles, queries.StoreValidators(session, now))
+        quota = queries.StoreQuota(session, "youtube", settings.youtube_daily_quota, now)
+        sources = make_sources(settings, profiles, queries.StoreValidators(session, now), quota)
         try:
             for source in sources:
                 if progress:
                     progress(source.name)
+                if source.name in settings.disabled_sources:
+                    outcomes.append(
+                        RunOutcome(source.name, "disabled", note="disabled by FEEDSVC_DISABLED_SOURCES")
+                    )
+                    continue
+                wait = backoff_until(session, settings, source.name, now)
+                if wait is not None:
+                    outcomes.append(
+                        RunOutcome(
+                            source.name, "backoff", note=f"backing off until {wait:%Y-%m-%d %H:%M} UTC"
+                        )
+                    )
+                    continue
                 outcomes.append(_run_source(session, source, since, now))
         finally:
             for source in sources:
@@ -105,16 +170,87 @@ def collect(
     return outcomes
 
 
+def backoff_until(session: Session, settings: Settings, source: str, now: datetime) -> datetime | None:
+    """When `source` may run again, if not now: after the Retry-After it was given, and after two or more
+    failures in a row, `backoff_minutes` doubling with each further failure (at most a day)."""
+    streak = queries.failure_streak(session, source)
+    if not streak:
+        return None
+    last = streak[0]
+    until = last.retry_at
+    if len(streak) >= 2 and last.finished is not None:
+        pause = timedelta(minutes=settings.backoff_minutes * 2 ** (len(streak) - 2))
+        until = max(filter(None, (until, last.finished + min(pause, timedelta(days=1)))))
+    return until if until is not None and until > now else None
+
+
+@dataclass(frozen=True)
+class Health:
+    """One source's health, as `feedsvc sources` and (later) /healthz report it."""
+
+    source: str
+    enabled: bool
+    last_status: str  # ok | empty | failed | never run
+    last_run: datetime | None
+    last_success: datetime | None
+    failing_since: datetime | None
+    failures: int
+    next_try: datetime | None
+    error: str | None
+    note: str
+    units_today: int = 0
+
+
+SOURCE_NAMES = ("arxiv", "youtube", "hn", "lobsters")
+
+
+def source_health(
+    settings: Settings, factory: sessionmaker[Session], now: datetime | None = None
+) -> list[Health]:
+    """What each source's recorded runs say: the truth, including failures and back-off."""
+    now = now or datetime.now(UTC)
+    out = []
+    with session_scope(factory) as session:
+        runs = queries.latest_runs(session, exclude_notes=("author-talk checks",))
+        for name in SOURCE_NAMES:
+            run = runs.get(name)
+            streak = queries.failure_streak(session, name)
+            out.append(
+                Health(
+                    source=name,
+                    enabled=name not in settings.disabled_sources,
+                    last_status=run.status if run else "never run",
+                    last_run=run.finished if run else None,
+                    last_success=queries.last_success(session, name),
+                    failing_since=streak[-1].started if streak else None,
+                    failures=len(streak),
+                    next_try=backoff_until(session, settings, name, now),
+                    error=run.error if run and run.status == "failed" else None,
+                    note=run.note if run else "",
+                    units_today=queries.StoreQuota(session, name, 0, now).used_before
+                    if name == "youtube"
+                    else 0,
+                )
+            )
+    return out
+
+
 def _run_source(session: Session, source: Source, since: datetime, now: datetime) -> RunOutcome:
     run_id = queries.start_run(session, source.name, now)
     session.commit()
+    quota = getattr(source, "quota", None)
+    spent_before = getattr(quota, "spent", 0)
+    retry_at = None
     try:
         fetched = source.fetch(since)
-        count, new = queries.upsert_candidates(session, fetched.candidates, run_id=run_id, now=now)
+        candidates = _attach_by_title(session, fetched.candidates, now)
+        count, new = queries.upsert_candidates(session, candidates, run_id=run_id, now=now)
         outcome = RunOutcome(source.name, fetched.status, fetched.scanned, count, new, None, fetched.note)
     except SourceError as e:
         session.rollback()
         outcome = RunOutcome(source.name, "failed", error=e.cause)
+        if e.retry_after:
+            retry_at = now + timedelta(seconds=e.retry_after)
         log.warning("%s", e)
     except Exception as e:  # a bug in one source must not stop the others; it is recorded, not hidden
         session.rollback()
@@ -130,9 +266,29 @@ def _run_source(session: Session, source: Source, since: datetime, now: datetime
         new=outcome.new,
         error=outcome.error,
         note=outcome.note,
+        retry_at=retry_at,
+        units=getattr(quota, "spent", 0) - spent_before,
     )
     session.commit()
     return outcome
+
+
+def _attach_by_title(session: Session, candidates: list[Candidate], now: datetime) -> list[Candidate]:
+    """A story whose link is not a paper but whose title is a known paper's (or nearly) discusses it."""
+    links = [c for c in candidates if c.kind == "link" and not c.meta.get("about")]
+    if not links:
+        return candidates
+    index = {
+        title_fingerprint(t): k for k, t in queries.titles_since(session, now - timedelta(days=730)).items()
+    }
+    out = []
+    for c in candidates:
+        if c.kind == "link" and not c.meta.get("about"):
+            key = match_title(c.title, index)
+            if key:
+                c = replace(c, meta={**c.meta, "about": key, "matched_by": "title"})
+        out.append(c)
+    return out
 
 
 # --- digests -------------------------------------------------------------------------------------------
@@ -140,6 +296,9 @@ def _run_source(session: Session, source: Source, since: datetime, now: datetime
 
 def digest_day(profile: Profile, now: datetime) -> date:
     return now.astimezone(ZoneInfo(profile.timezone)).date()
+
+
+TalkFinder = Callable[[Candidate], TalkCheck]
 
 
 def build_digests(
@@ -150,16 +309,24 @@ def build_digests(
     day: date | None = None,
     now: datetime | None = None,
     dry_run: bool = False,
+    find_talk: TalkFinder | None = None,
 ) -> list[Built]:
     """Rank, write cards and render each profile's digest for `day` (default: today in its timezone).
 
-    A digest, once built, is immutable: asking again for the same profile and day returns it unchanged.
-    With `dry_run` nothing is stored or written.
+    For each paper pick YouTube is searched by the exact title (`find_talk`, by default the YouTube source
+    when a key is configured); a real talk becomes a video pick. A digest, once built, is immutable:
+    asking again for the same profile and day returns it unchanged. With `dry_run` nothing is stored.
     """
     now = now or datetime.now(UTC)
     built: list[Built] = []
     with session_scope(factory) as session:
         queries.sync_profiles(session, profiles, now)
+        session.commit()
+        youtube = None
+        if find_talk is None:
+            quota = queries.StoreQuota(session, "youtube", settings.youtube_daily_quota, now)
+            youtube = youtube_source(settings, profiles, quota)
+            find_talk = youtube.find_talk if youtube.configured else None
         for profile in profiles:
             the_day = day or digest_day(profile, now)
             existing = queries.find_digest(session, profile.name, the_day)
@@ -176,7 +343,7 @@ def build_digests(
                     )
                 )
                 continue
-            digest = _make_digest(session, profile, the_day)
+            digest = _make_digest(session, profile, the_day, find_talk, now)
             rendered = render_markdown(digest)
             path = None
             if not dry_run:
@@ -185,114 +352,186 @@ def build_digests(
                 write_atomically(path, rendered.body)
                 session.commit()
             built.append(Built(profile.name, the_day, digest, rendered.body, path))
+        if youtube is not None and youtube.quota.spent:  # type: ignore[attr-defined]
+            run_id = queries.start_run(session, "youtube", now)
+            queries.finish_run(
+                session,
+                run_id,
+                status="ok",
+                now=datetime.now(UTC),
+                note="author-talk checks",
+                units=youtube.quota.spent,
+            )  # type: ignore[attr-defined]
         if dry_run:
             session.rollback()
     return built
 
 
-def _make_digest(session: Session, profile: Profile, day: date) -> Digest:
+def _make_digest(
+    session: Session, profile: Profile, day: date, find_talk: TalkFinder | None, now: datetime
+) -> Digest:
     tz = ZoneInfo(profile.timezone)
     end = datetime.combine(day, time.max, tz).astimezone(UTC)
     start = end - timedelta(days=profile.max_age_days)
-    candidates = queries.items_published_between(session, start, end, kinds=("paper",))
     seed_keys = [f"arxiv:{s}" for t in profile.threads for s in t.seed_papers]
     seeds = queries.items_by_keys(session, seed_keys)
     sent = queries.sent_keys(session, profile.name, before=day)
-    ranking = rank(profile, candidates, now=end, seeds=seeds, already_sent=sent)
-    cards = tuple(build_card(s) for s in ranking.picks)
+
+    papers = rank(
+        profile,
+        queries.items_published_between(session, start, end, kinds=("paper",)),
+        now=end,
+        seeds=seeds,
+        already_sent=sent,
+    )
+    talk_lines, talks = _talk_check(session, papers.picks, find_talk, now)
+    talks = [t for t in talks if t[1].candidate.key not in sent][: profile.videos]
+    taken = {s.candidate.key for _, s in talks}
+    videos = rank(
+        profile,
+        queries.items_published_between(session, start, end, kinds=("video",)),
+        now=end,
+        seeds=seeds,
+        already_sent=sent | taken,
+        limit=max(profile.videos - len(talks), 0),
+    )
+
+    cards = [build_card(s) for s in papers.picks]
+    cards += [replace(build_card(s), talk_for=paper) for paper, s in talks]
+    cards += [build_card(s) for s in videos.picks]
+    threads = queries.discussions_for(session, [c.key for c in cards])
+    cards = [replace(c, discussions=tuple(threads.get(c.key, ()))) for c in cards]
     return Digest(
         profile=profile.name,
         day=day,
         title=f"Daily Feed - {day.isoformat()}",
         summary=_summary(cards),
-        cards=cards,
+        cards=tuple(cards),
         papers_wanted=profile.papers,
         videos_wanted=profile.videos,
-        talk_check=(
-            "not run: this build has no YouTube source yet, so there are no video picks and no "
-            "author-talk search for today's papers."
-        ),
-        sources=tuple(_source_reports(session, profile, ranking, len(seed_keys) - len(seeds))),
-        shortfall=_shortfall(profile, ranking),
+        talk_check=" ".join(talk_lines),
+        sources=tuple(_source_reports(session, profile, papers, videos, cards, len(seed_keys) - len(seeds))),
+        shortfall=_shortfall(profile, papers, videos, len(talks)),
     )
 
 
-def _summary(cards: Sequence) -> str:
+def _talk_check(
+    session: Session, picks: Sequence[Scored], find_talk: TalkFinder | None, now: datetime
+) -> tuple[list[str], list[tuple[str, Scored]]]:
+    """Search YouTube by each paper pick's exact title; returns the note's sentences and the talks found."""
+    if not picks:
+        return ["no paper picks today, so no talk was searched for."], []
+    if find_talk is None:
+        return [
+            "not run: no YouTube API key is configured (FEEDSVC_YOUTUBE_API_KEY), so no talk was searched "
+            "for today's papers."
+        ], []
+    lines, talks = [], []
+    for s in picks:
+        paper = s.candidate
+        try:
+            check = find_talk(paper)
+        except SourceError as e:
+            lines.append(f"*{paper.title}*: the search failed ({e.cause}).")
+            continue
+        if check.found is not None:
+            queries.upsert_candidates(session, [check.found], run_id=None, now=now)
+            video = replace(
+                s, candidate=check.found, reasons=(f"a talk about today's pick ({check.reason})",)
+            )
+            talks.append((paper.title, video))
+            lines.append(f"*{paper.title}*: found a talk, {check.found.title} ({check.reason}).")
+        else:
+            lines.append(f"*{paper.title}*: {check.reason}.")
+    if not talks:
+        lines.append("So the video picks are topic lectures, when any clear the bar.")
+    return [f"searched YouTube by the exact titles of today's {len(picks)} paper picks.", *lines], talks
+
+
+def _summary(cards: Sequence[Card]) -> str:
     if not cards:
-        return "No paper cleared today's bar for this profile."
-    parts = [f"{c.title.rstrip('.')} ({c.thread})" for c in cards]
+        return "Nothing cleared today's bar for this profile."
+    parts = [f"{c.title.rstrip('.')} ({c.thread}{', video' if c.kind == 'video' else ''})" for c in cards]
     return "Today's picks: " + "; ".join(parts) + "."
 
 
-def _shortfall(profile: Profile, ranking: Ranking) -> str:
-    n = len(ranking.picks)
-    if n >= profile.papers:
-        return ""
-    return (
-        f"{n} of {profile.papers} paper picks: of {ranking.eligible} eligible papers, "
-        f"{ranking.below_bar} fell below the relevance bar, and weak picks are not used as padding."
-    )
+def _shortfall(profile: Profile, papers: Ranking, videos: Ranking, talks: int) -> str:
+    out = []
+    if len(papers.picks) < profile.papers:
+        out.append(
+            f"{len(papers.picks)} of {profile.papers} paper picks: of {papers.eligible} eligible papers, "
+            f"{papers.below_bar} fell below the relevance bar, and weak picks are not used as padding."
+        )
+    n_videos = len(videos.picks) + talks
+    if n_videos < profile.videos:
+        out.append(
+            f"{n_videos} of {profile.videos} video picks: {videos.considered} videos in the store, "
+            f"{videos.eligible} eligible in the window, {videos.below_bar} below the bar."
+        )
+    return " ".join(out)
+
+
+def _pool(profile: Profile, r: Ranking, kind: str) -> str:
+    text = f"{r.considered} {kind}s from the last {profile.max_age_days} days in the store, "
+    text += f"{r.eligible} eligible"
+    excluded = []
+    if r.vetoed:
+        vetoes = ", ".join(f"'{t}' {n}" for t, n in sorted(r.vetoes.items()))
+        excluded.append(f"{r.vetoed} vetoed by exclude terms ({vetoes})")
+    if r.already_sent:
+        excluded.append(f"{r.already_sent} already sent")
+    if r.no_text:
+        excluded.append(f"{r.no_text} known only from a discussion")
+    if excluded:
+        text += " after " + " and ".join(excluded)
+    return text + f"; {r.below_bar} below the relevance bar; picked {len(r.picks)}."
 
 
 def _source_reports(
-    session: Session, profile: Profile, ranking: Ranking, missing_seeds: int
+    session: Session, profile: Profile, papers: Ranking, videos: Ranking, cards: Sequence[Card], missing: int
 ) -> list[SourceReport]:
     reports: list[SourceReport] = []
-    runs = queries.latest_runs(session)
-    picked = len(ranking.picks)
-    pool = (
-        f"{ranking.considered} papers from the last {profile.max_age_days} days in the store, "
-        f"{ranking.eligible} eligible"
-    )
-    excluded = []
-    if ranking.vetoed:
-        excluded.append(
-            f"{ranking.vetoed} vetoed by exclude terms ("
-            + ", ".join(f"'{t}' {n}" for t, n in sorted(ranking.vetoes.items()))
-            + ")"
-        )
-    if ranking.already_sent:
-        excluded.append(f"{ranking.already_sent} already sent")
-    if excluded:
-        pool += " after " + " and ".join(excluded)
-    pool += f"; {ranking.below_bar} below the relevance bar; picked {picked}."
-    if missing_seeds:
-        pool += f" {missing_seeds} seed paper(s) of the profile are not in the store yet."
-    for source, run in sorted(runs.items()):
+    runs = queries.latest_runs(session, exclude_notes=("author-talk checks",))
+    for source in ("arxiv", "youtube", "hn", "lobsters"):
         label = SOURCE_LABELS.get(source, source)
-        if run.status == "failed":
-            since = queries.failing_since(session, source) or run.started
-            note = (
-                f"failed since {since:%Y-%m-%d %H:%M} UTC ({run.error}); "
-                f"picks come from what the store already had: {pool}"
+        run = runs.get(source)
+        if source == "arxiv":
+            result, picked = _pool(profile, papers, "paper"), len(papers.picks)
+            if missing:
+                result += f" {missing} seed paper(s) of the profile are not in the store yet."
+        elif source == "youtube":
+            result = _pool(profile, videos, "video")
+            picked = sum(1 for c in cards if c.kind == "video")
+        else:
+            site = queries.SITES[source]
+            on_picks = sum(1 for c in cards for d in c.discussions if d.site == site)
+            result = (
+                f"{on_picks} thread(s) on today's picks; stories not about a paper or talk are not "
+                "picked by this build."
             )
+            picked = 0
+        if run is None:
+            note = f"never fetched. {result}"
+        elif run.status == "failed":
+            since = queries.failing_since(session, source) or run.started
+            note = f"failed since {since:%Y-%m-%d %H:%M} UTC ({run.error}); "
+            note += f"using what the store already had: {result}"
         elif run.status == "empty":
-            note = f"{run.note or 'nothing new'} (checked {run.finished:%Y-%m-%d %H:%M} UTC). {pool}"
+            note = f"{run.note or 'nothing new'} (checked {run.finished:%Y-%m-%d %H:%M} UTC). {result}"
         else:
             note = (
                 f"last fetch {run.finished:%Y-%m-%d %H:%M} UTC scanned {run.scanned} items, "
                 f"kept {run.fetched} "
-                f"in the configured categories ({run.new} new to the store). {pool}"
+                f"({run.new} new to the store). {result}"
             )
         reports.append(
             SourceReport(
                 source=label,
-                status=run.status,
-                scanned=run.scanned,
-                eligible=ranking.eligible,
+                status=run.status if run else "never run",
+                scanned=run.scanned if run else 0,
+                eligible=papers.eligible,
                 picked=picked,
                 note=note,
-            )
-        )
-    if not runs:
-        reports.append(
-            SourceReport(
-                source="arXiv",
-                status="never run",
-                scanned=0,
-                eligible=ranking.eligible,
-                picked=picked,
-                note=f"never fetched (run `feedsvc fetch`). {pool}",
             )
         )
     return reports

@@ -113,7 +113,7 @@ def test_hn_parses_recorded_algolia_answer(rigs: list[Rig]) -> None:
     assert fetched.status == "ok"
     assert fetched.scanned == 20
     assert len(fetched.candidates) == 20
-    assert fetched.note == "1 query, 20 stories, 20 with ≥20 points"
+    assert fetched.note == "1 query, 20 stories, 20 with ≥20 points since 2010-01-01"
     by_id = {c.meta["story_id"]: c for c in fetched.candidates}
     jobs = by_id["2922756"]
     assert jobs.title == "Steve Jobs Resigns as CEO of Apple"
@@ -163,7 +163,7 @@ def test_hn_min_points_is_also_applied_to_the_answer(rigs: list[Rig]) -> None:
     fetched = rig.hn(["x"]).fetch(SINCE_2010)
     assert fetched.status == "empty" and fetched.candidates == []
     assert fetched.scanned == 20
-    assert fetched.note == "1 query, 20 stories, 0 with ≥20 points"
+    assert fetched.note == "1 query, 20 stories, 0 with ≥20 points since 2010-01-01"
 
 
 def test_hn_dedupes_across_queries(rigs: list[Rig]) -> None:
@@ -172,7 +172,7 @@ def test_hn_dedupes_across_queries(rigs: list[Rig]) -> None:
     assert len(rig.server.requests) == 3
     assert [r.query["query"] for r in rig.server.requests] == ["apple", "iphone", "jobs"]
     assert len(fetched.candidates) == 20
-    assert fetched.note == "3 queries, 20 stories, 20 with ≥20 points"
+    assert fetched.note == "3 queries, 20 stories, 20 with ≥20 points since 2010-01-01"
 
 
 # --- Hacker News: constructed hits --------------------------------------------------------------------
@@ -208,7 +208,7 @@ def test_hn_html_and_script_stripped_from_title_and_missing_title_skipped(rigs: 
     for c in fetched.candidates:
         assert "<script" not in c.title.lower() and "<script" not in c.text.lower()
     assert fetched.candidates[0].text == "Hi there\n\nmore"
-    assert fetched.note == "1 query, 4 stories, 2 with ≥20 points; 2 without a title skipped"
+    assert fetched.note == "1 query, 4 stories, 2 with ≥20 points since 2010-01-01; 2 without a title skipped"
 
 
 def test_text_helpers_keep_plain_text() -> None:

@@ -59,3 +59,26 @@ def test_an_arxiv_id_in_a_title_wins_over_a_blog_url() -> None:
 def test_normalise_url_keeps_meaningful_query_and_port() -> None:
     assert normalise_url("http://example.org:8080/a/") == "https://example.org:8080/a"
     assert normalise_url("https://example.org/a?b=1&utm_medium=x") == "https://example.org/a?b=1"
+
+
+def test_titles_match_across_sources_exactly_or_nearly() -> None:
+    from feedsvc.identity import match_title, title_fingerprint
+
+    index = {
+        title_fingerprint(
+            "SMAC: Score-Matched Actor-Critics for Robust Offline-to-Online Transfer"
+        ): "arxiv:2602.17632"
+    }
+    assert (
+        match_title("SMAC – score-matched actor-critics for robust offline-to-online transfer", index)
+        == "arxiv:2602.17632"
+    )
+    assert (
+        match_title("SMAC: Score-Matched Actor-Critic for Robust Offline-to-Online Transfer [pdf]", index)
+        == "arxiv:2602.17632"
+    )
+    assert match_title("Score matching for robust transfer learning in vision", index) is None
+    assert (
+        match_title("SMAC", {"smac": "arxiv:1"}) == "arxiv:1"
+        and match_title("SMAC v2", {"smac": "arxiv:1"}) is None
+    )

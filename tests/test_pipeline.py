@@ -13,6 +13,7 @@ import pytest
 
 from feedsvc import pipeline
 from feedsvc.config import Settings, example_profiles_path, load_profiles
+from feedsvc.demo import replay_settings, snapshot_routes
 from feedsvc.models import Fetched, Profile
 from feedsvc.replay import ReplayServer, Reply, in_turn
 from feedsvc.store import queries
@@ -31,32 +32,39 @@ def profiles() -> list[Profile]:
     return load_profiles(example_profiles_path())
 
 
+def routes(**overrides: Reply | object) -> dict:
+    """The demo's snapshot (recorded arXiv, HN, Lobsters, YouTube bodies), with some endpoints replaced."""
+    return {**snapshot_routes(), **overrides}
+
+
 @pytest.fixture
 def server() -> Iterator[ReplayServer]:
-    with ReplayServer({"/rss/*": Reply(body=FEED, headers=RSS)}) as s:
+    with ReplayServer(routes()) as s:
         yield s
 
 
 def settings_for(server: ReplayServer, tmp_path: Path, **kw) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        arxiv_rss_url=f"{server.url}/rss",
-        arxiv_enrich=False,
-        http_retries=1,
-        http_max_wait=0.0,
-        **kw,
-    )
+    return replay_settings(server.url, tmp_path, **kw)
 
 
 def test_fetch_then_digest_end_to_end(server, tmp_path, factory, profiles) -> None:
     settings = settings_for(server, tmp_path)
-    [outcome] = pipeline.collect(settings, factory, profiles, now=NOW)
+    outcomes = {o.source: o for o in pipeline.collect(settings, factory, profiles, now=NOW)}
+    assert list(outcomes) == ["arxiv", "youtube", "hn", "lobsters"]
+    outcome = outcomes["arxiv"]
     assert (outcome.source, outcome.status, outcome.scanned) == ("arxiv", "ok", 1504)
+    # the recorded HN (2014), Lobsters (2023-11) and YouTube (2012-13) answers are all older than the window
+    assert [outcomes[s].status for s in ("youtube", "hn", "lobsters")] == ["empty", "empty", "empty"]
+    assert outcomes["lobsters"].scanned == 34 and outcomes["hn"].scanned == 20
     assert outcome.fetched == outcome.new > 100
     [built] = pipeline.build_digests(settings, factory, profiles, day=DAY, now=NOW)
 
     feed_ids = {e.link.rsplit("/", 1)[1] for e in feedparser.parse(FEED).entries}
-    assert len(built.digest.cards) == 3
+    assert [c.kind for c in built.digest.cards] == ["paper"] * 3
+    assert "0 of 2 video picks" in built.digest.shortfall
+    assert built.digest.talk_check.startswith(
+        "searched YouTube by the exact titles of today's 3 paper picks."
+    )
     for c in built.digest.cards:
         assert c.key.removeprefix("arxiv:") in feed_ids  # real papers from the recorded snapshot
         assert c.why and c.intuition and c.punch
@@ -90,9 +98,9 @@ def test_dry_run_stores_and_writes_nothing(server, tmp_path, factory, profiles) 
 
 
 def test_no_announcement_is_not_an_error(tmp_path, factory, profiles) -> None:
-    with ReplayServer({"/rss/*": Reply(body=EMPTY, headers=RSS)}) as server:
-        [outcome] = pipeline.collect(settings_for(server, tmp_path), factory, profiles, now=NOW)
-    assert (outcome.status, outcome.error) == ("empty", None)
+    with ReplayServer(routes(**{"/rss/*": Reply(body=EMPTY, headers=RSS)})) as server:
+        outcome = pipeline.collect(settings_for(server, tmp_path), factory, profiles, now=NOW)[0]
+    assert (outcome.source, outcome.status, outcome.error) == ("arxiv", "empty", None)
     assert "no announcement" in outcome.note
     [built] = pipeline.build_digests(settings_for(server, tmp_path), factory, profiles, day=DAY, now=NOW)
     assert built.digest.cards == ()
@@ -107,20 +115,16 @@ def test_a_failing_source_is_recorded_and_the_digest_uses_what_is_stored(tmp_pat
         body=b"<html><body>Service Unavailable</body></html>",
         headers={"Content-Type": "text/html"},
     )
-    with ReplayServer({"/rss/*": in_turn(Reply(body=FEED, headers=RSS), down)}) as server:
+    with ReplayServer(routes(**{"/rss/*": in_turn(Reply(body=FEED, headers=RSS), down)})) as server:
         settings = settings_for(server, tmp_path)
-        [ok] = pipeline.collect(settings, factory, profiles, now=NOW)
-        [failed] = pipeline.collect(settings, factory, profiles, now=NOW + timedelta(hours=1))
+        ok = pipeline.collect(settings, factory, profiles, now=NOW)[0]
+        failed = pipeline.collect(settings, factory, profiles, now=NOW + timedelta(hours=1))[0]
     assert ok.status == "ok" and failed.status == "failed"
     assert failed.error and "503" in failed.error
     [built] = pipeline.build_digests(settings, factory, profiles, day=DAY, now=NOW)
     assert len(built.digest.cards) == 3
     note = built.digest.sources[0].note
-    assert (
-        note.startswith("failed since ")
-        and "503" in note
-        and "picks come from what the store already had" in note
-    )
+    assert note.startswith("failed since ") and "503" in note and "using what the store already had" in note
 
 
 def test_one_crashing_source_never_stops_the_others(server, tmp_path, factory, profiles) -> None:
@@ -130,13 +134,13 @@ def test_one_crashing_source_never_stops_the_others(server, tmp_path, factory, p
         def fetch(self, since: datetime) -> Fetched:
             raise KeyError("hits")
 
-    def sources(settings, profs, validators):
-        return [Broken(), *pipeline.default_sources(settings, profs, validators)]
+    def sources(settings, profs, validators, quota):
+        return [Broken(), *pipeline.default_sources(settings, profs, validators, quota)]
 
     outcomes = pipeline.collect(
         settings_for(server, tmp_path), factory, profiles, now=NOW, make_sources=sources
     )
-    assert [(o.source, o.status) for o in outcomes] == [("broken", "failed"), ("arxiv", "ok")]
+    assert [(o.source, o.status) for o in outcomes][:2] == [("broken", "failed"), ("arxiv", "ok")]
     assert outcomes[0].error == "unexpected KeyError: 'hits'"
     with session_scope(factory) as s:
         runs = queries.latest_runs(s)

@@ -175,8 +175,8 @@ def build_card(s: Scored) -> Card:
         kind=c.kind,
         title=c.title,
         url=c.url,
-        domain=domain_label(c.categories, s.thread),
-        time_cost=time_cost(str(c.meta.get("comment") or ""), c.text, c.kind),
+        domain=domain_label(c.categories, s.thread) + (" (Video)" if c.kind == "video" else ""),
+        time_cost=time_cost(str(c.meta.get("comment") or ""), c.text, c.kind, _int(c.meta.get("duration_s"))),
         intuition=intuition,
         punch_intro=intro,
         punch=tuple(grounded),
@@ -186,6 +186,13 @@ def build_card(s: Scored) -> Card:
         score=s.score,
         writer="extractive",
     )
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
 
 
 def _why(s: Scored) -> str:

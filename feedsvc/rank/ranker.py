@@ -33,6 +33,7 @@ class Ranking:
     vetoed: int = 0
     already_sent: int = 0
     too_old: int = 0
+    no_text: int = 0
     below_bar: int = 0
     vetoes: dict[str, int] = field(default_factory=dict)
 
@@ -84,7 +85,7 @@ def rank(
     max_age = timedelta(days=profile.max_age_days)
     eligible: list[Candidate] = []
     vetoes: dict[str, int] = {}
-    too_old = sent = 0
+    too_old = sent = no_text = 0
     seen: set[str] = set()
     for c in candidates:
         if c.key in seen:
@@ -95,6 +96,9 @@ def rank(
             continue
         if c.published is not None and not (now - max_age <= c.published <= now + timedelta(days=1)):
             too_old += 1
+            continue
+        if not c.text.strip():  # known only from a discussion so far: nothing to judge it by
+            no_text += 1
             continue
         term = _veto_term(profile.exclude, c)
         if term:
@@ -152,6 +156,7 @@ def rank(
         vetoed=sum(vetoes.values()),
         already_sent=sent,
         too_old=too_old,
+        no_text=no_text,
         below_bar=below,
         vetoes=vetoes,
     )

@@ -92,7 +92,7 @@ class HackerNewsSource:
         n = len(self.queries)
         note = (
             f"{n} {'query' if n == 1 else 'queries'}, {len(hits)} stories, "
-            f"{len(candidates)} with ≥{self.min_points} points"
+            f"{len(candidates)} with ≥{self.min_points} points since {since:%Y-%m-%d}"
         )
         if untitled:
             note += f"; {untitled} without a title skipped"

@@ -245,11 +245,12 @@ def finish_run(
     session.flush()
 
 
-def latest_runs(session: Session) -> dict[str, SourceRun]:
-    """The most recent finished run of each source."""
+def latest_runs(session: Session, exclude_notes: Sequence[str] = ()) -> dict[str, SourceRun]:
+    """The most recent finished run of each source (leaving out runs whose note is in `exclude_notes`)."""
     latest = (
         select(SourceRun.source, func.max(SourceRun.id).label("id"))
         .where(SourceRun.finished.is_not(None))
+        .where(SourceRun.note.not_in(list(exclude_notes)) if exclude_notes else True)
         .group_by(SourceRun.source)
         .subquery()
     )
