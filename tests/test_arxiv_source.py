@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from fakes import FakeSleep
 
 from feedsvc.config import Settings
 from feedsvc.models import SourceError
@@ -35,12 +36,6 @@ def all_archives() -> bytes:
     return fixture("rss_all_archives_2024-11-28.xml.gz")
 
 
-class FakeSleep:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 class Rig:

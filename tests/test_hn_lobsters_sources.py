@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import FakeSleep
 
 from feedsvc.config import Settings
 from feedsvc.models import SourceError
@@ -38,12 +39,6 @@ LOB_HOTTEST = "lobsters_hottest_2023-11-02T16-04Z.json"
 LOB_NEWEST = "lobsters_newest_2023-11-02T16-04Z.json"
 
 
-class FakeSleep:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 class Rig:

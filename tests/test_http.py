@@ -7,6 +7,7 @@ from email.utils import format_datetime
 
 import httpx
 import pytest
+from fakes import FakeSleep
 
 from feedsvc.config import Settings
 from feedsvc.models import SourceError
@@ -20,12 +21,6 @@ def make_settings(**overrides: object) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-class FakeSleep:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 def client(settings: Settings, sleep: FakeSleep, **kw: object) -> SourceHttp:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import FakeSleep
 
 from feedsvc.config import Settings
 from feedsvc.models import Candidate, SourceError
@@ -51,12 +52,6 @@ def recorded(name: str, status: int = 200) -> Reply:
     return Reply(status, fixture(name), dict(JSON))
 
 
-class FakeSleep:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 class Rig:

@@ -25,6 +25,7 @@ NAME = "hn"
 DISCUSSION_URL = "https://news.ycombinator.com/item?id={}"
 HITS_PER_PAGE = 100
 
+
 def _as_int(value: Any) -> int:
     try:
         return int(value)

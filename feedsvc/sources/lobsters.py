@@ -11,14 +11,14 @@ Imports only feedsvc.models, feedsvc.config, feedsvc.identity and feedsvc.source
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from feedsvc.config import Settings
 from feedsvc.identity import canonical_key
 from feedsvc.models import Candidate, Fetched, SourceError
 from feedsvc.sources.http import SourceHttp, safe_url
-from feedsvc.sources.text import about_key, clean_title, parse_json, plain_text
+from feedsvc.sources.text import about_key, clean_title, iso_time, parse_json, plain_text
 
 NAME = "lobsters"
 LISTINGS = ("hottest", "newest")
@@ -29,16 +29,6 @@ def _int(value: Any) -> int:
         return int(value)
     except (TypeError, ValueError):
         return 0
-
-
-def _when(raw: Any) -> datetime | None:
-    if not isinstance(raw, str):
-        return None
-    try:
-        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _submitter(story: dict[str, Any]) -> tuple[str, ...]:
@@ -81,7 +71,7 @@ class LobstersSource:
         untitled = 0
         candidates: list[Candidate] = []
         for story in stories.values():
-            created = _when(story.get("created_at"))
+            created = iso_time(story.get("created_at"))
             if created is None or created <= since:
                 continue
             recent += 1

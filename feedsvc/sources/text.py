@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from feedsvc.models import SourceError
@@ -63,3 +64,14 @@ def parse_json(source: str, response: Response) -> Any:
             f"malformed JSON from {safe_url(response.url)}: {str(e).splitlines()[0]} "
             f"({len(response.content)} bytes; truncated?)",
         ) from None
+
+
+def iso_time(raw: Any) -> datetime | None:
+    """An ISO 8601 time from an API (`2023-11-02T11:04:03.000-05:00`, `...Z`) as aware UTC, else None."""
+    if not isinstance(raw, str):
+        return None
+    try:
+        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)

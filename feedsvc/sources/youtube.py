@@ -36,7 +36,7 @@ from googleapiclient.errors import HttpError
 from feedsvc.config import Settings
 from feedsvc.identity import arxiv_id
 from feedsvc.models import Candidate, Fetched, SourceError
-from feedsvc.sources.text import clean_title
+from feedsvc.sources.text import clean_title, iso_time
 
 NAME = "youtube"
 COSTS = {"search.list": 100, "videos.list": 1, "playlistItems.list": 1}
@@ -120,16 +120,6 @@ def _rfc3339(when: datetime) -> str:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_time(raw: Any) -> datetime | None:
-    if not isinstance(raw, str) or not raw:
-        return None
-    try:
-        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _int(value: Any) -> int | None:
@@ -254,11 +244,7 @@ class YouTubeSource:
         self.min_duration_s = min_duration_s
         self.search_budget = max(0, search_budget)
         self.base_url = base_url
-        self.quota: QuotaBudget = (
-            quota
-            if quota is not None
-            else MemoryQuota(settings.youtube_daily_quota)
-        )
+        self.quota: QuotaBudget = quota if quota is not None else MemoryQuota(settings.youtube_daily_quota)
         self.retries = max(0, settings.http_retries)
         self.timeout = settings.http_timeout
         self.max_wait = settings.http_max_wait
@@ -402,7 +388,7 @@ class YouTubeSource:
                 snippet = item.get("snippet") or {}
                 details = item.get("contentDetails") or {}
                 vid = details.get("videoId") or (snippet.get("resourceId") or {}).get("videoId")
-                when = _parse_time(details.get("videoPublishedAt") or snippet.get("publishedAt"))
+                when = iso_time(details.get("videoPublishedAt") or snippet.get("publishedAt"))
                 listed += 1
                 if isinstance(vid, str) and (when is None or when > since):
                     found.setdefault(vid)
@@ -550,7 +536,7 @@ def _video(item: dict[str, Any]) -> Candidate | None:
         url=WATCH_URL.format(vid),
         source=NAME,
         authors=(channel,) if channel else (),
-        published=_parse_time(snippet.get("publishedAt")),
+        published=iso_time(snippet.get("publishedAt")),
         meta={
             "duration_s": duration_seconds(details.get("duration")),
             "views": _int(stats.get("viewCount")),
@@ -576,6 +562,6 @@ def _search_result(item: dict[str, Any]) -> Candidate | None:
         url=WATCH_URL.format(vid),
         source=NAME,
         authors=(channel,) if channel else (),
-        published=_parse_time(snippet.get("publishTime") or snippet.get("publishedAt")),
+        published=iso_time(snippet.get("publishTime") or snippet.get("publishedAt")),
         meta={"duration_s": None, "views": None, "channel": channel, "channel_id": snippet.get("channelId")},
     )
