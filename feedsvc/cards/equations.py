@@ -1,0 +1,329 @@
+"""Key equation and headline results from a paper's full text, quoted verbatim and grounded.
+
+`score_equations` scores every display equation by the words around it ("we minimise", "our objective",
+"is given by"), the section it sits in (Method up; Background, Related work, Experiments, Appendix down),
+its structure (a relation and an operator such as argmin, E, sum, nabla, a loss) and its position.
+Bare numbers, table-like content and pure notation are never candidates. `key_equation` returns the best
+one as a Quote (the paper's macros expanded, where = "arXiv HTML, eq. (3), §3.1 Method"), only when its
+LaTeX occurs in the full text. `headline_results` quotes the sentences with numbers from the abstract or
+the results sections. Imports only `feedsvc.models` and `feedsvc.cards`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from feedsvc.cards.extractive import headline_sentences
+from feedsvc.cards.fulltext import Equation, FullText, expand_macros
+from feedsvc.cards.grounding import is_grounded, normalise
+from feedsvc.models import Quote
+
+log = logging.getLogger(__name__)
+
+MIN_SCORE = 0.0  # below this no equation is shown: the card keeps its abstract-based punch
+
+_METHOD_CUES = [
+    (
+        re.compile(r"\bwe (?:minimi[sz]e|maximi[sz]e|optimi[sz]e|solve|train|learn)\b", re.I),
+        2.0,
+        "we minimise/maximise",
+    ),
+    (
+        re.compile(r"\bour (?:objective|loss|method|model|approach|estimator|update|algorithm)\b", re.I),
+        2.0,
+        "our objective/method",
+    ),
+    (
+        re.compile(r"\b(?:training |learning |optimi[sz]ation )?(?:objective|loss(?: function)?)\b", re.I),
+        1.5,
+        "objective/loss named",
+    ),
+    (
+        re.compile(r"\b(?:update(?: rule)?|estimator|lower bound|upper bound|bound)\b", re.I),
+        1.0,
+        "update/estimator/bound named",
+    ),
+    (re.compile(r"\bwe (?:propose|introduce|define|formali[sz]e|present)\b", re.I), 1.5, "we propose/define"),
+    (
+        re.compile(
+            r"\b(?:is|are|can be) (?:given|defined|computed|written|formulated|expressed) (?:by|as)\b", re.I
+        ),
+        1.0,
+        "is given by/defined as",
+    ),
+    (re.compile(r"\b(?:solves?|optimal \w+ (?:for|is))\b", re.I), 0.5, "solves/optimal"),
+]
+_NEG_CUES = [
+    (
+        re.compile(r"\b(?:recall|well[- ]known|standard|classical|textbook)\b", re.I),
+        -2.0,
+        "recalled/standard",
+    ),
+    (
+        re.compile(r"\b(?:gradients?|derivatives?|jacobian|backpropagation)\b", re.I),
+        -1.0,
+        "a gradient, not the method",
+    ),
+    (re.compile(r"\b(?:denote|notation|where \$?\\?\w+\$? is)\b", re.I), -0.5, "notation"),
+    (re.compile(r"\b(?:proof|lemma|we have|it follows|therefore|thus|hence)\b", re.I), -0.5, "derivation"),
+]
+_GOOD_SECTIONS = re.compile(
+    r"\b(?:method|methods|methodology|approach|proposed|our|model|framework|technique|formulation|"
+    r"objective|learning|training|algorithm|architecture)\b",
+    re.I,
+)
+_BAD_SECTIONS = [
+    (re.compile(r"\b(?:appendix|appendices|supplementary|proofs?)\b", re.I), -4.0, "appendix/proof"),
+    (re.compile(r"\b(?:related work|prior work|literature)\b", re.I), -2.5, "related work"),
+    (
+        re.compile(r"\b(?:experiments?|evaluation|results|empirical|implementation details|setup)\b", re.I),
+        -2.0,
+        "experiments",
+    ),
+    (re.compile(r"\b(?:background|preliminar(?:y|ies)|notation|setting)\b", re.I), -1.0, "background"),
+    (re.compile(r"\b(?:discussion|conclusions?|limitations)\b", re.I), -1.5, "discussion"),
+]
+_RELATION = re.compile(r"=|\\le\b|\\leq\b|\\ge\b|\\geq\b|\\coloneq|\\defeq|:=|<|>|\\approx|\\propto|\\in\b")
+_OPERATORS = re.compile(
+    r"arg\s*,?\s*\\?,?\s*m(?:in|ax)|\\arg\s*\\m(?:in|ax)|\\argmin|\\argmax|\\min\b|\\max\b|\\sup\b|\\inf\b|"
+    r"\\mathbb\s*\{?E\b|\\E\b|\\sum\b|\\prod\b|\\nabla|\\partial|\\int\b|\\mathcal\s*\{?L\b|\\log\b|"
+    r"\\exp\b|\\operatorname|\\ast\b|\\langle"
+)
+_BARE = re.compile(r"^[\s\d.,;:%+\-=()\[\]{}\\!]*$|^\s*\\?[A-Za-z]\w*\s*=\s*[-+]?[\d.,\s]+%?\s*[.,]?$")
+_NOTATION_ONLY = re.compile(
+    r"^\s*[^=<>]{0,40}\\in\s*\\mathbb\s*\{?[RNZC]\}?[^=<>]{0,30}[.,]?\s*$"  # x \in \mathbb{R}^d
+    r"|^\s*\\?[A-Za-z]\w*\s*=\s*\\\{[^=]*\\\}\s*[.,]?\s*$"  # \theta = \{...\}
+)
+_TABLE_LIKE = re.compile(r"\\begin\{(?:tabular|array)\}|\\hline|\\toprule")
+
+
+def _strip_latex(latex: str) -> str:
+    return re.sub(r"\\(?:left|right|displaystyle|,|;|!|quad|qquad)\b|\s", "", latex)
+
+
+_STOP = frozenset(
+    [
+        "these",
+        "those",
+        "their",
+        "there",
+        "which",
+        "where",
+        "while",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "between",
+        "could",
+        "would",
+        "should",
+        "other",
+        "their",
+        "using",
+        "based",
+        "given",
+        "first",
+        "second",
+        "paper",
+        "show",
+        "shows",
+        "shown",
+        "propose",
+        "proposed",
+        "method",
+        "methods",
+        "approach",
+        "results",
+        "model",
+        "models",
+        "which",
+        "under",
+        "within",
+        "without",
+        "being",
+        "since",
+        "such",
+        "only",
+        "also",
+        "more",
+        "most",
+    ]
+)
+
+
+def _content_words(text: str) -> set[str]:
+    words = re.findall(r"[a-z][a-z-]{4,}", re.sub(r"\$[^$]*\$", " ", text.lower()))
+    return {w.rstrip("s") for w in words if w not in _STOP}
+
+
+def _introducing_sentence(before: str) -> str:
+    """The words right before a display: the sentence it completes."""
+    tail = before[-400:]
+    cut = max(tail.rfind(". "), tail.rfind("$$"))
+    return tail[cut + 2 :] if cut >= 0 else tail
+
+
+def candidate_reason(eq: Equation) -> str | None:
+    """Why this display is never a key equation (a bare number, a table, pure notation), or None."""
+    body = re.sub(r"\\begin\{(?:aligned|gathered)\}|\\end\{(?:aligned|gathered)\}", "", eq.latex)
+    compact = _strip_latex(body)
+    if len(compact) < 6:
+        return "trivial"
+    if _BARE.match(body):
+        return "bare number"
+    if _TABLE_LIKE.search(body) or body.count("&") > 12:
+        return "table content"
+    if _NOTATION_ONLY.match(body):
+        return "notation only"
+    if not _RELATION.search(body) and not _OPERATORS.search(body):
+        return "no relation or operator"
+    return None
+
+
+def score_equations(ft: FullText) -> list[tuple[float, Equation, list[str]]]:
+    """Every candidate display equation with its score and the reasons for it, best first."""
+    total = max(1, len(ft.equations))
+    vocab = _content_words(" ".join(t for h, t in ft.sections if h.lower() == "abstract"))
+    out: list[tuple[float, Equation, list[str]]] = []
+    for eq in ft.equations:
+        if candidate_reason(eq):
+            continue
+        score = 0.0
+        reasons: list[str] = []
+        intro = _introducing_sentence(eq.context_before)
+        near = eq.context_before[-300:] + " " + eq.context_after[:120]
+        for rx, w, why in _METHOD_CUES:
+            if rx.search(intro):
+                score += w
+                reasons.append(f"+{w:g} {why} (introducing sentence)")
+            elif rx.search(near):
+                score += w / 2
+                reasons.append(f"+{w / 2:g} {why} (nearby)")
+        for rx, w, why in _NEG_CUES:
+            if rx.search(intro):
+                score += w
+                reasons.append(f"{w:g} {why}")
+        shared = sorted(_content_words(intro) & vocab)
+        if shared:
+            w = min(1.5, 0.5 * len(shared))
+            score += w
+            reasons.append(f"+{w:g} abstract's words: {', '.join(shared[:3])}")
+        where = " / ".join(eq.path) or eq.section
+        bad = [(w, why) for rx, w, why in _BAD_SECTIONS if rx.search(where)]
+        if bad:
+            w, why = min(bad)
+            score += w
+            reasons.append(f"{w:g} section: {why}")
+        elif _GOOD_SECTIONS.search(where):
+            score += 1.5
+            reasons.append("+1.5 method section")
+        body = eq.latex
+        if _RELATION.search(body):
+            score += 1.0
+            reasons.append("+1 states a relation")
+        ops = len(set(m.group(0) for m in _OPERATORS.finditer(body)))
+        if ops:
+            w = min(2.0, 0.75 * ops)
+            score += w
+            reasons.append(f"+{w:g} operators")
+        n = len(_strip_latex(body))
+        if n < 15:
+            score -= 1.0
+            reasons.append("-1 very short")
+        rows = body.count("\\\\") + 1
+        if rows > 3 or n > 450:
+            score -= 1.0
+            reasons.append("-1 long derivation")
+        if eq.number:
+            score += 0.5
+            reasons.append("+0.5 numbered")
+        pos = eq.index / total
+        score -= 1.5 * pos
+        reasons.append(f"-{1.5 * pos:.2f} position")
+        out.append((round(score, 3), eq, reasons))
+    out.sort(key=lambda t: (-t[0], t[1].index))
+    return out
+
+
+def equation_where(eq: Equation) -> str:
+    """ "arXiv HTML, eq. (3), §3.1 Method"; unnumbered: "LaTeX source, display 4, §2 Background"."""
+    num = f"eq. ({eq.number})" if eq.number else f"unnumbered display {eq.index + 1}"
+    sec = f", §{eq.section}" if eq.section else ""
+    return f"{eq.source}, {num}{sec}"
+
+
+def key_equation(ft: FullText) -> Quote | None:
+    """The equation that states the paper's method, macro-expanded, or None when there is none."""
+    for score, eq, reasons in score_equations(ft):
+        if score < MIN_SCORE:
+            return None
+        if not is_grounded(eq.latex, ft.text):
+            log.warning("key equation not grounded in %s full text, skipped: %.80s", ft.source, eq.latex)
+            continue
+        text = expand_macros(eq.latex, ft.macros)
+        log.debug("key equation %s (%s): %s", equation_where(eq), score, "; ".join(reasons))
+        return Quote(text=text, where=equation_where(eq), is_math=True)
+    return None
+
+
+_CLAIM = re.compile(r"\d(?:\.\d+)?\s?(?:%|\\%|×|x\b|-fold|times\b|points?\b|pp\b|dB\b)", re.I)
+_CLAIM_WORDS = re.compile(
+    r"\b(?:accuracy|error|improv\w*|outperform\w*|faster|speed-?up|reduc\w*|"
+    r"achiev\w*|score|gain\w*|better|lower|higher)\b",
+    re.I,
+)
+_NOT_A_CLAIM = re.compile(
+    r"\b(?:Section|Sec\.|Table|Figure|Fig\.|Eq\.|Equation|Appendix)\s*~?\d+(?:\.\d+)*"
+    r"|\(?(?:19|20)\d\d[a-z]?\)?"
+)
+
+
+def _is_claim(sentence: str) -> bool:
+    """A quantitative claim: a percentage or multiplier, or a claim word next to a number that is not a
+    section, table or year reference; table rows (many formulas) are not claims."""
+    if sentence.count("$") > 8 or re.search(r"\bTable \d+:", sentence):
+        return False
+    rest = _NOT_A_CLAIM.sub(" ", sentence)
+    if _CLAIM.search(rest):
+        return True
+    return bool(_CLAIM_WORDS.search(rest) and re.search(r"\d", rest))
+
+
+_RESULTS_SECTION = re.compile(r"\b(?:results?|experiments?|evaluation|empirical|benchmarks?)\b", re.I)
+
+
+def headline_results(ft: FullText, abstract: str, limit: int = 2) -> list[Quote]:
+    """Sentences with a quantitative claim, numbers verbatim: the abstract first, then results sections."""
+    quotes: list[Quote] = []
+    seen: set[str] = set()
+    for s in headline_sentences(abstract, limit=limit):
+        if is_grounded(s, abstract) and normalise(s) not in seen:
+            seen.add(normalise(s))
+            quotes.append(Quote(text=s, where="abstract"))
+    if len(quotes) >= limit:
+        return quotes[:limit]
+    for heading, body in ft.sections:
+        appendix = re.search(r"\bappendix\b", heading, re.I) or re.match(r"[A-Z]\.?\d*(?:\.\d+)*\s", heading)
+        if not _RESULTS_SECTION.search(heading) or appendix:
+            continue
+        prose = "\n".join(line for line in body.split("\n") if not line.startswith("$$"))
+        for s in headline_sentences(prose, limit=20):
+            if (
+                not _is_claim(s)
+                or "$$" in s
+                or len(s) > 400
+                or normalise(s) in seen
+                or not is_grounded(s, ft.text)
+            ):
+                continue
+            seen.add(normalise(s))
+            quotes.append(Quote(text=s, where=f"§{heading}"))
+            if len(quotes) >= limit:
+                return quotes
+    return quotes
+
+
+__all__ = ["candidate_reason", "equation_where", "headline_results", "key_equation", "score_equations"]

@@ -1,0 +1,33 @@
+"""Grounding for formulas after macro normalisation: a shown equation, written with the paper's macros
+expanded, still occurs in the paper.
+
+`formula_grounded(formula, source, macros)` is true when the formula occurs in `source` up to whitespace
+(`grounding.is_grounded`), or when it equals, up to whitespace, the macro-expanded form of one of the
+source's `$$...$$` or `$...$` math spans. Imports only `feedsvc.cards`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from feedsvc.cards.fulltext import expand_macros
+from feedsvc.cards.grounding import is_grounded, normalise
+
+_MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|(?<![\\$])\$([^$]+?)(?<!\\)\$", re.S)
+
+
+def formula_grounded(formula: str, source: str, macros: dict[str, str]) -> bool:
+    """True when `formula` (possibly macro-expanded) occurs in `source` after whitespace and macro
+    normalisation."""
+    if is_grounded(formula, source):
+        return True
+    if not macros:
+        return False
+    want = normalise(expand_macros(formula, macros))
+    if not want:
+        return False
+    for m in _MATH_SPAN.finditer(source):
+        span = m.group(1) if m.group(1) is not None else m.group(2)
+        if want in normalise(expand_macros(span, macros)):
+            return True
+    return False
