@@ -24,6 +24,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(no_args_is_help=True, help="Database commands.")
 app.add_typer(db_app, name="db")
+profile_app = typer.Typer(no_args_is_help=True, help="Profile commands.")
+app.add_typer(profile_app, name="profile")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -227,13 +229,16 @@ def demo(
     ] = Path("data/demo"),
     preview_lines: Annotated[int, typer.Option(help="How many lines of the digest to show.")] = 60,
 ) -> None:
+    settings = _settings()
     """Run the whole pipeline offline on a bundled snapshot of real recorded arXiv data."""
     from feedsvc.demo import SNAPSHOT_DAY, run_demo
 
     with _progress() as bar:
         task = bar.add_task("starting the replay server", total=None)
         result = run_demo(
-            data_dir, progress=lambda name: bar.update(task, description=f"fetching {name} (replayed)")
+            data_dir,
+            progress=lambda name: bar.update(task, description=f"fetching {name} (replayed)"),
+            semantic=settings.semantic,
         )
     _print_outcomes(result.outcomes)
     for b in result.built:
@@ -243,6 +248,200 @@ def demo(
         if len(lines) > preview_lines:
             out.print(f"[dim]… {len(lines) - preview_lines} more lines[/]")
         out.print(f"\n[bold]digest written to[/] {b.path}")
+
+
+@app.command("rank")
+def rank_cmd(
+    profiles: Annotated[Path, typer.Option("--profiles", help="The profile TOML file.")],
+    candidates: Annotated[
+        Path, typer.Option("--candidates", help="JSONL: id, title, abstract, authors, ...")
+    ],
+    top: Annotated[int, typer.Option("--top", help="How many to return per profile.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the stable interface).")] = False,
+    profile: Annotated[str | None, typer.Option("--profile", help="Only this profile.")] = None,
+) -> None:
+    """Rank candidates for profiles, as the digest would: the public interface for evaluation harnesses."""
+    import json
+
+    from feedsvc.config import load_profiles
+    from feedsvc.rank.public import rank_candidates, read_candidates
+    from feedsvc.rank.semantic import load_embedder
+
+    settings = _settings()
+    try:
+        loaded = load_profiles(profiles)
+        if profile:
+            loaded = [p for p in loaded if p.name == profile]
+            if not loaded:
+                raise ConfigError(f"{profiles}: no profile named '{profile}'")
+        with candidates.open(encoding="utf-8") as f:
+            read = read_candidates(f)
+        if not read.candidates:
+            raise ConfigError(
+                f"{candidates}: no usable candidate ({'; '.join(read.problems[:3]) or 'empty file'})"
+            )
+        result = rank_candidates(loaded, read.candidates, top=top, embedder=load_embedder(settings))
+    except (ConfigError, OSError, ValueError) as e:
+        raise _fail(str(e), 2) from None
+    for problem in read.problems:
+        err.print(f"[yellow]skipped[/] {candidates}: {problem}", highlight=False)
+    result["skipped"] = read.problems
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    for name, picks in result["profiles"].items():
+        table = Table(
+            "#",
+            "id",
+            "score",
+            "thread",
+            "bar",
+            "why",
+            title=f"{name} (scorers: {', '.join(result['scorers'])})",
+        )
+        for n, p in enumerate(picks, start=1):
+            table.add_row(
+                str(n),
+                p["id"],
+                f"{p['score']:.3f}",
+                p["thread"],
+                "✓" if p["clears_bar"] else "-",
+                "; ".join(p["reasons"][1:3]),
+            )
+        out.print(table)
+
+
+@profile_app.command("import")
+def profile_import(
+    file: Annotated[
+        Path, typer.Argument(help="BibTeX, a Zotero CSV export, or a list of arXiv ids or URLs.")
+    ],
+    profile: Annotated[str, typer.Option("--profile", help="The profile the papers seed.")],
+    thread: Annotated[str, typer.Option("--thread", help="Only this thread (default: every thread).")] = "",
+) -> None:
+    """Import a library: its papers become seeds of the profile's threads."""
+    from feedsvc import pipeline
+    from feedsvc.store.db import session_factory
+
+    settings = _settings()
+    profiles = _profiles(settings)
+    engine = _engine(settings)
+    try:
+        with _progress() as bar:
+            bar.add_task(f"importing {file.name}", total=None)
+            result = pipeline.import_library(
+                settings, session_factory(engine), profiles, profile, file, thread=thread
+            )
+    except FeedsvcError as e:
+        raise _fail(str(e), 2) from None
+    finally:
+        engine.dispose()
+    for problem in result.problems:
+        err.print(f"[yellow]skipped[/] {problem}", highlight=False)
+    where = f"thread '{thread}'" if thread else "every thread"
+    out.print(
+        f"{file}: {result.read} entries read, {result.fetched} fetched from arXiv, "
+        f"{result.added} added to {profile} ({where}), {len(result.problems)} skipped"
+    )
+    if result.read == 0:
+        raise typer.Exit(1)
+
+
+@app.command()
+def feedback(
+    item: Annotated[str, typer.Argument(help="The item: an arXiv id or URL, or an item key.")],
+    profile: Annotated[str, typer.Option("--profile", help="Whose vote.")],
+    vote: Annotated[str, typer.Option("--vote", help="up, down or less (less like this).")],
+) -> None:
+    """Record a vote, as the channels' buttons do; the next ranking uses it."""
+    from datetime import UTC, datetime
+
+    from feedsvc.identity import canonical_key
+    from feedsvc.store import queries
+    from feedsvc.store.db import session_factory, session_scope
+
+    settings = _settings()
+    profiles = _profiles(settings, profile)
+    key = (
+        item
+        if ":" in item and not item.startswith("http") and not item.lower().startswith("arxiv:")
+        else (
+            canonical_key(item)
+            if item.startswith("http")
+            else canonical_key(f"arXiv:{item.removeprefix('arXiv:')}")
+        )
+    )
+    engine = _engine(settings)
+    try:
+        with session_scope(session_factory(engine)) as session:
+            queries.sync_profiles(session, profiles, datetime.now(UTC))
+            queries.record_feedback(session, profile, key, vote, channel="cli", now=datetime.now(UTC))
+    except (LookupError, ValueError) as e:
+        raise _fail(str(e).strip("'\""), 2) from None
+    finally:
+        engine.dispose()
+    out.print(f"recorded: {profile} voted {vote} on {key}")
+
+
+@app.command("eval")
+def eval_cmd(
+    corpus: Annotated[
+        Path, typer.Option("--corpus", help="A directory of daily JSONL files (one day a file).")
+    ],
+    profiles: Annotated[
+        Path | None, typer.Option("--profiles", help="Profile TOML (default: the example).")
+    ] = None,
+    top: Annotated[int, typer.Option("--top", help="Picks per day.")] = 3,
+    days: Annotated[int, typer.Option("--days", help="At most this many days, the first ones.")] = 0,
+) -> None:
+    """Rank each day of a corpus (e.g. ../shared/data/arxiv_corpus/dw-dengwei_daily) and print the picks."""
+    import json as jsonlib
+    from datetime import UTC, datetime
+
+    from feedsvc.config import example_profiles_path, load_profiles
+    from feedsvc.rank.public import rank_candidates
+    from feedsvc.rank.semantic import load_embedder
+
+    settings = _settings()
+    files = sorted(corpus.glob("*.jsonl"))
+    if not files:
+        raise _fail(f"{corpus}: no .jsonl files", 2)
+    try:
+        loaded = load_profiles(profiles or example_profiles_path())
+    except ConfigError as e:
+        raise _fail(str(e), 2) from None
+    embedder = load_embedder(settings)
+    for path in files[: days or None]:
+        day = datetime.fromisoformat(path.stem).replace(tzinfo=UTC)
+        cands = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            r = jsonlib.loads(line)
+            cands.append(
+                {
+                    "id": r["id"],
+                    "title": r["title"],
+                    "abstract": r["summary"],
+                    "authors": r["authors"],
+                    "categories": r["categories"],
+                    "published": path.stem,
+                }
+            )
+        from feedsvc.rank.public import read_candidates
+
+        read = read_candidates(jsonlib.dumps(c) for c in cands)
+        result = rank_candidates(loaded, read.candidates, top=top, now=day, embedder=embedder)
+        for name, picks in result["profiles"].items():
+            out.rule(
+                f"{path.stem} · {name} · {len(read.candidates)} papers · "
+                f"scorers: {', '.join(result['scorers'])}"
+            )
+            for p in picks:
+                title = next(c.title for c in read.candidates if c.meta["id"] == p["id"])
+                mark = "" if p["clears_bar"] else " [dim](below the bar)[/]"
+                out.print(
+                    f"[bold]{p['score']:.3f}[/] {p['id']} [{p['thread']}] {title}{mark}", highlight=False
+                )
+                out.print(f"      {'; '.join(p['reasons'][1:3])}", style="dim", highlight=False)
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -26,7 +26,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path("data"), description="Where the SQLite file, digests and caches live.")
     database_url: str = Field(
-        "", description="SQLAlchemy URL; empty means a SQLite file `feedsvc.db` in the data directory."
+        "",
+        description="SQLAlchemy URL; empty: a SQLite file `feedsvc.db` in the data directory. "
+        "PostgreSQL: `postgresql+psycopg://user:password@host:5432/db`.",
     )
     profiles_path: Path = Field(
         Path("profiles.toml"),
@@ -41,6 +43,11 @@ class Settings(BaseSettings):
     arxiv_enrich: bool = Field(
         True, description="Ask arXiv's API for fields the listing lacks (comment with page count, dates)."
     )
+    semantic: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Sentence-embedding scorer: auto = when `feedsvc[semantic]` is installed; on = required.",
+    )
+    embedding_max_tokens: int = Field(128, description="Tokens of title and abstract the model reads.")
     http_timeout: float = Field(20.0, description="Seconds before an HTTP request to a source gives up.")
     http_retries: int = Field(3, description="Retries of a failed source request (5xx, 429, timeouts).")
     http_max_wait: float = Field(
@@ -127,6 +134,7 @@ class _ProfileIn(BaseModel):
     max_age_days: int = Field(365, ge=1)
     arxiv_categories: list[str] = []
     exclude: list[str] = []
+    explore: bool = False
     thread: list[_ThreadIn] = Field(min_length=1)
     channels: dict[str, dict[str, Any]] = {}
 
@@ -175,6 +183,7 @@ def parse_profiles(data: dict[str, Any], origin: str) -> list[Profile]:
                 max_age_days=p.max_age_days,
                 arxiv_categories=tuple(p.arxiv_categories),
                 exclude=tuple(p.exclude),
+                explore=p.explore,
                 channels=p.channels,
                 threads=tuple(
                     Thread(
@@ -221,3 +230,17 @@ def profiles_for(settings: Settings) -> tuple[Path, list[Profile]]:
     if "profiles_path" not in settings.model_fields_set and not path.exists():
         path = example_profiles_path()
     return path, load_profiles(path)
+
+
+def settings_table() -> str:
+    """The README's settings table, generated from the fields above (one table is the code and the docs)."""
+    import json
+
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, f in Settings.model_fields.items():
+        value = f.default.get_secret_value() if isinstance(f.default, SecretStr) else f.default
+        if isinstance(value, list):
+            value = json.dumps(value)
+        default = "(empty)" if value == "" else f"`{value}`"
+        rows.append(f"| `FEEDSVC_{name.upper()}` | {default} | {f.description} |")
+    return "\n".join(rows)

@@ -78,18 +78,21 @@ def replay_settings(url: str, data_dir: Path, **overrides: object) -> Settings:
         youtube_channels=[RECORDED_CHANNEL],
         http_retries=1,
         http_max_wait=0.0,
+        semantic="off",  # tests opt in; the demo passes the reader's choice
     )
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 
 
-def run_demo(data_dir: Path, progress: pipeline.Progress | None = None) -> DemoResult:
+def run_demo(
+    data_dir: Path, progress: pipeline.Progress | None = None, semantic: str = "auto"
+) -> DemoResult:
     """Run fetch and digest on the snapshot into a fresh `data_dir`; returns what was built."""
     if data_dir.exists():
         shutil.rmtree(data_dir)
     profiles = load_profiles(example_profiles_path())
     with ReplayServer(snapshot_routes()) as server:
-        settings = replay_settings(server.url, data_dir)
+        settings = replay_settings(server.url, data_dir, semantic=semantic)
         engine = make_engine(settings.resolved_database_url())
         try:
             upgrade(engine)

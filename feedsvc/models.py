@@ -106,6 +106,7 @@ class Profile:
     max_age_days: int = 365
     arxiv_categories: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    explore: bool = False  # one slot chosen by Thompson sampling over threads, labelled as such
     channels: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
@@ -122,6 +123,16 @@ class Scored:
     matched: tuple[str, ...] = ()  # concepts shared with the thread, strongest first
     nearest_seed: str | None = None  # title of the closest seed paper, if any
     reasons: tuple[str, ...] = ()
+    exploration: bool = False
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """A reader's vote on an item ("up", "down" or "less": less like this), with the item and its thread."""
+
+    candidate: Candidate
+    vote: str
+    thread: str = ""
 
 
 # --- what the cards stage produces --------------------------------------------------------------------
@@ -168,6 +179,7 @@ class Card:
     writer: str = "extractive"
     discussions: tuple[Discussion, ...] = ()
     talk_for: str = ""  # for a video card: the title of the paper pick it is a talk about
+    exploration: bool = False  # chosen by the exploration slot, not by score alone
 
 
 @dataclass(frozen=True)

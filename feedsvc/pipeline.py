@@ -14,19 +14,34 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo
 
+import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from feedsvc.cards.extractive import build_card
 from feedsvc.config import Settings
 from feedsvc.identity import match_title, title_fingerprint
-from feedsvc.models import Candidate, Card, Digest, Profile, Scored, Source, SourceError, SourceReport
-from feedsvc.rank.ranker import Ranking, rank
+from feedsvc.models import (
+    Candidate,
+    Card,
+    ConfigError,
+    Digest,
+    Profile,
+    Scored,
+    Source,
+    SourceError,
+    SourceReport,
+)
+from feedsvc.rank.pool import build_pool
+from feedsvc.rank.ranker import Ranking, rank_pool, thread_query
+from feedsvc.rank.semantic import Embedder, load_embedder
 from feedsvc.render.markdown import SOURCE_LABELS, render_markdown
 from feedsvc.sources.arxiv import ArxivSource
 from feedsvc.sources.hn import HackerNewsSource
 from feedsvc.sources.http import SourceHttp, Validators
+from feedsvc.sources.library_file import read_library
 from feedsvc.sources.lobsters import LobstersSource
 from feedsvc.sources.youtube import QuotaBudget, TalkCheck, YouTubeSource
 from feedsvc.store import queries
@@ -310,6 +325,7 @@ def build_digests(
     now: datetime | None = None,
     dry_run: bool = False,
     find_talk: TalkFinder | None = None,
+    embedder: Embedder | Literal["auto"] | None = "auto",
 ) -> list[Built]:
     """Rank, write cards and render each profile's digest for `day` (default: today in its timezone).
 
@@ -343,7 +359,9 @@ def build_digests(
                     )
                 )
                 continue
-            digest = _make_digest(session, profile, the_day, find_talk, now)
+            if embedder == "auto":
+                embedder = load_embedder(settings)
+            digest = _make_digest(session, profile, the_day, find_talk, now, embedder)
             rendered = render_markdown(digest)
             path = None
             if not dry_run:
@@ -368,33 +386,57 @@ def build_digests(
 
 
 def _make_digest(
-    session: Session, profile: Profile, day: date, find_talk: TalkFinder | None, now: datetime
+    session: Session,
+    profile: Profile,
+    day: date,
+    find_talk: TalkFinder | None,
+    now: datetime,
+    embedder: Embedder | None,
 ) -> Digest:
     tz = ZoneInfo(profile.timezone)
     end = datetime.combine(day, time.max, tz).astimezone(UTC)
     start = end - timedelta(days=profile.max_age_days)
+    library = queries.library_of(session, profile.name)
     seed_keys = [f"arxiv:{s}" for t in profile.threads for s in t.seed_papers]
-    seeds = queries.items_by_keys(session, seed_keys)
+    seeds = queries.items_by_keys(session, seed_keys + [k for keys in library.values() for k in keys])
     sent = queries.sent_keys(session, profile.name, before=day)
+    feedback = queries.feedback_for(session, profile.name)
 
-    papers = rank(
-        profile,
-        queries.items_published_between(session, start, end, kinds=("paper",)),
-        now=end,
-        seeds=seeds,
-        already_sent=sent,
-    )
+    def ranked(kind: str, exclude: set[str], limit: int | None = None) -> Ranking:
+        candidates = queries.items_published_between(session, start, end, kinds=(kind,))
+        cached: dict[str, np.ndarray] = {}
+        if embedder is not None:
+            keys = [c.key for c in candidates] + list(seeds) + [f.candidate.key for f in feedback]
+            cached = queries.embeddings_for(session, keys, embedder.name)
+
+        def store(fresh: dict[str, np.ndarray]) -> None:
+            queries.save_embeddings(session, fresh, embedder.name, now)  # type: ignore[union-attr]
+
+        pool = build_pool(candidates, embedder=embedder, cached=cached, on_embedded=store)
+        if embedder is not None:
+            pool.text_cache.update(
+                queries.text_embeddings(session, [thread_query(t) for t in profile.threads], embedder.name)
+            )
+        ranking = rank_pool(
+            profile,
+            pool,
+            now=end,
+            seeds=seeds,
+            seed_vectors=cached,
+            library=library,
+            already_sent=exclude,
+            feedback=feedback,
+            limit=limit,
+        )
+        if embedder is not None and pool.fresh_texts:
+            queries.save_text_embeddings(session, pool.fresh_texts, embedder.name, now)
+        return ranking
+
+    papers = ranked("paper", sent)
     talk_lines, talks = _talk_check(session, papers.picks, find_talk, now)
     talks = [t for t in talks if t[1].candidate.key not in sent][: profile.videos]
     taken = {s.candidate.key for _, s in talks}
-    videos = rank(
-        profile,
-        queries.items_published_between(session, start, end, kinds=("video",)),
-        now=end,
-        seeds=seeds,
-        already_sent=sent | taken,
-        limit=max(profile.videos - len(talks), 0),
-    )
+    videos = ranked("video", sent | taken, limit=max(profile.videos - len(talks), 0))
 
     cards = [build_card(s) for s in papers.picks]
     cards += [replace(build_card(s), talk_for=paper) for paper, s in talks]
@@ -552,3 +594,77 @@ def write_atomically(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# --- the reader's library ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Imported:
+    read: int
+    added: int
+    fetched: int
+    problems: list[str]
+
+
+Lookup = Callable[[Sequence[str]], list[Candidate]]
+
+
+def import_library(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    profiles: Sequence[Profile],
+    profile: str,
+    path: Path,
+    *,
+    thread: str = "",
+    lookup: Lookup | None = None,
+    now: datetime | None = None,
+) -> Imported:
+    """Add the papers in a library file to a profile's seeds (all threads, or `thread`). Papers not in the
+    store are fetched from arXiv by id; entries without an arXiv id are kept with the title and abstract
+    the file gives. Every entry that cannot be imported is reported, and the rest are imported."""
+    now = now or datetime.now(UTC)
+    target = next((p for p in profiles if p.name == profile), None)
+    if target is None:
+        raise ConfigError(f"no profile named '{profile}'")
+    if thread and thread not in {t.name for t in target.threads}:
+        names = ", ".join(repr(t.name) for t in target.threads)
+        raise ConfigError(f"profile '{profile}' has no thread {thread!r} (its threads: {names})")
+    read = read_library(path)
+    problems = list(read.problems)
+    with session_scope(factory) as session:
+        queries.sync_profiles(session, profiles, now)
+        known = queries.items_by_keys(session, [e.key for e in read.entries])
+        missing = [e.arxiv for e in read.entries if e.arxiv and e.key not in known]
+        fetched: list[Candidate] = []
+        if missing:
+            if lookup is None:
+                with SourceHttp(settings, source="arxiv") as http:
+                    fetched = ArxivSource(settings, http, []).lookup(missing)
+            else:
+                fetched = lookup(missing)
+            queries.upsert_candidates(session, fetched, run_id=None, now=now)
+            got = {c.key for c in fetched}
+            for e in read.entries:
+                if e.arxiv and e.key not in known and e.key not in got:
+                    problems.append(f"{e.label}: arXiv has no paper {e.arxiv}; skipped")
+        local = [
+            Candidate(
+                key=e.key,
+                kind="paper",
+                title=e.title,
+                text=e.abstract,
+                url=e.url or e.doi,
+                source="library",
+                authors=e.authors,
+                published=datetime(e.year, 1, 1, tzinfo=UTC) if e.year else None,
+            )
+            for e in read.entries
+            if not e.arxiv and e.key not in known
+        ]
+        queries.upsert_candidates(session, local, run_id=None, now=now)
+        present = set(queries.items_by_keys(session, [e.key for e in read.entries]))
+        keys = [e.key for e in read.entries if e.key in present]
+        added = queries.add_to_library(session, profile, keys, thread=thread, origin=str(path), now=now)
+    return Imported(read=len(read.entries), added=added, fetched=len(fetched), problems=problems)

@@ -14,6 +14,7 @@ def feedsvc(
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
     full_env.update(env or {})
     full_env["COLUMNS"] = "200"
+    full_env.setdefault("FEEDSVC_SEMANTIC", "off")  # the semantic scorer has its own tests; keep these quick
     return subprocess.run(
         [sys.executable, "-m", "feedsvc", *args],
         capture_output=True,

@@ -185,6 +185,7 @@ def build_card(s: Scored) -> Card:
         thread=s.thread,
         score=s.score,
         writer="extractive",
+        exploration=s.exploration,
     )
 
 
@@ -196,10 +197,15 @@ def _int(value: object) -> int | None:
 
 
 def _why(s: Scored) -> str:
+    """The evidence, in words: the thread, the concepts shared, the closest seed or voted paper, the blend."""
     parts = [f"Your *{s.thread}* thread"]
     if s.matched:
         parts.append("shared concepts: " + ", ".join(s.matched))
     text = "; ".join(parts) + "."
     if s.nearest_seed:
-        text += f" Closest to *{s.nearest_seed}*, a seed paper of this thread."
-    return text + f" (score {s.score:.3f})"
+        text += f" Close to *{s.nearest_seed}*, in this thread's library."
+    for reason in s.reasons:
+        if reason.startswith(("closest voted paper", "quality:", "exploration slot")):
+            text += " " + reason[0].upper() + reason[1:] + "."
+    blend = next((r for r in s.reasons if r.startswith("blend of")), "")
+    return text + f" (score {s.score:.3f}" + (f"; {blend}" if blend else "") + ")"

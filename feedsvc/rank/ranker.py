@@ -1,26 +1,39 @@
-"""The ranking function: eligibility, vetoes, the never-twice ledger, scoring, the quality bar and picks
-spread across the profile's threads.
+"""The ranking function: eligibility, vetoes, the never-twice ledger, the scorers blended, the quality bar,
+and picks chosen by maximal marginal relevance within thread quotas (plus an optional exploration slot).
 
-`rank()` is the stable interface later scorers plug into: candidates and a profile in, a `Ranking` out.
-Imports only `feedsvc.models` and `feedsvc.rank.lexical`.
+Scorers share one shape: a pool and a profile's threads in, a (candidates x threads) array of calibrated
+scores in [0, 1] out. The blend is their weighted mean, with weights and each part written into the
+reasons, so every score can be explained. `rank()` is the stable interface for one profile;
+`rank_pool()` ranks many profiles against one pool. Imports only feedsvc.models and feedsvc.rank.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from feedsvc.models import Candidate, Profile, Scored
-from feedsvc.rank import lexical
+import numpy as np
+from scipy import sparse
 
-MIN_SCORE = (
-    0.05  # TF-IDF cosine below which a paper does not clear the bar (about the 95th percentile of a day)
-)
+from feedsvc.models import Candidate, Feedback, Profile, Scored, Thread
+from feedsvc.rank import diversity
+from feedsvc.rank.learned import learned_scores, takeover
+from feedsvc.rank.library import library_scores, recency_weights
+from feedsvc.rank.pool import Pool, build_pool
+from feedsvc.rank.semantic import Embedder
+
+MIN_SCORE = 0.3  # the bar: blended relevance x quality factor below this is not a pick, whatever the day
 RECENCY_WEIGHT = 0.15  # at the far edge of the eligibility window a score keeps 85% of its value
-NEAREST_SEED_MIN = 0.04  # below this a seed paper is not named as "close"
+NEAREST_SEED_MIN = 0.25  # calibrated library similarity below which a seed paper is not named as "close"
+EXPLORE_MIN = 0.5  # an exploration pick must still reach half the bar
+
+# calibration: raw similarity -> [0, 1], from the score distributions of real announcement days
+# (docs/benchmarks.md). TF-IDF cosines of a good match run 0.1-0.25; MiniLM cosines 0.3-0.6.
+LEXICAL_SCALE = (0.0, 0.2)
+SEMANTIC_SCALE = (0.1, 0.55)
+WEIGHTS = {"lexical": 1.0, "semantic": 1.5, "library": 1.0}
 
 
 @dataclass(frozen=True)
@@ -36,6 +49,12 @@ class Ranking:
     no_text: int = 0
     below_bar: int = 0
     vetoes: dict[str, int] = field(default_factory=dict)
+    scorers: tuple[str, ...] = ()
+
+
+def _calibrate(raw: np.ndarray, scale: tuple[float, float]) -> np.ndarray:
+    lo, hi = scale
+    return np.clip((raw - lo) / (hi - lo), 0.0, 1.0)
 
 
 def _veto_term(terms: Collection[str], c: Candidate) -> str | None:
@@ -43,9 +62,7 @@ def _veto_term(terms: Collection[str], c: Candidate) -> str | None:
     authors = [a.lower() for a in c.authors]
     for term in terms:
         t = term.lower().strip()
-        if not t:
-            continue
-        if re.search(rf"(?<!\w){re.escape(t)}(?!\w)", haystack) or t in authors:
+        if t and (re.search(rf"(?<!\w){re.escape(t)}(?!\w)", haystack) or t in authors):
             return term
     return None
 
@@ -57,16 +74,240 @@ def _recency(c: Candidate, now: datetime, max_age: timedelta) -> float:
     return 1.0 - RECENCY_WEIGHT * min(age, 1.0)
 
 
-def _quotas(profile: Profile, n: int) -> dict[str, int]:
-    """Split `n` picks over the threads by share (largest remainder), at least one each while picks last."""
-    total = sum(t.share for t in profile.threads) or 1.0
-    raw = {t.name: n * t.share / total for t in profile.threads}
-    quota = {name: math.floor(v) for name, v in raw.items()}
-    for name in sorted(raw, key=lambda k: raw[k] - quota[k], reverse=True):
-        if sum(quota.values()) >= n:
+def thread_query(t: Thread) -> str:
+    return ". ".join([t.name, t.about, *t.keywords, *t.keywords])
+
+
+def _top_terms(pool: Pool, i: int, q: sparse.csr_matrix, k: int = 4) -> tuple[str, ...]:
+    contrib = pool.X[i].multiply(q).tocoo()
+    names: list[str] = []
+    for j in np.argsort(-contrib.data):
+        term = str(pool.terms[contrib.col[j]])
+        if any(term in n or n in term for n in names):
+            continue  # "policy" after "policy gradient" adds nothing
+        names.append(term)
+        if len(names) == k:
             break
-        quota[name] += 1
-    return quota
+    return tuple(names)
+
+
+@dataclass
+class _Parts:
+    names: list[str]
+    arrays: list[np.ndarray]  # each (n, T), calibrated
+    weights: list[float]
+
+
+def rank_pool(
+    profile: Profile,
+    pool: Pool,
+    *,
+    now: datetime,
+    seeds: Mapping[str, Candidate] | None = None,
+    seed_vectors: Mapping[str, np.ndarray] | None = None,
+    library: Mapping[str, Sequence[str]] | None = None,
+    already_sent: Collection[str] = (),
+    feedback: Sequence[Feedback] = (),
+    limit: int | None = None,
+    min_score: float = MIN_SCORE,
+    rng: np.random.Generator | None = None,
+) -> Ranking:
+    """Pick up to `limit` (default `profile.papers`) of the pool's candidates for `profile`.
+
+    `seeds` holds the seed and library papers by key; a thread's library is its `seed_papers` plus
+    `library[thread name]` and `library[""]` (imported for every thread)."""
+    seeds = seeds or {}
+    limit = profile.papers if limit is None else limit
+    max_age = timedelta(days=profile.max_age_days)
+    threads = list(profile.threads)
+    n = len(pool.candidates)
+
+    # eligibility --------------------------------------------------------------------------------------
+    ok = np.zeros(n, dtype=bool)
+    vetoes: dict[str, int] = {}
+    too_old = sent = no_text = 0
+    seen: set[str] = set()
+    for i, c in enumerate(pool.candidates):
+        if c.key in seen:
+            continue
+        seen.add(c.key)
+        if c.key in already_sent:
+            sent += 1
+        elif c.published is not None and not (now - max_age <= c.published <= now + timedelta(days=1)):
+            too_old += 1
+        elif not c.text.strip():  # known only from a discussion so far: nothing to judge it by
+            no_text += 1
+        elif term := _veto_term(profile.exclude, c):
+            vetoes[term] = vetoes.get(term, 0) + 1
+        else:
+            ok[i] = True
+    idx = np.flatnonzero(ok)
+    if not threads or idx.size == 0:
+        return Ranking([], len(seen), int(idx.size), sum(vetoes.values()), sent, too_old, no_text, 0, vetoes)
+
+    # the scorers ------------------------------------------------------------------------------------------
+    parts = _Parts([], [], [])
+    queries = pool.tfidf([thread_query(t) for t in threads])
+    X = pool.X[idx]
+    parts.names.append("lexical")
+    parts.arrays.append(_calibrate((X @ queries.T).toarray(), LEXICAL_SCALE))
+    parts.weights.append(WEIGHTS["lexical"])
+    if pool.E is not None:
+        E = pool.E[idx]
+        T = pool.embed([thread_query(t) for t in threads])
+        parts.names.append("semantic")
+        parts.arrays.append(_calibrate(E @ T.T, SEMANTIC_SCALE))
+        parts.weights.append(WEIGHTS["semantic"])
+    lib_scores = np.zeros((idx.size, len(threads)))
+    nearest_seed: list[list[str | None]] = [[None] * len(threads) for _ in range(idx.size)]
+    has_library = False
+    library = library or {}
+    for t, thread in enumerate(threads):
+        keys = [f"arxiv:{s}" for s in thread.seed_papers] + list(library.get(thread.name, ())) + list(
+            library.get("", ())
+        )
+        lib = [seeds[k] for k in dict.fromkeys(keys) if k in seeds]
+        if not lib:
+            continue
+        has_library = True
+        ages = np.array([(now - s.published).days if s.published else 0 for s in lib], dtype=float)
+        weights = recency_weights(ages)
+        if pool.E is not None:
+            vecs = (
+                np.stack([seed_vectors[s.key] for s in lib])
+                if seed_vectors and all(s.key in seed_vectors for s in lib)
+                else pool.embed_items(lib, seed_vectors or {})
+            )
+            raw = library_scores(pool.E[idx], vecs, weights)
+            sims = pool.E[idx] @ vecs.T
+            cal = _calibrate(raw, SEMANTIC_SCALE)
+        else:
+            vecs = pool.tfidf_items(lib)
+            raw = library_scores(X, vecs, weights)
+            sims = (X @ vecs.T).toarray()
+            cal = _calibrate(raw, LEXICAL_SCALE)
+        lib_scores[:, t] = cal
+        best = sims.argmax(axis=1)
+        for r in range(idx.size):
+            if cal[r] >= NEAREST_SEED_MIN:
+                nearest_seed[r][t] = lib[int(best[r])].title
+    if has_library:
+        parts.names.append("library")
+        parts.arrays.append(lib_scores)
+        parts.weights.append(WEIGHTS["library"])
+    learned = None
+    if feedback:
+        fb = [f.candidate for f in feedback]
+        space, fvecs = (
+            (pool.E[idx], pool.embed_items(fb, seed_vectors or {}))
+            if pool.E is not None
+            else (X, pool.tfidf_items(fb))
+        )
+        learned = learned_scores(space, feedback, fvecs)
+        if learned is not None:
+            parts.names.append("learned")
+            parts.arrays.append(np.repeat(learned.scores[:, None], len(threads), axis=1))
+            # at HALF_TAKEOVER votes the reader's own model weighs as much as all content scorers together
+            share = takeover(learned.votes)
+            parts.weights.append(sum(parts.weights) * share / max(1 - share, 1e-6))
+
+    # blend, vetoes per thread, recency, quality -------------------------------------------------------------
+    w = np.array(parts.weights)
+    blend = sum(a * wi for a, wi in zip(parts.arrays, w, strict=True)) / w.sum()
+    for t, thread in enumerate(threads):
+        for r, i in enumerate(idx):
+            if thread.exclude and _veto_term(thread.exclude, pool.candidates[i]):
+                blend[r, t] = -np.inf
+    best_t = blend.argmax(axis=1)
+    relevance = blend[np.arange(idx.size), best_t]
+    final = np.full(idx.size, -np.inf)
+    quals = []
+    for r, i in enumerate(idx):
+        c = pool.candidates[i]
+        q = pool.quality(int(i))
+        quals.append(q)
+        if np.isfinite(relevance[r]):
+            final[r] = relevance[r] * (0.7 + 0.3 * q.value) * _recency(c, now, max_age)
+    above = final >= min_score
+    below = int(np.sum(np.isfinite(final) & ~above))
+
+    # choose ---------------------------------------------------------------------------------------------
+    thread_names = [threads[t].name for t in best_t]
+    sim_space = pool.E[idx] if pool.E is not None else X
+
+    def similarity(a: int, b: int) -> float:
+        v = sim_space[a] @ sim_space[b].T
+        return float(v.toarray()[0, 0] if sparse.issparse(v) else v)
+
+    masked = np.where(above, final, -np.inf)
+    explore = profile.explore and limit > 1
+    quota = diversity.quotas({t.name: t.share for t in threads}, limit - (1 if explore else 0))
+    chosen = diversity.mmr(masked, thread_names, similarity, quota, limit - (1 if explore else 0))
+    exploring: int | None = None
+    if explore:
+        ups: dict[str, int] = {}
+        downs: dict[str, int] = {}
+        for f in feedback:
+            if f.thread:
+                (ups if f.vote == "up" else downs)[f.thread] = (ups if f.vote == "up" else downs).get(
+                    f.thread, 0
+                ) + 1
+        lucky = diversity.thompson_thread(
+            [t.name for t in threads], ups, downs, rng or np.random.default_rng()
+        )
+        lt = next(t for t, th in enumerate(threads) if th.name == lucky)
+        options = [
+            r for r in np.argsort(-blend[:, lt]) if r not in chosen and final[r] >= EXPLORE_MIN * min_score
+        ]
+        if options:
+            exploring = int(options[0])
+            thread_names[exploring] = lucky
+            chosen.append(exploring)
+
+    picks = []
+    for r in chosen:
+        i = int(idx[r])
+        c = pool.candidates[i]
+        t = next(k for k, th in enumerate(threads) if th.name == thread_names[r])
+        parts_text = ", ".join(f"{nm} {a[r, t]:.2f}" for nm, a in zip(parts.names, parts.arrays, strict=True))
+        reasons = [
+            f"blend of {parts_text} (weights "
+            + ", ".join(f"{nm} {wi:.2f}" for nm, wi in zip(parts.names, w, strict=True))
+            + ")"
+        ]
+        if quals[r].reasons:
+            reasons.append("quality: " + ", ".join(quals[r].reasons))
+        if learned is not None and learned.nearest[r] is not None:
+            title, vote, sim = learned.nearest[r]  # type: ignore[misc]
+            verb = {"up": "liked", "down": "marked 👎", "less": "asked for less of"}.get(vote, vote)
+            reasons.append(f"closest voted paper: *{title}*, which you {verb} (similarity {sim:.2f})")
+        if r == exploring:
+            reasons.append(
+                f"exploration slot: thread '{thread_names[r]}' drawn by Thompson sampling over your votes"
+            )
+        picks.append(
+            Scored(
+                candidate=c,
+                score=round(float(final[r]), 4),
+                thread=thread_names[r],
+                matched=_top_terms(pool, i, queries[t]),
+                nearest_seed=nearest_seed[r][t],
+                reasons=tuple(reasons),
+                exploration=r == exploring,
+            )
+        )
+    return Ranking(
+        picks=picks,
+        considered=len(seen),
+        eligible=int(idx.size),
+        vetoed=sum(vetoes.values()),
+        already_sent=sent,
+        too_old=too_old,
+        no_text=no_text,
+        below_bar=below,
+        vetoes=vetoes,
+        scorers=tuple(parts.names),
+    )
 
 
 def rank(
@@ -75,88 +316,27 @@ def rank(
     *,
     now: datetime,
     seeds: Mapping[str, Candidate] | None = None,
+    library: Mapping[str, Sequence[str]] | None = None,
     already_sent: Collection[str] = (),
+    feedback: Sequence[Feedback] = (),
     limit: int | None = None,
     min_score: float = MIN_SCORE,
+    embedder: Embedder | None = None,
+    cached: Mapping[str, np.ndarray] | None = None,
+    rng: np.random.Generator | None = None,
 ) -> Ranking:
-    """Pick up to `limit` (default: `profile.papers`) candidates for `profile`, spread across its threads."""
-    seeds = seeds or {}
-    limit = profile.papers if limit is None else limit
-    max_age = timedelta(days=profile.max_age_days)
-    eligible: list[Candidate] = []
-    vetoes: dict[str, int] = {}
-    too_old = sent = no_text = 0
-    seen: set[str] = set()
-    for c in candidates:
-        if c.key in seen:
-            continue
-        seen.add(c.key)
-        if c.key in already_sent:
-            sent += 1
-            continue
-        if c.published is not None and not (now - max_age <= c.published <= now + timedelta(days=1)):
-            too_old += 1
-            continue
-        if not c.text.strip():  # known only from a discussion so far: nothing to judge it by
-            no_text += 1
-            continue
-        term = _veto_term(profile.exclude, c)
-        if term:
-            vetoes[term] = vetoes.get(term, 0) + 1
-            continue
-        eligible.append(c)
-
-    threads = list(profile.threads)
-    lex = lexical.score(eligible, threads, seeds)
-    scored: list[Scored] = []
-    below = 0
-    for i, c in enumerate(eligible):
-        best_t, best = -1, -1.0
-        for t, thread in enumerate(threads):
-            if _veto_term(thread.exclude, c):
-                continue
-            s = float(lex.scores[i, t]) * _recency(c, now, max_age)
-            if s > best:
-                best_t, best = t, s
-        if best_t < 0:
-            vetoes["(thread exclude)"] = vetoes.get("(thread exclude)", 0) + 1
-            continue
-        if best < min_score:
-            below += 1
-            continue
-        seed_title, seed_sim = lex.nearest[i][best_t]
-        scored.append(
-            Scored(
-                candidate=c,
-                score=round(best, 4),
-                thread=threads[best_t].name,
-                matched=lex.matched[i][best_t],
-                nearest_seed=seed_title if seed_sim >= NEAREST_SEED_MIN else None,
-                reasons=(f"lexical similarity {best:.3f} to thread '{threads[best_t].name}'",),
-            )
-        )
-    scored.sort(key=lambda s: s.score, reverse=True)
-
-    picks: list[Scored] = []
-    quota = _quotas(profile, limit)
-    for s in scored:  # first pass: each thread up to its quota
-        if len(picks) < limit and quota.get(s.thread, 0) > 0:
-            picks.append(s)
-            quota[s.thread] -= 1
-    for s in scored:  # second pass: a thread with nothing good leaves its place to the next best
-        if len(picks) >= limit:
-            break
-        if s not in picks:
-            picks.append(s)
-    picks.sort(key=lambda s: s.score, reverse=True)
-    return Ranking(
-        picks=picks,
-        considered=len(seen),
-        eligible=len(eligible),
-        vetoed=sum(vetoes.values()),
-        already_sent=sent,
-        too_old=too_old,
-        no_text=no_text,
-        below_bar=below,
-        vetoes=vetoes,
+    """Rank `candidates` for one profile (builds the pool; see `rank_pool` to share one across profiles)."""
+    pool = build_pool(candidates, embedder=embedder, cached=cached)
+    return rank_pool(
+        profile,
+        pool,
+        now=now,
+        seeds=seeds,
+        library=library,
+        seed_vectors=cached,
+        already_sent=already_sent,
+        feedback=feedback,
+        limit=limit,
+        min_score=min_score,
+        rng=rng,
     )

@@ -6,25 +6,31 @@ Imports `feedsvc.models` and `feedsvc.store.tables`; never sources, rank, cards,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from feedsvc.models import Candidate, Card, Digest, Discussion, Profile, Quote, SourceReport
+from feedsvc.models import Candidate, Card, Digest, Discussion, Feedback, Profile, Quote, SourceReport
 from feedsvc.store.tables import (
     DigestRow,
+    EmbeddingRow,
     EntryRow,
+    FeedbackRow,
     HttpValidator,
     Item,
+    LibraryRow,
     ProfileRow,
     RecipientRow,
     Sighting,
     SourceRun,
+    TextEmbeddingRow,
 )
 
 # --- items ---------------------------------------------------------------------------------------------
@@ -466,3 +472,178 @@ class StoreQuota:
             return False
         self.spent += units
         return True
+
+
+# --- embeddings, libraries, feedback -------------------------------------------------------------------
+
+
+def embeddings_for(session: Session, keys: Iterable[str], model: str) -> dict[str, np.ndarray]:
+    keys = list(keys)
+    if not keys:
+        return {}
+    rows = session.execute(
+        select(Item.key, EmbeddingRow.vector)
+        .join(EmbeddingRow, EmbeddingRow.item_id == Item.id)
+        .where(Item.key.in_(keys), EmbeddingRow.model == model)
+    )
+    return {key: np.frombuffer(vector, dtype=np.float32) for key, vector in rows}
+
+
+def save_embeddings(session: Session, vectors: Mapping[str, np.ndarray], model: str, now: datetime) -> int:
+    """Store embeddings of items already in the store (others are skipped); returns how many were stored."""
+    ids = dict(session.execute(select(Item.key, Item.id).where(Item.key.in_(list(vectors)))).all())
+    have = set(
+        session.scalars(
+            select(EmbeddingRow.item_id).where(
+                EmbeddingRow.item_id.in_(list(ids.values())), EmbeddingRow.model == model
+            )
+        )
+    )
+    stored = 0
+    for key, vec in vectors.items():
+        item_id = ids.get(key)
+        if item_id is None or item_id in have:
+            continue
+        session.add(
+            EmbeddingRow(
+                item_id=item_id, model=model, vector=np.asarray(vec, np.float32).tobytes(), created=now
+            )
+        )
+        stored += 1
+    session.flush()
+    return stored
+
+
+def add_to_library(
+    session: Session, profile: str, keys: Iterable[str], *, thread: str, origin: str, now: datetime
+) -> int:
+    """Add stored items to a profile's imported library; returns how many were new to it."""
+    profile_id = session.scalar(select(ProfileRow.id).where(ProfileRow.name == profile))
+    if profile_id is None:
+        raise LookupError(f"profile {profile!r} is not in the store; sync the profiles first")
+    added = 0
+    for key in dict.fromkeys(keys):
+        item_id = session.scalar(select(Item.id).where(Item.key == key))
+        if item_id is None:
+            raise LookupError(f"{key} is not in the store")
+        exists = session.scalar(
+            select(LibraryRow.id).where(
+                LibraryRow.profile_id == profile_id,
+                LibraryRow.item_id == item_id,
+                LibraryRow.thread == thread,
+            )
+        )
+        if exists is None:
+            session.add(
+                LibraryRow(profile_id=profile_id, item_id=item_id, thread=thread, origin=origin, added=now)
+            )
+            added += 1
+    session.flush()
+    return added
+
+
+def library_of(session: Session, profile: str) -> dict[str, list[str]]:
+    """A profile's imported library: thread name ("" for every thread) -> item keys."""
+    rows = session.execute(
+        select(LibraryRow.thread, Item.key)
+        .join(Item, Item.id == LibraryRow.item_id)
+        .join(ProfileRow, ProfileRow.id == LibraryRow.profile_id)
+        .where(ProfileRow.name == profile)
+        .order_by(LibraryRow.id)
+    )
+    out: dict[str, list[str]] = {}
+    for thread, key in rows:
+        out.setdefault(thread, []).append(key)
+    return out
+
+
+VOTES = ("up", "down", "less")
+
+
+def record_feedback(
+    session: Session,
+    profile: str,
+    key: str,
+    vote: str,
+    *,
+    channel: str,
+    now: datetime,
+    recipient_id: int | None = None,
+) -> None:
+    """One vote, from any channel, into the one feedback table."""
+    if vote not in VOTES:
+        raise ValueError(f"vote must be one of {', '.join(VOTES)}, not {vote!r}")
+    profile_id = session.scalar(select(ProfileRow.id).where(ProfileRow.name == profile))
+    if profile_id is None:
+        raise LookupError(f"profile {profile!r} is not in the store")
+    item_id = session.scalar(select(Item.id).where(Item.key == key))
+    if item_id is None:
+        raise LookupError(f"{key} is not in the store")
+    session.add(
+        FeedbackRow(
+            profile_id=profile_id,
+            recipient_id=recipient_id,
+            item_id=item_id,
+            vote=vote,
+            channel=channel,
+            created=now,
+        )
+    )
+    session.flush()
+
+
+def feedback_for(session: Session, profile: str) -> list[Feedback]:
+    """A profile's votes, the latest per item, with the item and the thread it was picked under."""
+    rows = session.execute(
+        select(FeedbackRow, Item)
+        .join(Item, Item.id == FeedbackRow.item_id)
+        .join(ProfileRow, ProfileRow.id == FeedbackRow.profile_id)
+        .where(ProfileRow.name == profile)
+        .order_by(FeedbackRow.id)
+    )
+    latest: dict[str, tuple[str, Item]] = {}
+    for fb, item in rows:
+        latest[item.key] = (fb.vote, item)
+    threads = dict(
+        session.execute(
+            select(Item.key, EntryRow.thread)
+            .join(EntryRow, EntryRow.item_id == Item.id)
+            .join(DigestRow, DigestRow.id == EntryRow.digest_id)
+            .join(ProfileRow, ProfileRow.id == DigestRow.profile_id)
+            .where(ProfileRow.name == profile, Item.key.in_(list(latest)))
+        ).all()
+    )
+    return [
+        Feedback(candidate=_to_candidate(item), vote=vote, thread=threads.get(key, ""))
+        for key, (vote, item) in latest.items()
+    ]
+
+
+def text_embeddings(session: Session, texts: Iterable[str], model: str) -> dict[str, np.ndarray]:
+    """Stored embeddings of free texts (thread descriptions), by text."""
+    by_digest = {hashlib.sha256(t.encode()).hexdigest(): t for t in texts}
+    if not by_digest:
+        return {}
+    rows = session.execute(
+        select(TextEmbeddingRow.digest, TextEmbeddingRow.vector).where(
+            TextEmbeddingRow.digest.in_(list(by_digest)), TextEmbeddingRow.model == model
+        )
+    )
+    return {by_digest[d]: np.frombuffer(v, dtype=np.float32) for d, v in rows}
+
+
+def save_text_embeddings(
+    session: Session, vectors: Mapping[str, np.ndarray], model: str, now: datetime
+) -> None:
+    have = text_embeddings(session, vectors, model)
+    for text, vec in vectors.items():
+        if text not in have:
+            session.add(
+                TextEmbeddingRow(
+                    digest=hashlib.sha256(text.encode()).hexdigest(),
+                    model=model,
+                    vector=np.asarray(vec, np.float32).tobytes(),
+                    created=now,
+                )
+            )
+    session.flush()

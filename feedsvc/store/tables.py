@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -221,4 +222,42 @@ class FeedbackRow(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
     vote: Mapped[str] = mapped_column(String(8))
     channel: Mapped[str] = mapped_column(String(32))
+    created: Mapped[datetime]
+
+
+class EmbeddingRow(Base):
+    """An item's sentence embedding (float32 bytes), computed once per item and model."""
+
+    __tablename__ = "item_embeddings"
+
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    created: Mapped[datetime]
+
+
+class LibraryRow(Base):
+    """A paper a reader imported into a profile (BibTeX, arXiv ids, Zotero CSV): a seed for a thread, or for
+    every thread when `thread` is empty."""
+
+    __tablename__ = "library_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    thread: Mapped[str] = mapped_column(String(256), default="")
+    origin: Mapped[str] = mapped_column(Text, default="")  # the file it came from
+    added: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("profile_id", "item_id", "thread", name="uq_library_items_entry"),)
+
+
+class TextEmbeddingRow(Base):
+    """The embedding of a free text (a thread's description), keyed by the text's SHA-256."""
+
+    __tablename__ = "text_embeddings"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
     created: Mapped[datetime]
