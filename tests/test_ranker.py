@@ -106,7 +106,7 @@ def test_a_thread_nothing_matches_leaves_its_place_and_a_weak_day_gives_fewer_pi
 def test_seed_papers_pull_and_are_named() -> None:
     candidates = pool()
     seed = next(c for c in candidates if c.title.startswith("Deliberative Curation"))
-    thread = Thread(name="Mine", about="", seed_papers=(seed.key.removeprefix("arxiv:"),))  # the library alone
+    thread = Thread(name="Mine", seed_papers=(seed.key.removeprefix("arxiv:"),))  # the library alone
     rest = [c for c in candidates if c.key != seed.key]
     r = rank(profile(threads=(thread,), papers=2), rest, now=NOW, seeds={seed.key: seed}, min_score=0.0)
     # the seed is about multi-agent deliberation; so is the best match
