@@ -10,6 +10,10 @@ BIN := $(VENV)/bin
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test]"
+	# the optional semantic scorer: the CPU torch this machine kind ships, then the extra; without them
+	# feedsvc ranks lexically and the semantic tests are skipped (and say so)
+	-$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0 && \
+	  $(BIN)/pip install --quiet --disable-pip-version-check -e ".[test,semantic]"
 	touch $@
 
 demo: $(BIN)/.installed

@@ -84,9 +84,7 @@ def replay_settings(url: str, data_dir: Path, **overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
-def run_demo(
-    data_dir: Path, progress: pipeline.Progress | None = None, semantic: str = "auto"
-) -> DemoResult:
+def run_demo(data_dir: Path, progress: pipeline.Progress | None = None, semantic: str = "auto") -> DemoResult:
     """Run fetch and digest on the snapshot into a fresh `data_dir`; returns what was built."""
     if data_dir.exists():
         shutil.rmtree(data_dir)

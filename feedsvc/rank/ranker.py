@@ -163,8 +163,10 @@ def rank_pool(
     has_library = False
     library = library or {}
     for t, thread in enumerate(threads):
-        keys = [f"arxiv:{s}" for s in thread.seed_papers] + list(library.get(thread.name, ())) + list(
-            library.get("", ())
+        keys = (
+            [f"arxiv:{s}" for s in thread.seed_papers]
+            + list(library.get(thread.name, ()))
+            + list(library.get("", ()))
         )
         lib = [seeds[k] for k in dict.fromkeys(keys) if k in seeds]
         if not lib:
@@ -296,6 +298,7 @@ def rank_pool(
                 exploration=r == exploring,
             )
         )
+    picks.sort(key=lambda s: s.score, reverse=True)  # MMR chose the set; it is shown best first
     return Ranking(
         picks=picks,
         considered=len(seen),

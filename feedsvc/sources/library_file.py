@@ -73,8 +73,11 @@ def read_bibtex(text: str) -> LibraryRead:
     out = LibraryRead()
     library = bibtexparser.parse_string(text)
     for block in library.failed_blocks:
-        error = str(getattr(block, "error", "") or "unreadable").splitlines()[0]
-        out.problems.append(f"BibTeX entry at line {block.start_line + 1} skipped: {error}")
+        exc = getattr(block, "error", None)
+        error = str(getattr(exc, "abort_reason", "") or exc or "unreadable").strip().splitlines() or [
+            "unreadable"
+        ]
+        out.problems.append(f"BibTeX entry at line {block.start_line + 1} skipped: {error[0]}")
     for e in library.entries:
         f = {k.lower(): str(v.value) for k, v in e.fields_dict.items()}
         eprint = f.get("eprint", "") if f.get("archiveprefix", "arxiv").lower() == "arxiv" else ""
