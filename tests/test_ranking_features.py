@@ -281,7 +281,7 @@ def test_quality_prefers_mechanism_and_numbers_over_benchmark_only() -> None:
     bench = quality(c("We introduce a new benchmark dataset for evaluation of agents."))
     assert theory.value > 0.8 > 0.2 > bench.value
     assert set(theory.reasons) == {"explicit math", "a quantitative result", "theory"}
-    assert bench.reasons == ("benchmark-only",)
+    assert bench.reasons == ("benchmark-only (no theory or math)",)
 
 
 def test_near_duplicates_are_not_both_picked() -> None:
@@ -329,3 +329,15 @@ def test_gzip_fixture_is_the_recorded_feed() -> None:  # the snapshot the pipeli
         gzip.decompress((FIX / "arxiv" / "rss_all_archives_2024-11-28.xml.gz").read_bytes()).count(b"<item>")
         == 1504
     )
+
+
+def test_the_fast_thread_vectors_equal_sklearns_transform() -> None:
+    from sklearn.preprocessing import normalize
+
+    from feedsvc.rank.pool import build_pool, clean_query
+
+    pool = build_pool(read_candidates(corpus_lines()).candidates)
+    texts = ["Offline reinforcement learning, actor-critic $Q$ policy gradient", "3D point clouds", "zzz qqq"]
+    expected = normalize(pool.vectorizer.transform([clean_query(t) for t in texts])).toarray()
+    assert np.abs(pool.tfidf(texts).toarray() - expected).max() < 1e-12
+    assert pool.tfidf(texts).toarray()[2].sum() == 0  # no known term: a zero row, not an error

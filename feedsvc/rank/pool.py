@@ -46,6 +46,25 @@ class Pool:
     text_cache: dict[str, np.ndarray] = field(default_factory=dict)  # preload stored thread embeddings here
     fresh_texts: dict[str, np.ndarray] = field(default_factory=dict)  # embedded by this pool, to be stored
     _quality: dict[int, Quality] = field(default_factory=dict)
+    # per-candidate arrays, computed once, so a profile's eligibility is a few vector operations
+    published: np.ndarray = field(default_factory=lambda: np.zeros(0))  # POSIX seconds, NaN when unknown
+    has_text: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    first: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # first occurrence of its key
+    _analyze: Callable[[str], list[str]] | None = None
+    _vocab: dict[str, int] = field(default_factory=dict)
+    _idf: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.published = np.array(
+            [c.published.timestamp() if c.published else np.nan for c in self.candidates], dtype=float
+        )
+        self.has_text = np.array([bool(c.text.strip()) for c in self.candidates], dtype=bool)
+        seen: set[str] = set()
+        first = []
+        for c in self.candidates:
+            first.append(c.key not in seen)
+            seen.add(c.key)
+        self.first = np.array(first, dtype=bool)
 
     def quality(self, i: int) -> Quality:
         if i not in self._quality:
@@ -57,7 +76,30 @@ class Pool:
         return [c.key for c in self.candidates]
 
     def tfidf(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        return normalize(self.vectorizer.transform([clean_query(t) for t in texts]))
+        """TF-IDF rows for short texts (thread descriptions) in the pool's space: the fitted analyzer,
+        vocabulary and idf applied directly (what `vectorizer.transform` does, without its per-call
+        overhead, which dominates when a thousand profiles each bring three short texts)."""
+        if self._analyze is None:
+            self._analyze = self.vectorizer.build_analyzer()
+            self._vocab = self.vectorizer.vocabulary_
+            self._idf = getattr(self.vectorizer, "idf_", None)
+        rows, cols, vals = [], [], []
+        for r, text in enumerate(texts):
+            counts: dict[int, int] = {}
+            for term in self._analyze(clean_query(text)):
+                j = self._vocab.get(term)
+                if j is not None:
+                    counts[j] = counts.get(j, 0) + 1
+            if not counts:
+                continue
+            js = np.fromiter(counts, dtype=np.int64, count=len(counts))
+            tf = 1.0 + np.log(np.fromiter(counts.values(), dtype=float, count=len(counts)))  # sublinear tf
+            w = tf * (self._idf[js] if self._idf is not None else 1.0)
+            w /= np.linalg.norm(w)
+            rows += [r] * len(js)
+            cols += js.tolist()
+            vals += w.tolist()
+        return sparse.csr_matrix((vals, (rows, cols)), shape=(len(texts), len(self._vocab)))
 
     def tfidf_items(self, items: Sequence[Candidate]) -> sparse.csr_matrix:
         return normalize(self.vectorizer.transform([lexical_text(c) for c in items]))

@@ -46,5 +46,5 @@ def quality(c: Candidate) -> Quality:
         reasons.append("theory" if theory > 1 else "a formal claim")
     if _BENCHMARK.search(text) and not theory and "explicit math" not in reasons:
         value -= 0.15
-        reasons.append("benchmark-only")
+        reasons.append("benchmark-only (no theory or math)")
     return Quality(max(0.0, min(1.0, value)), tuple(reasons))

@@ -30,9 +30,10 @@ NEAREST_SEED_MIN = 0.25  # calibrated library similarity below which a seed pape
 EXPLORE_MIN = 0.5  # an exploration pick must still reach half the bar
 
 # calibration: raw similarity -> [0, 1], from the score distributions of real announcement days
-# (docs/benchmarks.md). TF-IDF cosines of a good match run 0.1-0.25; MiniLM cosines 0.3-0.6.
+# (docs/benchmarks.md): TF-IDF cosines of a good match run 0.1-0.25; MiniLM cosines of a day's median
+# paper to a thread 0.15-0.23, of its top 1% 0.3-0.55.
 LEXICAL_SCALE = (0.0, 0.2)
-SEMANTIC_SCALE = (0.1, 0.55)
+SEMANTIC_SCALE = (0.2, 0.65)
 WEIGHTS = {"lexical": 1.0, "semantic": 1.5, "library": 1.0}
 
 
@@ -67,11 +68,6 @@ def _veto_term(terms: Collection[str], c: Candidate) -> str | None:
     return None
 
 
-def _recency(c: Candidate, now: datetime, max_age: timedelta) -> float:
-    if c.published is None:
-        return 1.0
-    age = max((now - c.published).total_seconds(), 0.0) / max(max_age.total_seconds(), 1.0)
-    return 1.0 - RECENCY_WEIGHT * min(age, 1.0)
 
 
 def thread_query(t: Thread) -> str:
@@ -79,10 +75,16 @@ def thread_query(t: Thread) -> str:
 
 
 def _top_terms(pool: Pool, i: int, q: sparse.csr_matrix, k: int = 4) -> tuple[str, ...]:
-    contrib = pool.X[i].multiply(q).tocoo()
+    """The terms that contribute most to candidate i's similarity with the thread query q."""
+    row = pool.X.indices[pool.X.indptr[i] : pool.X.indptr[i + 1]]
+    data = pool.X.data[pool.X.indptr[i] : pool.X.indptr[i + 1]]
+    qd = dict(zip(q.indices.tolist(), q.data.tolist(), strict=True))
+    contrib = np.array([d * qd.get(int(j), 0.0) for j, d in zip(row, data, strict=True)])
     names: list[str] = []
-    for j in np.argsort(-contrib.data):
-        term = str(pool.terms[contrib.col[j]])
+    for jj in np.argsort(-contrib):
+        if contrib[jj] <= 0:
+            break
+        term = str(pool.terms[row[jj]])
         if any(term in n or n in term for n in names):
             continue  # "policy" after "policy gradient" adds nothing
         names.append(term)
@@ -122,38 +124,39 @@ def rank_pool(
     threads = list(profile.threads)
     n = len(pool.candidates)
 
-    # eligibility --------------------------------------------------------------------------------------
-    ok = np.zeros(n, dtype=bool)
+    # eligibility, as vector operations over the pool's arrays ----------------------------------------------
+    ok = pool.first.copy()
+    considered = int(ok.sum())
+    sent_mask = np.zeros(n, dtype=bool)
+    if already_sent:
+        sent_mask = ok & np.array([c.key in already_sent for c in pool.candidates], dtype=bool)
+    ok &= ~sent_mask
+    lo, hi = (now - max_age).timestamp(), (now + timedelta(days=1)).timestamp()
+    dated = ~np.isnan(pool.published)
+    old_mask = ok & dated & ~((pool.published >= lo) & (pool.published <= hi))
+    ok &= ~old_mask
+    no_text_mask = ok & ~pool.has_text  # known only from a discussion so far: nothing to judge it by
+    ok &= ~no_text_mask
     vetoes: dict[str, int] = {}
-    too_old = sent = no_text = 0
-    seen: set[str] = set()
-    for i, c in enumerate(pool.candidates):
-        if c.key in seen:
-            continue
-        seen.add(c.key)
-        if c.key in already_sent:
-            sent += 1
-        elif c.published is not None and not (now - max_age <= c.published <= now + timedelta(days=1)):
-            too_old += 1
-        elif not c.text.strip():  # known only from a discussion so far: nothing to judge it by
-            no_text += 1
-        elif term := _veto_term(profile.exclude, c):
-            vetoes[term] = vetoes.get(term, 0) + 1
-        else:
-            ok[i] = True
+    if profile.exclude:
+        for i in np.flatnonzero(ok):
+            if term := _veto_term(profile.exclude, pool.candidates[i]):
+                vetoes[term] = vetoes.get(term, 0) + 1
+                ok[i] = False
+    sent, too_old, no_text = int(sent_mask.sum()), int(old_mask.sum()), int(no_text_mask.sum())
     idx = np.flatnonzero(ok)
     if not threads or idx.size == 0:
-        return Ranking([], len(seen), int(idx.size), sum(vetoes.values()), sent, too_old, no_text, 0, vetoes)
+        return Ranking([], considered, int(idx.size), sum(vetoes.values()), sent, too_old, no_text, 0, vetoes)
 
     # the scorers ------------------------------------------------------------------------------------------
     parts = _Parts([], [], [])
     queries = pool.tfidf([thread_query(t) for t in threads])
-    X = pool.X[idx]
+    X = pool.X if idx.size == n else pool.X[idx]
     parts.names.append("lexical")
     parts.arrays.append(_calibrate((X @ queries.T).toarray(), LEXICAL_SCALE))
     parts.weights.append(WEIGHTS["lexical"])
     if pool.E is not None:
-        E = pool.E[idx]
+        E = pool.E if idx.size == n else pool.E[idx]
         T = pool.embed([thread_query(t) for t in threads])
         parts.names.append("semantic")
         parts.arrays.append(_calibrate(E @ T.T, SEMANTIC_SCALE))
@@ -217,29 +220,34 @@ def rank_pool(
     w = np.array(parts.weights)
     blend = sum(a * wi for a, wi in zip(parts.arrays, w, strict=True)) / w.sum()
     for t, thread in enumerate(threads):
-        for r, i in enumerate(idx):
-            if thread.exclude and _veto_term(thread.exclude, pool.candidates[i]):
-                blend[r, t] = -np.inf
+        if thread.exclude:
+            for r, i in enumerate(idx):
+                if _veto_term(thread.exclude, pool.candidates[i]):
+                    blend[r, t] = -np.inf
     best_t = blend.argmax(axis=1)
     relevance = blend[np.arange(idx.size), best_t]
-    final = np.full(idx.size, -np.inf)
-    quals = []
-    for r, i in enumerate(idx):
-        c = pool.candidates[i]
-        q = pool.quality(int(i))
-        quals.append(q)
-        if np.isfinite(relevance[r]):
-            final[r] = relevance[r] * (0.7 + 0.3 * q.value) * _recency(c, now, max_age)
+    # quality is judged only where it can matter: a paper whose relevance alone cannot reach the bar misses it
+    age = np.nan_to_num((now.timestamp() - pool.published[idx]) / max(max_age.total_seconds(), 1.0), nan=0.0)
+    recency = 1.0 - RECENCY_WEIGHT * np.clip(age, 0.0, 1.0)
+    final = np.where(np.isfinite(relevance), relevance * recency, -np.inf)
+    contender = final >= min_score * 0.7 if np.isfinite(min_score) else np.isfinite(final)
+    for r in np.flatnonzero(contender):
+        final[r] *= 0.7 + 0.3 * pool.quality(int(idx[r])).value
+    final[~contender & np.isfinite(final)] *= 0.7
     above = final >= min_score
     below = int(np.sum(np.isfinite(final) & ~above))
 
     # choose ---------------------------------------------------------------------------------------------
     thread_names = [threads[t].name for t in best_t]
-    sim_space = pool.E[idx] if pool.E is not None else X
+    # similarities among the candidates that cleared the bar (all MMR needs), computed in one product
+    contenders = np.flatnonzero(above | (final >= EXPLORE_MIN * min_score))
+    space = (pool.E[idx] if pool.E is not None else X)[contenders]
+    block = space @ space.T
+    block = block.toarray() if sparse.issparse(block) else np.asarray(block)
+    where = {int(r): k for k, r in enumerate(contenders)}
 
     def similarity(a: int, b: int) -> float:
-        v = sim_space[a] @ sim_space[b].T
-        return float(v.toarray()[0, 0] if sparse.issparse(v) else v)
+        return float(block[where[a], where[b]]) if a in where and b in where else 0.0
 
     masked = np.where(above, final, -np.inf)
     explore = profile.explore and limit > 1
@@ -277,8 +285,9 @@ def rank_pool(
             + ", ".join(f"{nm} {wi:.2f}" for nm, wi in zip(parts.names, w, strict=True))
             + ")"
         ]
-        if quals[r].reasons:
-            reasons.append("quality: " + ", ".join(quals[r].reasons))
+        q = pool.quality(i)
+        if q.reasons:
+            reasons.append("quality: " + ", ".join(q.reasons))
         if learned is not None and learned.nearest[r] is not None:
             title, vote, sim = learned.nearest[r]  # type: ignore[misc]
             verb = {"up": "liked", "down": "marked 👎", "less": "asked for less of"}.get(vote, vote)
@@ -301,7 +310,7 @@ def rank_pool(
     picks.sort(key=lambda s: s.score, reverse=True)  # MMR chose the set; it is shown best first
     return Ranking(
         picks=picks,
-        considered=len(seen),
+        considered=considered,
         eligible=int(idx.size),
         vetoed=sum(vetoes.values()),
         already_sent=sent,
