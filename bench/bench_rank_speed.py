@@ -36,9 +36,19 @@ def load_day(path: Path) -> list[Candidate]:
         if r["id"] in seen:
             continue
         seen.add(r["id"])
-        out.append(Candidate(key=f"arxiv:{r['id']}", kind="paper", title=r["title"], text=r["summary"],
-                             url=r["abs"], source="arxiv", authors=tuple(r["authors"]),
-                             categories=tuple(r["categories"]), published=datetime(2026, 5, 19, tzinfo=UTC)))
+        out.append(
+            Candidate(
+                key=f"arxiv:{r['id']}",
+                kind="paper",
+                title=r["title"],
+                text=r["summary"],
+                url=r["abs"],
+                source="arxiv",
+                authors=tuple(r["authors"]),
+                categories=tuple(r["categories"]),
+                published=datetime(2026, 5, 19, tzinfo=UTC),
+            )
+        )
     return out
 
 
@@ -69,8 +79,10 @@ def main() -> None:
     embedder = load_embedder(Settings(semantic=args.semantic))
     now = datetime(2026, 5, 19, 12, tzinfo=UTC)
 
-    print(f"pool day 2026-05-19: {len(day)} unique papers; scorers: lexical"
-          + (" + semantic (all-MiniLM-L6-v2, 128 tokens)" if embedder else " only"))
+    print(
+        f"pool day 2026-05-19: {len(day)} unique papers; scorers: lexical"
+        + (" + semantic (all-MiniLM-L6-v2, 128 tokens)" if embedder else " only")
+    )
     cached: dict[str, np.ndarray] = {}
     text_cache: dict[str, np.ndarray] = {}
     if embedder is not None:
@@ -81,8 +93,10 @@ def main() -> None:
         t = time.perf_counter()
         texts = [thread_query(th) for th in threads]
         text_cache = dict(zip(texts, embedder.embed(texts), strict=True))
-        print(f"embedding {len(texts)} thread descriptions (once per profile change, cached): "
-              f"{time.perf_counter() - t:.1f} s")
+        print(
+            f"embedding {len(texts)} thread descriptions (once per profile change, cached): "
+            f"{time.perf_counter() - t:.1f} s"
+        )
     print()
     print("| candidates | profiles | pool build | ranking all profiles | per profile | picks per profile |")
     print("|---|---|---|---|---|---|")
@@ -90,7 +104,10 @@ def main() -> None:
         pool_cands = day[:n_cand]
         for n_prof in args.profiles:
             profiles = [
-                Profile(name=f"p{i}", threads=tuple(threads[j] for j in rng.choice(len(threads), 3, replace=False)))
+                Profile(
+                    name=f"p{i}",
+                    threads=tuple(threads[j] for j in rng.choice(len(threads), 3, replace=False)),
+                )
                 for i in range(n_prof)
             ]
             t0 = time.perf_counter()
@@ -99,8 +116,8 @@ def main() -> None:
             t1 = time.perf_counter()
             picks = [len(rank_pool(p, pool, now=now).picks) for p in profiles]
             t2 = time.perf_counter()
-            print(f"| {n_cand} | {n_prof} | {t1 - t0:.2f} s | {t2 - t1:.2f} s | {(t2 - t1) / n_prof * 1000:.1f} ms "
-                  f"| {np.mean(picks):.2f} |")
+            per = (t2 - t1) / n_prof * 1000
+            print(f"| {n_cand} | {n_prof} | {t1 - t0:.2f} s | {t2 - t1:.2f} s | {per:.1f} ms | {np.mean(picks):.2f} |")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak resident memory of the process: {peak:.0f} MiB")
 
