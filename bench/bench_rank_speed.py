@@ -117,7 +117,8 @@ def main() -> None:
             picks = [len(rank_pool(p, pool, now=now).picks) for p in profiles]
             t2 = time.perf_counter()
             per = (t2 - t1) / n_prof * 1000
-            print(f"| {n_cand} | {n_prof} | {t1 - t0:.2f} s | {t2 - t1:.2f} s | {per:.1f} ms | {np.mean(picks):.2f} |")
+            cells = [str(n_cand), str(n_prof), f"{t1 - t0:.2f} s", f"{t2 - t1:.2f} s", f"{per:.1f} ms"]
+            print("| " + " | ".join([*cells, f"{np.mean(picks):.2f}"]) + " |")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak resident memory of the process: {peak:.0f} MiB")
 
