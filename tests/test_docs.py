@@ -24,5 +24,5 @@ def test_the_readme_commands_exist() -> None:
     from feedsvc.cli import app
 
     commands = set(get_command(app).commands)  # type: ignore[attr-defined]
-    for name in ("fetch", "digest", "demo", "db", "sources"):
+    for name in ("fetch", "digest", "demo", "db", "sources", "rank", "profile", "feedback", "eval"):
         assert name in commands and f"feedsvc {name}" in README
