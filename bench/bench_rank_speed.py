@@ -23,7 +23,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from feedsvc.config import Settings
 from feedsvc.models import Candidate, Profile, Thread
 from feedsvc.rank.pool import build_pool
-from feedsvc.rank.ranker import rank_pool, thread_query
+from feedsvc.rank.ranker import rank_pool, single_threaded_blas, thread_query
 from feedsvc.rank.semantic import load_embedder
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "arxiv_corpus" / "dw-dengwei_daily"
@@ -114,7 +114,8 @@ def main() -> None:
             pool = build_pool(pool_cands, embedder=embedder, cached=cached)
             pool.text_cache.update(text_cache)
             t1 = time.perf_counter()
-            picks = [len(rank_pool(p, pool, now=now).picks) for p in profiles]
+            with single_threaded_blas():
+                picks = [len(rank_pool(p, pool, now=now).picks) for p in profiles]
             t2 = time.perf_counter()
             per = (t2 - t1) / n_prof * 1000
             cells = [str(n_cand), str(n_prof), f"{t1 - t0:.2f} s", f"{t2 - t1:.2f} s", f"{per:.1f} ms"]

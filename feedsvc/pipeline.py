@@ -35,7 +35,7 @@ from feedsvc.models import (
     SourceReport,
 )
 from feedsvc.rank.pool import build_pool
-from feedsvc.rank.ranker import Ranking, rank_pool, thread_query
+from feedsvc.rank.ranker import Ranking, rank_pool, single_threaded_blas, thread_query
 from feedsvc.rank.semantic import Embedder, load_embedder
 from feedsvc.render.markdown import SOURCE_LABELS, render_markdown
 from feedsvc.sources.arxiv import ArxivSource
@@ -361,7 +361,8 @@ def build_digests(
                 continue
             if embedder == "auto":
                 embedder = load_embedder(settings)
-            digest = _make_digest(session, profile, the_day, find_talk, now, embedder)
+            with single_threaded_blas():
+                digest = _make_digest(session, profile, the_day, find_talk, now, embedder)
             rendered = render_markdown(digest)
             path = None
             if not dry_run:

@@ -7,7 +7,7 @@ Imports only numpy; works on indices, so it knows nothing of papers.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -29,31 +29,33 @@ def quotas(shares: Mapping[str, float], n: int) -> dict[str, int]:
 def mmr(
     scores: np.ndarray,
     threads: Sequence[str],
-    similarity: Callable[[int, int], float],
+    similarity: np.ndarray,
     quota: Mapping[str, int],
     k: int,
     lam: float = MMR_LAMBDA,
 ) -> list[int]:
-    """Pick up to `k` of the candidates (indices into `scores`, all already above the bar): each step takes
-    the best `lam * score - (1 - lam) * max similarity to the picks so far`, first within each thread's
-    quota, then, when a thread has nothing left, from any thread."""
-    left = dict(quota)
+    """Pick up to `k` of the candidates (indices into `scores`; -inf marks those below the bar): each step
+    takes the best `lam * score - (1 - lam) * max similarity to the picks so far`, first within each
+    thread's quota, then, when a thread has nothing left, from any thread. `similarity` is the
+    (n x n) similarity matrix of the candidates."""
+    n = len(scores)
+    names = sorted(set(threads))
+    code = np.array([names.index(t) for t in threads], dtype=int) if n else np.zeros(0, int)
+    left = np.array([quota.get(t, 0) for t in names], dtype=int)
+    redundancy = np.zeros(n)
+    available = np.isfinite(scores)
     chosen: list[int] = []
-    pool = [i for i in np.argsort(-scores) if np.isfinite(scores[i])]
     for respect_quota in (True, False):
         while len(chosen) < k:
-            best, best_value = -1, -np.inf
-            for i in pool:
-                if i in chosen or (respect_quota and left.get(threads[i], 0) <= 0):
-                    continue
-                redundancy = max((similarity(i, j) for j in chosen), default=0.0)
-                value = lam * scores[i] - (1 - lam) * redundancy
-                if value > best_value:
-                    best, best_value = i, value
-            if best < 0:
+            allowed = available & (left[code] > 0) if respect_quota else available
+            if not allowed.any():
                 break
+            value = np.where(allowed, lam * scores - (1 - lam) * redundancy, -np.inf)
+            best = int(np.argmax(value))
             chosen.append(best)
-            left[threads[best]] = left.get(threads[best], 0) - 1
+            available[best] = False
+            left[code[best]] -= 1
+            redundancy = np.maximum(redundancy, similarity[best])
     return chosen
 
 

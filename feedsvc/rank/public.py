@@ -21,7 +21,7 @@ import numpy as np
 from feedsvc.identity import arxiv_id
 from feedsvc.models import Candidate, Profile
 from feedsvc.rank.pool import build_pool
-from feedsvc.rank.ranker import MIN_SCORE, rank_pool
+from feedsvc.rank.ranker import MIN_SCORE, rank_pool, single_threaded_blas
 from feedsvc.rank.semantic import Embedder
 
 REQUIRED = ("id", "title", "abstract")
@@ -94,15 +94,22 @@ def rank_candidates(
     now = now or max((c.published for c in candidates if c.published), default=datetime.now(UTC))
     pool = build_pool(candidates, embedder=embedder)
     result: dict[str, Any] = {"scorers": None, "now": now.isoformat(), "profiles": {}}
-    for profile in profiles:
-        ranking = rank_pool(
-            replace(profile, explore=False),
-            pool,
-            now=now,
-            limit=top,
-            min_score=-np.inf,
-            rng=np.random.default_rng(seed),
-        )
+    with single_threaded_blas():
+        rankings = [
+            (
+                profile,
+                rank_pool(
+                    replace(profile, explore=False),
+                    pool,
+                    now=now,
+                    limit=top,
+                    min_score=-np.inf,
+                    rng=np.random.default_rng(seed),
+                ),
+            )
+            for profile in profiles
+        ]
+    for profile, ranking in rankings:
         result["scorers"] = list(ranking.scorers)
         result["profiles"][profile.name] = [
             {
@@ -112,7 +119,7 @@ def rank_candidates(
                 "clears_bar": s.score >= MIN_SCORE,
                 "reasons": [
                     f"thread '{s.thread}'",
-                    *(f"matched: {', '.join(s.matched)}" for _ in [0] if s.matched),
+                    *([f"matched: {', '.join(s.matched)}"] if s.matched else []),
                     *s.reasons,
                 ],
             }

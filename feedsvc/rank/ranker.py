@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 from scipy import sparse
+from threadpoolctl import threadpool_limits
 
 from feedsvc.models import Candidate, Feedback, Profile, Scored, Thread
 from feedsvc.rank import diversity
@@ -66,8 +67,6 @@ def _veto_term(terms: Collection[str], c: Candidate) -> str | None:
         if t and (re.search(rf"(?<!\w){re.escape(t)}(?!\w)", haystack) or t in authors):
             return term
     return None
-
-
 
 
 def thread_query(t: Thread) -> str:
@@ -239,20 +238,23 @@ def rank_pool(
 
     # choose ---------------------------------------------------------------------------------------------
     thread_names = [threads[t].name for t in best_t]
-    # similarities among the candidates that cleared the bar (all MMR needs), computed in one product
-    contenders = np.flatnonzero(above | (final >= EXPLORE_MIN * min_score))
+    # MMR works on the candidates that cleared the bar: their similarities in one product
+    contenders = np.flatnonzero(above)
     space = (pool.E[idx] if pool.E is not None else X)[contenders]
     block = space @ space.T
     block = block.toarray() if sparse.issparse(block) else np.asarray(block)
-    where = {int(r): k for k, r in enumerate(contenders)}
-
-    def similarity(a: int, b: int) -> float:
-        return float(block[where[a], where[b]]) if a in where and b in where else 0.0
-
-    masked = np.where(above, final, -np.inf)
     explore = profile.explore and limit > 1
     quota = diversity.quotas({t.name: t.share for t in threads}, limit - (1 if explore else 0))
-    chosen = diversity.mmr(masked, thread_names, similarity, quota, limit - (1 if explore else 0))
+    chosen = [
+        int(contenders[j])
+        for j in diversity.mmr(
+            final[contenders],
+            [thread_names[r] for r in contenders],
+            block,
+            quota,
+            limit - (1 if explore else 0),
+        )
+    ]
     exploring: int | None = None
     if explore:
         ups: dict[str, int] = {}
@@ -320,6 +322,13 @@ def rank_pool(
         vetoes=vetoes,
         scorers=tuple(parts.names),
     )
+
+
+def single_threaded_blas() -> threadpool_limits:
+    """Ranking's matrix products are small; on a 2-core machine BLAS threads cost more than they give, and
+    beside torch's own thread pool (the semantic scorer) they fight: 40 ms a profile instead of 5
+    (docs/benchmarks.md). Wrap loops over many profiles in this."""
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def rank(
