@@ -48,6 +48,27 @@ class Settings(BaseSettings):
         description="Sentence-embedding scorer: auto = when `feedsvc[semantic]` is installed; on = required.",
     )
     embedding_max_tokens: int = Field(128, description="Tokens of title and abstract the model reads.")
+    llm_base_url: str = Field(
+        "",
+        description="OpenAI-compatible chat-completions base URL, e.g. `http://127.0.0.1:8080/v1`; empty: none.",
+    )
+    llm_model: str = Field("", description="The model name sent to the LLM endpoint.")
+    llm_api_key: SecretStr = Field(
+        SecretStr(""), description="The LLM endpoint's key (a secret); empty for local servers."
+    )
+    llm_timeout: float = Field(60.0, description="Seconds before an LLM request gives up.")
+    llm_retries: int = Field(
+        2, description="Retries of a failed LLM request (timeouts, 5xx, 429, invalid JSON)."
+    )
+    fulltext_max_bytes: int = Field(
+        20_000_000, description="Largest full text (HTML or e-print) read for a pick."
+    )
+    arxiv_html_url: str = Field(
+        "https://arxiv.org/html", description="arXiv's HTML full text; the id is appended."
+    )
+    arxiv_eprint_url: str = Field(
+        "https://arxiv.org/e-print", description="arXiv's LaTeX source; the id is appended."
+    )
     http_timeout: float = Field(20.0, description="Seconds before an HTTP request to a source gives up.")
     http_retries: int = Field(3, description="Retries of a failed source request (5xx, 429, timeouts).")
     http_max_wait: float = Field(
