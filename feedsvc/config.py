@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     embedding_max_tokens: int = Field(128, description="Tokens of title and abstract the model reads.")
     llm_base_url: str = Field(
         "",
-        description="OpenAI-compatible chat-completions base URL, e.g. `http://127.0.0.1:8080/v1`; empty: none.",
+        description="OpenAI-compatible chat-completions URL, e.g. `http://127.0.0.1:8080/v1`; empty: none.",
     )
     llm_model: str = Field("", description="The model name sent to the LLM endpoint.")
     llm_api_key: SecretStr = Field(
