@@ -69,6 +69,9 @@ def replay_settings(url: str, data_dir: Path, **overrides: object) -> Settings:
         database_url="",
         profiles_path=example_profiles_path(),
         arxiv_rss_url=f"{url}/rss",
+        arxiv_api_url=f"{url}/api/query",
+        arxiv_html_url=f"{url}/html",
+        arxiv_eprint_url=f"{url}/e-print",
         # no recorded API response exists for the snapshot's papers, so the demo does not ask for one
         arxiv_enrich=False,
         hn_api_url=f"{url}/api/v1",

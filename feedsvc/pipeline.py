@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -21,6 +21,10 @@ import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from feedsvc.cards.extractive import build_card
+from feedsvc.cards.fulltext import FullText
+from feedsvc.cards.llm import ChatClient, client_from_settings
+from feedsvc.cards.llm import write_card as llm_write_card
+from feedsvc.cards.writer import parse_fulltext, write_card
 from feedsvc.config import Settings
 from feedsvc.identity import match_title, title_fingerprint
 from feedsvc.models import (
@@ -39,6 +43,7 @@ from feedsvc.rank.ranker import Ranking, rank_pool, single_threaded_blas, thread
 from feedsvc.rank.semantic import Embedder, load_embedder
 from feedsvc.render.markdown import SOURCE_LABELS, render_markdown
 from feedsvc.sources.arxiv import ArxivSource
+from feedsvc.sources.fulltext_fetch import fetch_fulltext
 from feedsvc.sources.hn import HackerNewsSource
 from feedsvc.sources.http import SourceHttp, Validators
 from feedsvc.sources.library_file import read_library
@@ -314,6 +319,24 @@ def digest_day(profile: Profile, now: datetime) -> date:
 
 
 TalkFinder = Callable[[Candidate], TalkCheck]
+TextFinder = Callable[[Candidate], FullText | None]
+
+
+def fulltext_finder(settings: Settings, session: Session, http: SourceHttp, now: datetime) -> TextFinder:
+    """Full text for a paper pick: from the store, else fetched (arXiv HTML, else e-print) and stored."""
+
+    def find(c: Candidate) -> FullText | None:
+        if not c.key.startswith("arxiv:"):
+            return None
+        cached = queries.cached_fulltext(session, c.key)
+        if cached is None:
+            raw = fetch_fulltext(settings, http, c.key.removeprefix("arxiv:"))
+            queries.save_fulltext(session, c.key, raw.kind, raw.content, raw.reason, now)
+            cached = (raw.kind, raw.content, raw.reason)
+        kind, content, reason = cached
+        return parse_fulltext(kind, content, c.text, reason, settings.fulltext_max_bytes)
+
+    return find
 
 
 def build_digests(
@@ -335,9 +358,11 @@ def build_digests(
     """
     now = now or datetime.now(UTC)
     built: list[Built] = []
-    with session_scope(factory) as session:
+    with session_scope(factory) as session, SourceHttp(settings, source="arxiv-fulltext") as text_http:
         queries.sync_profiles(session, profiles, now)
         session.commit()
+        find_text = fulltext_finder(settings, session, text_http, now)
+        llm_client = client_from_settings(settings)
         youtube = None
         if find_talk is None:
             quota = queries.StoreQuota(session, "youtube", settings.youtube_daily_quota, now)
@@ -362,7 +387,9 @@ def build_digests(
             if embedder == "auto":
                 embedder = load_embedder(settings)
             with single_threaded_blas():
-                digest = _make_digest(session, profile, the_day, find_talk, now, embedder)
+                digest = _make_digest(
+                    session, profile, the_day, find_talk, now, embedder, find_text, llm_client
+                )
             rendered = render_markdown(digest)
             path = None
             if not dry_run:
@@ -393,6 +420,8 @@ def _make_digest(
     find_talk: TalkFinder | None,
     now: datetime,
     embedder: Embedder | None,
+    find_text: TextFinder | None = None,
+    llm_client: ChatClient | None = None,
 ) -> Digest:
     tz = ZoneInfo(profile.timezone)
     end = datetime.combine(day, time.max, tz).astimezone(UTC)
@@ -439,7 +468,10 @@ def _make_digest(
     taken = {s.candidate.key for _, s in talks}
     videos = ranked("video", sent | taken, limit=max(profile.videos - len(talks), 0))
 
-    cards = [build_card(s) for s in papers.picks]
+    texts = {s.candidate.key: find_text(s.candidate) if find_text else None for s in papers.picks}
+    cards = [write_card(s, texts[s.candidate.key]) for s in papers.picks]
+    if llm_client is not None:
+        cards = _llm_cards(session, llm_client, papers.picks, cards, texts, now)
     cards += [replace(build_card(s), talk_for=paper) for paper, s in talks]
     cards += [build_card(s) for s in videos.picks]
     threads = queries.discussions_for(session, [c.key for c in cards])
@@ -453,9 +485,48 @@ def _make_digest(
         papers_wanted=profile.papers,
         videos_wanted=profile.videos,
         talk_check=" ".join(talk_lines),
-        sources=tuple(_source_reports(session, profile, papers, videos, cards, len(seed_keys) - len(seeds))),
+        sources=tuple(
+            _source_reports(session, profile, papers, videos, cards, len(seed_keys) - len(seeds), texts)
+        ),
         shortfall=_shortfall(profile, papers, videos, len(talks)),
     )
+
+
+def _llm_cards(
+    session: Session,
+    client: ChatClient,
+    picks: Sequence[Scored],
+    cards: list[Card],
+    texts: Mapping[str, FullText | None],
+    now: datetime,
+) -> list[Card]:
+    """Let the LLM rewrite the prose of the day's paper cards; what fails the grounding check keeps the
+    extractive text. One `llm` run records the tokens, the rejections and the failures."""
+    out, tokens_in, tokens_out, notes = [], 0, 0, []
+    for s, card in zip(picks, cards, strict=True):
+        ft = texts.get(s.candidate.key)
+        result = llm_write_card(
+            s, card, ft.text if ft else s.candidate.text, client, macros=ft.macros if ft else None
+        )
+        out.append(result.card)
+        tokens_in, tokens_out = tokens_in + result.tokens[0], tokens_out + result.tokens[1]
+        if result.error:
+            notes.append(f"{s.candidate.key}: {result.error}")
+        notes += [f"{s.candidate.key}: rejected {r}" for r in result.rejected]
+    run_id = queries.start_run(session, "llm", now)
+    failed = all(c.writer == "extractive" for c in out) and any("rejected" not in n for n in notes)
+    queries.finish_run(
+        session,
+        run_id,
+        status="failed" if failed and notes else "ok",
+        now=datetime.now(UTC),
+        fetched=len(out),
+        note=f"{sum(c.writer != 'extractive' for c in out)} of {len(out)} cards written by the LLM; "
+        f"tokens {tokens_in} in, {tokens_out} out" + ("; " + "; ".join(notes) if notes else ""),
+        units=tokens_in + tokens_out,
+        error=notes[0] if failed and notes else None,
+    )
+    return out
 
 
 def _talk_check(
@@ -530,8 +601,28 @@ def _pool(profile: Profile, r: Ranking, kind: str) -> str:
     return text + f"; {r.below_bar} below the relevance bar; picked {len(r.picks)}."
 
 
+def _fulltext_note(texts: Mapping[str, FullText | None]) -> str:
+    got = [ft for ft in texts.values() if ft is not None]
+    if not got:
+        return ""
+    counts: dict[str, int] = {}
+    for ft in got:
+        counts[ft.source] = counts.get(ft.source, 0) + 1
+    parts = [
+        f"{n} from {'the abstract only' if src == 'abstract' else src}" for src, n in sorted(counts.items())
+    ]
+    why = next((ft.failed for ft in got if ft.failed), "")
+    return f" Full text of the picks: {', '.join(parts)}" + (f" ({why[:160]})." if why else ".")
+
+
 def _source_reports(
-    session: Session, profile: Profile, papers: Ranking, videos: Ranking, cards: Sequence[Card], missing: int
+    session: Session,
+    profile: Profile,
+    papers: Ranking,
+    videos: Ranking,
+    cards: Sequence[Card],
+    missing: int,
+    texts: Mapping[str, FullText | None] | None = None,
 ) -> list[SourceReport]:
     reports: list[SourceReport] = []
     runs = queries.latest_runs(session, exclude_notes=("author-talk checks",))
@@ -542,6 +633,7 @@ def _source_reports(
             result, picked = _pool(profile, papers, "paper"), len(papers.picks)
             if missing:
                 result += f" {missing} seed paper(s) of the profile are not in the store yet."
+            result += _fulltext_note(texts or {})
         elif source == "youtube":
             result = _pool(profile, videos, "video")
             picked = sum(1 for c in cards if c.kind == "video")

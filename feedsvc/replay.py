@@ -26,6 +26,7 @@ class Request:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
+    body: bytes = b""
 
 
 @dataclass
@@ -97,11 +98,13 @@ class ReplayServer:
         class Handler(BaseHTTPRequestHandler):
             def _answer(self) -> None:
                 parts = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
                 request = Request(
                     method=self.command,
                     path=parts.path,
                     query=dict(parse_qsl(parts.query, keep_blank_values=True)),
                     headers={k.lower(): v for k, v in self.headers.items()},
+                    body=self.rfile.read(length) if length else b"",
                 )
                 server._record(request)
                 route = server.route_for(parts.path)
@@ -128,6 +131,7 @@ class ReplayServer:
 
             do_GET = _answer
             do_HEAD = _answer
+            do_POST = _answer  # the body is on the Request (the LLM endpoint's test double reads it)
 
             def log_message(self, format: str, *args: object) -> None:  # quiet
                 return

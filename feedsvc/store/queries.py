@@ -6,6 +6,7 @@ Imports `feedsvc.models` and `feedsvc.store.tables`; never sources, rank, cards,
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
@@ -23,6 +24,7 @@ from feedsvc.store.tables import (
     EmbeddingRow,
     EntryRow,
     FeedbackRow,
+    FullTextRow,
     HttpValidator,
     Item,
     LibraryRow,
@@ -646,4 +648,27 @@ def save_text_embeddings(
                     created=now,
                 )
             )
+    session.flush()
+
+
+def cached_fulltext(session: Session, key: str) -> tuple[str, bytes, str] | None:
+    """(kind, content, reason) of an item's stored full text, decompressed; None if never fetched."""
+    row = session.execute(
+        select(FullTextRow).join(Item, Item.id == FullTextRow.item_id).where(Item.key == key)
+    ).scalar_one_or_none()
+    if row is None:
+        return None
+    return row.kind, gzip.decompress(row.content) if row.content else b"", row.reason
+
+
+def save_fulltext(session: Session, key: str, kind: str, content: bytes, reason: str, now: datetime) -> None:
+    item_id = session.scalar(select(Item.id).where(Item.key == key))
+    if item_id is None:
+        raise LookupError(f"{key} is not in the store")
+    row = session.get(FullTextRow, item_id)
+    packed = gzip.compress(content, mtime=0) if content else b""
+    if row is None:
+        session.add(FullTextRow(item_id=item_id, kind=kind, content=packed, reason=reason, fetched=now))
+    else:
+        row.kind, row.content, row.reason, row.fetched = kind, packed, reason, now
     session.flush()

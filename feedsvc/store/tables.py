@@ -261,3 +261,15 @@ class TextEmbeddingRow(Base):
     model: Mapped[str] = mapped_column(String(128), primary_key=True)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     created: Mapped[datetime]
+
+
+class FullTextRow(Base):
+    """A pick's full text as fetched (gzip-compressed HTML or e-print), or the reason there is none."""
+
+    __tablename__ = "fulltexts"
+
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # html | eprint | none
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    fetched: Mapped[datetime]

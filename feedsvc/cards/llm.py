@@ -1,0 +1,375 @@
+"""The optional LLM card writer: prose from any OpenAI-compatible chat-completions endpoint, grounded.
+
+`ChatClient` posts to `{base_url}/chat/completions` (hosted APIs, llama.cpp, vLLM, Ollama) asking for JSON
+that follows `CARD_SCHEMA`, with a timeout, retries with back-off (timeouts, network errors, 5xx, 429 with
+Retry-After, invalid JSON) and a token count; an endpoint that refuses `json_schema` with a 400 is asked
+once more with `json_object`. `write_card` lets the model write the prose fields only (intuition,
+punch_intro, significance, why): the equation and numbers stay the extractive ones. Every generated field
+goes through the grounding check (numbers, `$...$` formulas, "quotations" must occur in the source); a field
+that fails is replaced by the extractive one and recorded. Without an endpoint, or when the request fails,
+the extractive card is returned with a one-line reason. The key is sent only in the Authorization header,
+never put in a message or log. Imports only httpx, `feedsvc.models`, `feedsvc.config` and `feedsvc.cards`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from feedsvc.cards.grounding import is_grounded, normalise, numbers_in
+from feedsvc.cards.grounding_math import formula_grounded
+from feedsvc.config import Settings
+from feedsvc.models import Card, Scored
+
+log = logging.getLogger(__name__)
+
+FIELDS = ("intuition", "punch_intro", "significance", "why")
+MAX_CHARS = {"intuition": 900, "punch_intro": 300, "significance": 400, "why": 400}
+EXCERPT_CHARS = 6000
+
+CARD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "intuition": {
+            "type": "string",
+            "description": "2-3 sentences: the paper's idea in plain words for a nearby researcher.",
+        },
+        "punch_intro": {
+            "type": "string",
+            "description": "One sentence introducing the paper's own equation and numbers, shown after it.",
+        },
+        "significance": {"type": "string", "description": "One sentence: why the result matters."},
+        "why": {
+            "type": "string",
+            "description": "One sentence: why it matches the reader's thread and concepts.",
+        },
+    },
+    "required": list(FIELDS),
+    "additionalProperties": False,
+}
+
+_SYSTEM = (
+    "You write short, exact cards about research papers for a busy researcher. Answer with one JSON object "
+    'with the string fields "intuition" (2-3 sentences), "punch_intro" (one sentence), "significance" '
+    '(one sentence) and "why" (one sentence), nothing else. Rules: quote nothing that is not in the '
+    "source; state no number that is not in the source, written exactly as the source writes it; write no "
+    "equations (the card already shows the paper's own equation and numbers after punch_intro); do not "
+    "invent results, datasets or comparisons."
+)
+
+
+class LlmError(Exception):
+    """The endpoint could not give a usable answer; the message is one line without secrets."""
+
+    def __init__(self, reason: str, tokens: tuple[int, int] = (0, 0)) -> None:
+        super().__init__(reason)
+        self.tokens = tokens
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    """A parsed JSON answer, the tokens spent on all attempts (prompt, completion) and a note."""
+
+    data: dict[str, Any]
+    tokens: tuple[int, int]
+    note: str = ""  # e.g. the json_object fallback
+    attempts: int = 1
+
+
+@dataclass(frozen=True)
+class LlmResult:
+    card: Card
+    tokens: tuple[int, int] = (0, 0)
+    rejected: list[str] = field(default_factory=list)  # "significance: the number 42% is not in the source"
+    error: str | None = None
+    note: str = ""
+
+
+def redact_url(url: str) -> str:
+    """The URL without user info or query (either may carry a credential)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and value >= 0 else 0
+
+
+_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
+
+
+def _parse_content(content: object) -> dict[str, Any] | None:
+    """The message content as a JSON object (a ```json fence, as local models write, is accepted)."""
+    if not isinstance(content, str):
+        return None
+    m = _FENCE.match(content)
+    try:
+        data = json.loads(m.group(1) if m else content)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+class ChatClient:
+    """An OpenAI-compatible chat-completions client with structured output, retries and token counts."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str = "",
+        *,
+        timeout: float = 60.0,
+        retries: int = 2,
+        max_wait: float = 60.0,
+        temperature: float = 0.2,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self.retries = max(0, retries)
+        self.max_wait = max_wait
+        self.temperature = temperature
+        self.sleep = sleep
+        self._key = api_key
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self._http = httpx.Client(timeout=httpx.Timeout(timeout), headers=headers, transport=transport)
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"ChatClient({redact_url(self.url)!r}, model={self.model!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ChatClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _scrub(self, text: str) -> str:
+        text = " ".join(text.split())[:160]
+        return text.replace(self._key, "[key]") if self._key else text
+
+    def _backoff(self, attempt: int) -> float:
+        return min(self.max_wait, 2.0**attempt)
+
+    def complete(
+        self, messages: list[dict[str, str]], schema: Mapping[str, Any], name: str = "card"
+    ) -> ChatReply:
+        """A JSON object following `schema`; raises `LlmError` (one line) when no usable answer came."""
+        fmt: dict[str, Any] = {
+            "type": "json_schema",
+            "json_schema": {"name": name, "strict": True, "schema": dict(schema)},
+        }
+        note = ""
+        prompt_tokens = completion_tokens = 0
+        attempt = 0
+        where = redact_url(self.url)
+        while True:
+            body = {
+                "model": self.model,
+                "messages": messages,
+                "response_format": fmt,
+                "temperature": self.temperature,
+            }
+            wait: float | None = None
+            try:
+                r = self._http.post(self.url, json=body)
+            except httpx.TimeoutException:
+                reason = f"timed out after {self.timeout:g}s"
+            except httpx.HTTPError as e:  # connection refused, reset, protocol errors: no secrets in these
+                reason = f"network error ({type(e).__name__})"
+            else:
+                if r.status_code == 200:
+                    try:
+                        payload = r.json()
+                    except ValueError:
+                        payload = None
+                    usage = payload.get("usage") if isinstance(payload, dict) else None
+                    if isinstance(usage, dict):
+                        prompt_tokens += _count(usage.get("prompt_tokens"))
+                        completion_tokens += _count(usage.get("completion_tokens"))
+                    data = None
+                    with contextlib.suppress(KeyError, IndexError, TypeError):
+                        data = _parse_content(payload["choices"][0]["message"]["content"])
+                    if data is not None:
+                        return ChatReply(data, (prompt_tokens, completion_tokens), note, attempt + 1)
+                    reason = "the reply is not a JSON object"
+                elif r.status_code == 400 and fmt["type"] == "json_schema":
+                    fmt = {"type": "json_object"}
+                    note = "the endpoint refused response_format json_schema (HTTP 400); used json_object"
+                    log.warning("LLM endpoint %s: %s", where, note)
+                    continue  # a format negotiation, not a retry
+                elif r.status_code == 429:
+                    reason = "rate limited (HTTP 429)"
+                    wait = _retry_after(r.headers.get("retry-after"))
+                elif r.status_code >= 500:
+                    reason = f"HTTP {r.status_code}"
+                else:
+                    detail = "" if r.status_code in (401, 403) else f": {self._scrub(r.text)}"
+                    raise LlmError(
+                        f"HTTP {r.status_code} from the LLM endpoint{detail}",
+                        (prompt_tokens, completion_tokens),
+                    )
+            if attempt >= self.retries:
+                tries = f"{attempt + 1} attempt" + ("s" if attempt else "")
+                raise LlmError(f"{reason} ({tries})", (prompt_tokens, completion_tokens))
+            pause = min(self.max_wait, wait) if wait is not None else self._backoff(attempt)
+            log.warning("LLM endpoint %s: %s; retrying in %.1fs", where, reason, pause)
+            self.sleep(pause)
+            attempt += 1
+
+
+def client_from_settings(settings: Settings, **kw: Any) -> ChatClient | None:
+    """The configured client; None when `llm_base_url` is empty (the extractive writer then does it all)."""
+    if not settings.llm_base_url.strip():
+        return None
+    return ChatClient(
+        settings.llm_base_url.strip(),
+        settings.llm_model,
+        settings.llm_api_key.get_secret_value(),
+        timeout=settings.llm_timeout,
+        retries=settings.llm_retries,
+        max_wait=settings.http_max_wait,
+        **kw,
+    )
+
+
+# --- the prompt ------------------------------------------------------------------------------------------
+
+
+def _excerpt(text: str, limit: int) -> str:
+    text = normalise(text)
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0]
+    return cut + " …"
+
+
+def build_messages(s: Scored, extractive: Card, source_text: str) -> list[dict[str, str]]:
+    c = s.candidate
+    abstract = normalise(c.text)
+    parts = [f"Title: {c.title}", f"Abstract: {_excerpt(abstract, EXCERPT_CHARS)}"]
+    rest = EXCERPT_CHARS - len(abstract)
+    if source_text and normalise(source_text) != abstract and rest > 500:
+        parts.append(f"Full-text excerpt: {_excerpt(source_text, rest)}")
+    punch = "\n".join(f"- {'$' + q.text + '$' if q.is_math else q.text}" for q in extractive.punch)
+    parts.append(f"The card shows, verbatim after punch_intro:\n{punch or '- (nothing)'}")
+    parts.append(f"The reader's thread: {s.thread}")
+    if s.matched:
+        parts.append("Concepts the paper shares with the thread: " + ", ".join(s.matched))
+    if s.nearest_seed:
+        parts.append(f"Closest paper in the reader's library: {s.nearest_seed}")
+    return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
+
+
+# --- grounding -------------------------------------------------------------------------------------------
+
+_FORMULA = re.compile(r"\$\$(.+?)\$\$|(?<![\\$])\$([^$]+?)(?<!\\)\$", re.S)
+_QUOTATION = re.compile(r"\"([^\"]{3,})\"|“([^”]{3,})”")
+
+
+def _number_in(number: str, source: str) -> bool:
+    n = number.replace(" ", "")
+    body = re.escape(n[:-1]) + r"\s?" + re.escape(n[-1]) if n.endswith("%") else re.escape(n)
+    return re.search(r"(?<![\d.,])" + body + r"(?![\d])", source) is not None
+
+
+def grounding_problem(text: str, source: str, macros: Mapping[str, str] | None = None) -> str | None:
+    """Why `text` is not grounded in `source` (the first problem, in words), or None when it is."""
+    src = normalise(source).replace("\\%", "%")
+    rest = text
+    for m in _FORMULA.finditer(text):
+        formula = m.group(1) if m.group(1) is not None else m.group(2)
+        if not (is_grounded(formula, source) or formula_grounded(formula, source, dict(macros or {}))):
+            return f"the formula ${formula.strip()[:60]}$ is not in the source"
+        rest = rest.replace(m.group(0), " ")
+    for m in _QUOTATION.finditer(rest):
+        quoted = m.group(1) if m.group(1) is not None else m.group(2)
+        if not is_grounded(quoted, source):
+            return f'the quotation "{quoted.strip()[:60]}" is not in the source'
+        rest = rest.replace(m.group(0), " ")
+    for n in numbers_in(rest):
+        if not _number_in(n, src):
+            return f"the number {n} is not in the source"
+    return None
+
+
+def write_card(
+    s: Scored,
+    extractive: Card,
+    source_text: str,
+    client: ChatClient | None,
+    *,
+    macros: Mapping[str, str] | None = None,
+) -> LlmResult:
+    """The card with the LLM's grounded prose, or `extractive` unchanged (with `error`) when it cannot help.
+
+    `source_text` is what the card may cite (the abstract, or the full text); numbers, formulas and
+    quotations in the generated fields must occur in it (or in the title and abstract). The `why` field
+    may also cite the reader's thread and matched concepts.
+    """
+    if client is None:
+        return LlmResult(extractive, error="no LLM endpoint configured (FEEDSVC_LLM_BASE_URL is empty)")
+    c = s.candidate
+    try:
+        reply = client.complete(build_messages(s, extractive, source_text), CARD_SCHEMA)
+    except LlmError as e:
+        log.warning("LLM writer on %s fell back to the extractive card: %s", c.key, e)
+        return LlmResult(extractive, tokens=e.tokens, error=str(e))
+
+    source = "\n".join([c.title, c.text, source_text])
+    reader = "\n".join([source, s.thread, ", ".join(s.matched), s.nearest_seed or "", extractive.why])
+    changes: dict[str, str] = {}
+    rejected: list[str] = []
+    for name in FIELDS:
+        value = reply.data.get(name)
+        if not isinstance(value, str) or not value.strip():
+            problem: str | None = "missing from the answer"
+        elif len(value) > MAX_CHARS[name]:
+            problem = f"too long ({len(value)} characters)"
+        else:
+            problem = grounding_problem(value, reader if name == "why" else source, macros)
+        if problem:
+            rejected.append(f"{name}: {problem}")
+            log.warning("LLM writer on %s: %s replaced by the extractive text: %s", c.key, name, problem)
+        else:
+            changes[name] = normalise(value)
+    writer = f"llm:{client.model}" if changes else "extractive"
+    card = replace(extractive, writer=writer, **changes)
+    return LlmResult(card, tokens=reply.tokens, rejected=rejected, note=reply.note)
