@@ -116,3 +116,14 @@ def test_headline_results_are_verbatim_and_grounded(bench) -> None:
     assert all(q.where.startswith("§") and is_grounded(q.text, ft2.text) for q in quotes2)
     ft3 = bench.read("2310.03240", "html", PAPERS)
     assert all("B.1" not in q.where for q in headline_results(ft3, ""))  # appendix results are skipped
+
+
+def test_a_braced_setting_is_a_bare_number_not_an_equation() -> None:
+    """Seed 003 showed "K{=}20" as an equation; never again, on cards or pages."""
+    from feedsvc.cards.equations import candidate_reason
+    from feedsvc.cards.fulltext import Equation
+
+    for latex in ("K{=}20", r"\delta{=}0.15", "T = 1000"):
+        eq = Equation(latex=latex, number="3", section="4 Experiments", context_before="", context_after="",
+                      index=0, source="arXiv HTML")
+        assert candidate_reason(eq) == "bare number", latex

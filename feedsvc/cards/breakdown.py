@@ -126,8 +126,6 @@ _DISPLAY = re.compile(r"\$\$.*?\$\$", re.S)
 _INLINE = re.compile(r"(?<![\\$])\$([^$]{1,200}?)(?<!\\)\$")
 _ENDS = re.compile(r"[.!?][)\"'”’]*$")
 _CAPTION = re.compile(r"^(?:(?:Figure|Fig\.|Table|Algorithm)\s*\d|\([a-z]\)\s)", re.I)
-# a setting written with braces ("K{=}20", seed 003's failure) slips past `candidate_reason`
-_BRACED_VALUE = re.compile(r"^\s*\\?[A-Za-z]\w*(?:_\w+)?\s*=\s*[-+]?[\d.,\s]+%?\s*[.,]?\s*$")
 _AFTER_CUE = re.compile(r"^[,.;]?\s*(?:where|with|in which|here)\b", re.I)
 
 
@@ -324,11 +322,8 @@ def _note(ft: FullText, eq: Equation, key: bool, dropped: list[Dropped]) -> Form
 
 
 def _skip_reason(eq: Equation) -> str | None:
-    """Why a display is never shown: `equations.candidate_reason`, or a braced bare value."""
-    why = candidate_reason(eq)
-    if why is None and _BRACED_VALUE.match(eq.latex.replace("{", "").replace("}", "")):
-        return "bare number"
-    return why
+    """Why a display is never shown (a bare number, a table, pure notation): `equations.candidate_reason`."""
+    return candidate_reason(eq)
 
 
 def _key_index(ft: FullText) -> int | None:
