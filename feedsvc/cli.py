@@ -103,12 +103,30 @@ def db_upgrade() -> None:
 
 
 @app.command()
-def fetch() -> None:
-    """Fetch new items from every source into the store."""
+def fetch(
+    ids: Annotated[
+        list[str] | None, typer.Option("--ids", help="Instead: fetch these papers by arXiv id or URL.")
+    ] = None,
+) -> None:
+    """Fetch new items from every source into the store (or, with --ids, particular papers)."""
     from feedsvc import pipeline
     from feedsvc.store.db import session_factory
 
     settings = _settings()
+    if ids:
+        engine = _engine(settings)
+        try:
+            got = pipeline.fetch_papers(settings, session_factory(engine), ids)
+        except ValueError as e:
+            raise _fail(str(e), 2) from None
+        finally:
+            engine.dispose()
+        for problem in got.problems:
+            err.print(f"[yellow]{problem}[/]", highlight=False)
+        out.print(f"{got.from_api} papers from arXiv's API, {got.from_html} from their arXiv HTML")
+        if got.from_api + got.from_html == 0:
+            raise typer.Exit(1)
+        return
     profiles = _profiles(settings)
     engine = _engine(settings)
     try:

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from feedsvc import pipeline
-from feedsvc.config import Settings, example_profiles_path, load_profiles
+from feedsvc.config import Settings, load_profiles
 from feedsvc.replay import ReplayServer, Reply
 from feedsvc.store.db import make_engine, session_factory, upgrade
 
@@ -32,6 +32,11 @@ class DemoResult:
 
 JSON = {"Content-Type": "application/json; charset=utf-8"}
 RECORDED_CHANNEL = "UC_x5XG1OV2P6uZZ5FSM9Ttw"  # the channel of the recorded uploads playlist
+FULLTEXT_PAPERS = ("1606.09375", "2012.15000", "2310.03240")  # bundled full texts (LaTeXML HTML)
+
+
+def demo_profiles_path() -> Path:
+    return Path(str(resources.files("feedsvc.sample").joinpath("profiles.demo.toml")))
 
 
 def snapshot_routes() -> dict[str, Reply]:
@@ -59,6 +64,14 @@ def snapshot_routes() -> dict[str, Reply]:
         "/youtube/v3/playlistItems": recorded("pyyoutube_playlistItems_list_paged_1.json"),
         "/youtube/v3/videos": recorded("videos_list_2items_snippet_contentDetails_statistics.json"),
         "/youtube/v3/search": recorded("pyyoutube_search_list_by_keywords_p1.json"),
+        **{
+            f"/html/{paper}": Reply(
+                status=200,
+                body=gzip.decompress(sample.joinpath(f"arxiv_html_{paper}.html.gz").read_bytes()),
+                headers={"Content-Type": "text/html; charset=utf-8"},
+            )
+            for paper in FULLTEXT_PAPERS
+        },
     }
 
 
@@ -67,7 +80,7 @@ def replay_settings(url: str, data_dir: Path, **overrides: object) -> Settings:
     values: dict[str, object] = dict(
         data_dir=data_dir,
         database_url="",
-        profiles_path=example_profiles_path(),
+        profiles_path=demo_profiles_path(),
         arxiv_rss_url=f"{url}/rss",
         arxiv_api_url=f"{url}/api/query",
         arxiv_html_url=f"{url}/html",
@@ -91,7 +104,7 @@ def run_demo(data_dir: Path, progress: pipeline.Progress | None = None, semantic
     """Run fetch and digest on the snapshot into a fresh `data_dir`; returns what was built."""
     if data_dir.exists():
         shutil.rmtree(data_dir)
-    profiles = load_profiles(example_profiles_path())
+    profiles = load_profiles(demo_profiles_path())
     with ReplayServer(snapshot_routes()) as server:
         settings = replay_settings(server.url, data_dir, semantic=semantic)
         engine = make_engine(settings.resolved_database_url())
@@ -99,6 +112,9 @@ def run_demo(data_dir: Path, progress: pipeline.Progress | None = None, semantic
             upgrade(engine)
             factory = session_factory(engine)
             outcomes = pipeline.collect(settings, factory, profiles, now=SNAPSHOT_NOW, progress=progress)
+            if progress:
+                progress("three papers by id (their full text is bundled)")
+            pipeline.fetch_papers(settings, factory, FULLTEXT_PAPERS, now=SNAPSHOT_NOW)
             built = pipeline.build_digests(settings, factory, profiles, day=SNAPSHOT_DAY, now=SNAPSHOT_NOW)
         finally:
             engine.dispose()

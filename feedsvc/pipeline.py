@@ -26,7 +26,7 @@ from feedsvc.cards.llm import ChatClient, client_from_settings
 from feedsvc.cards.llm import write_card as llm_write_card
 from feedsvc.cards.writer import parse_fulltext, write_card
 from feedsvc.config import Settings
-from feedsvc.identity import match_title, title_fingerprint
+from feedsvc.identity import bare_arxiv_id, match_title, title_fingerprint
 from feedsvc.models import (
     Candidate,
     Card,
@@ -43,7 +43,7 @@ from feedsvc.rank.ranker import Ranking, rank_pool, single_threaded_blas, thread
 from feedsvc.rank.semantic import Embedder, load_embedder
 from feedsvc.render.markdown import SOURCE_LABELS, render_markdown
 from feedsvc.sources.arxiv import ArxivSource
-from feedsvc.sources.fulltext_fetch import fetch_fulltext
+from feedsvc.sources.fulltext_fetch import fetch_fulltext, paper_from_html
 from feedsvc.sources.hn import HackerNewsSource
 from feedsvc.sources.http import SourceHttp, Validators
 from feedsvc.sources.library_file import read_library
@@ -462,7 +462,8 @@ def _make_digest(
             queries.save_text_embeddings(session, pool.fresh_texts, embedder.name, now)
         return ranking
 
-    papers = ranked("paper", sent)
+    own = {k for keys in library.values() for k in keys}  # the reader's library is theirs already
+    papers = ranked("paper", sent | own)
     talk_lines, talks = _talk_check(session, papers.picks, find_talk, now)
     talks = [t for t in talks if t[1].candidate.key not in sent][: profile.videos]
     taken = {s.candidate.key for _, s in talks}
@@ -593,7 +594,7 @@ def _pool(profile: Profile, r: Ranking, kind: str) -> str:
         vetoes = ", ".join(f"'{t}' {n}" for t, n in sorted(r.vetoes.items()))
         excluded.append(f"{r.vetoed} vetoed by exclude terms ({vetoes})")
     if r.already_sent:
-        excluded.append(f"{r.already_sent} already sent")
+        excluded.append(f"{r.already_sent} already sent or in your library")
     if r.no_text:
         excluded.append(f"{r.no_text} known only from a discussion")
     if excluded:
@@ -761,3 +762,44 @@ def import_library(
         keys = [e.key for e in read.entries if e.key in present]
         added = queries.add_to_library(session, profile, keys, thread=thread, origin=str(path), now=now)
     return Imported(read=len(read.entries), added=added, fetched=len(fetched), problems=problems)
+
+
+@dataclass(frozen=True)
+class PapersFetched:
+    from_api: int
+    from_html: int
+    problems: list[str]
+
+
+def fetch_papers(
+    settings: Settings, factory: sessionmaker[Session], ids: Sequence[str], *, now: datetime | None = None
+) -> PapersFetched:
+    """Fetch papers by arXiv id: from arXiv's API; those it cannot supply (unknown there, or the API down)
+    from their arXiv HTML, whose title, authors and abstract are the paper's own (the HTML is kept as the
+    paper's full text). Each id that neither has is reported."""
+    now = now or datetime.now(UTC)
+    bare = list(dict.fromkeys(bare_arxiv_id(i) for i in ids))
+    problems: list[str] = []
+    with session_scope(factory) as session, SourceHttp(settings, source="arxiv") as http:
+        found: list[Candidate] = []
+        try:
+            found = ArxivSource(settings, http, []).lookup(bare)
+        except SourceError as e:
+            problems.append(f"arXiv API: {e.cause}; reading the papers' HTML instead")
+        queries.upsert_candidates(session, found, run_id=None, now=now)
+        got = {c.key for c in found}
+        from_html = 0
+        for arxiv_id in bare:
+            if f"arxiv:{arxiv_id}" in got:
+                continue
+            raw = fetch_fulltext(settings, http, arxiv_id)
+            paper = paper_from_html(arxiv_id, raw.content) if raw.kind == "html" else None
+            if paper is None:
+                problems.append(
+                    f"{arxiv_id}: not found ({raw.reason or 'no HTML with a title and abstract'})"
+                )
+                continue
+            queries.upsert_candidates(session, [paper], run_id=None, now=now)
+            queries.save_fulltext(session, paper.key, raw.kind, raw.content, raw.reason, now)
+            from_html += 1
+    return PapersFetched(from_api=len(found), from_html=from_html, problems=problems)

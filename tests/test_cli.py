@@ -34,6 +34,10 @@ def test_demo_runs_offline_and_writes_the_digest(tmp_path: Path) -> None:
     assert text.startswith('---\ntitle: "Daily Feed - 2024-11-28"')
     assert text.count("\n## [") == 3
     assert "Daily Feed - 2024-11-28" in r.stdout  # the preview
+    # the second demo profile's picks have full text: their cards quote the papers' own key equations
+    graphs = (tmp_path / "demo" / "digests" / "graph-learning" / "2024-11-28.md").read_text(encoding="utf-8")
+    assert graphs.count("The paper's key equation") == 3 and graphs.count("\n$$\n") == 2 * 3  # open + close
+    assert "*Quoted verbatim from the arXiv HTML, eq. (2), §3.1 Problem formulation.*" in graphs
 
 
 def test_a_bad_profile_file_stops_with_file_profile_and_field(tmp_path: Path) -> None:

@@ -8,10 +8,13 @@ feedsvc.models, feedsvc.config and feedsvc.sources.
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from feedsvc.config import Settings
-from feedsvc.models import SourceError
+from feedsvc.models import Candidate, SourceError
 from feedsvc.sources.http import SourceHttp
 
 
@@ -41,3 +44,41 @@ def fetch_fulltext(settings: Settings, http: SourceHttp, arxiv_id: str) -> RawFu
             continue
         return RawFullText(kind, response.content, "; ".join(reasons))
     return RawFullText("none", b"", "; ".join(reasons) or "no full text")
+
+
+_TITLE = re.compile(r'<h1 class="ltx_title ltx_title_document">(.*?)</h1>', re.S)
+_ABSTRACT = re.compile(r'<div class="ltx_abstract">(.*?)</div>', re.S)
+_PERSON = re.compile(r'<span class="ltx_personname">(.*?)(?:<br|</span>)', re.S)
+_NAME = re.compile(r"^[A-ZÀ-Ý][\w'’.-]+(?:\s+[A-ZÀ-Ý][\w'’.-]+){1,3}$")
+
+
+def _plain(fragment: str) -> str:
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
+
+
+def paper_from_html(arxiv_id: str, page: bytes) -> Candidate | None:
+    """A paper's listing fields read from its arXiv HTML (LaTeXML): title, authors, abstract; for ids the
+    API cannot supply. The date is estimated from the id's month (and flagged so)."""
+    text = page.decode("utf-8", errors="replace")
+    title, abstract = _TITLE.search(text), _ABSTRACT.search(text)
+    if not title or not abstract:
+        return None
+    authors: list[str] = []
+    for raw in _PERSON.findall(text):
+        for part in re.split(r"\s{2,}|\xa0+|&amp;|&|,|\band\b", html.unescape(re.sub(r"<[^>]+>", " ", raw))):
+            name = " ".join(part.split())
+            if _NAME.match(name) and name not in authors:
+                authors.append(name)
+    m = re.match(r"^(\d{2})(\d{2})\.\d{4,5}$", arxiv_id)
+    published = datetime(2000 + int(m.group(1)), int(m.group(2)), 1, tzinfo=UTC) if m else None
+    return Candidate(
+        key=f"arxiv:{arxiv_id}",
+        kind="paper",
+        title=_plain(title.group(1)),
+        text=_plain(abstract.group(1)).removeprefix("Abstract").strip(),
+        url=f"https://arxiv.org/abs/{arxiv_id}",
+        source="arxiv",
+        authors=tuple(authors),
+        published=published,
+        meta={"from": "arXiv HTML", "published_estimated": True},
+    )
