@@ -180,6 +180,7 @@ class Card:
     discussions: tuple[Discussion, ...] = ()
     talk_for: str = ""  # for a video card: the title of the paper pick it is a talk about
     exploration: bool = False  # chosen by the exploration slot, not by score alone
+    details: str = ""  # relative path of the paper's breakdown page, when its full text was read
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Literal
@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
+from feedsvc.cards.breakdown import breakdown, formula_notes
 from feedsvc.cards.extractive import build_card
 from feedsvc.cards.fulltext import FullText
 from feedsvc.cards.llm import ChatClient, client_from_settings
@@ -42,6 +43,7 @@ from feedsvc.rank.pool import build_pool
 from feedsvc.rank.ranker import Ranking, rank_pool, single_threaded_blas, thread_query
 from feedsvc.rank.semantic import Embedder, load_embedder
 from feedsvc.render.markdown import SOURCE_LABELS, render_markdown
+from feedsvc.render.paper import render_paper_markdown
 from feedsvc.sources.arxiv import ArxivSource
 from feedsvc.sources.fulltext_fetch import fetch_fulltext, paper_from_html
 from feedsvc.sources.hn import HackerNewsSource
@@ -76,6 +78,7 @@ class Built:
     markdown: str
     path: Path | None
     existed: bool = False
+    pages: Mapping[str, str] = field(default_factory=dict)  # relative path -> the paper page's Markdown
 
 
 def arxiv_categories(profiles: Sequence[Profile]) -> list[str]:
@@ -387,7 +390,7 @@ def build_digests(
             if embedder == "auto":
                 embedder = load_embedder(settings)
             with single_threaded_blas():
-                digest = _make_digest(
+                digest, pages = _make_digest(
                     session, profile, the_day, find_talk, now, embedder, find_text, llm_client
                 )
             rendered = render_markdown(digest)
@@ -395,9 +398,11 @@ def build_digests(
             if not dry_run:
                 queries.save_digest(session, digest, rendered.body, now)
                 path = _digest_path(settings, profile.name, the_day)
+                for rel, page in pages.items():
+                    write_atomically(path.parent / rel, page)
                 write_atomically(path, rendered.body)
                 session.commit()
-            built.append(Built(profile.name, the_day, digest, rendered.body, path))
+            built.append(Built(profile.name, the_day, digest, rendered.body, path, pages=pages))
         if youtube is not None and youtube.quota.spent:  # type: ignore[attr-defined]
             run_id = queries.start_run(session, "youtube", now)
             queries.finish_run(
@@ -422,7 +427,7 @@ def _make_digest(
     embedder: Embedder | None,
     find_text: TextFinder | None = None,
     llm_client: ChatClient | None = None,
-) -> Digest:
+) -> tuple[Digest, dict[str, str]]:
     tz = ZoneInfo(profile.timezone)
     end = datetime.combine(day, time.max, tz).astimezone(UTC)
     start = end - timedelta(days=profile.max_age_days)
@@ -471,13 +476,20 @@ def _make_digest(
 
     texts = {s.candidate.key: find_text(s.candidate) if find_text else None for s in papers.picks}
     cards = [write_card(s, texts[s.candidate.key]) for s in papers.picks]
+    pages: dict[str, str] = {}
+    for i, s in enumerate(papers.picks):
+        ft = texts[s.candidate.key]
+        if ft is not None and ft.source != "abstract":
+            rel = f"papers/{s.candidate.key.removeprefix('arxiv:').replace('/', '_')}.md"
+            pages[rel] = render_paper_markdown(breakdown(s.candidate, ft), formula_notes(ft))
+            cards[i] = replace(cards[i], details=rel)
     if llm_client is not None:
         cards = _llm_cards(session, llm_client, papers.picks, cards, texts, now)
     cards += [replace(build_card(s), talk_for=paper) for paper, s in talks]
     cards += [build_card(s) for s in videos.picks]
     threads = queries.discussions_for(session, [c.key for c in cards])
     cards = [replace(c, discussions=tuple(threads.get(c.key, ()))) for c in cards]
-    return Digest(
+    digest = Digest(
         profile=profile.name,
         day=day,
         title=f"Daily Feed - {day.isoformat()}",
@@ -491,6 +503,7 @@ def _make_digest(
         ),
         shortfall=_shortfall(profile, papers, videos, len(talks)),
     )
+    return digest, pages
 
 
 def _llm_cards(

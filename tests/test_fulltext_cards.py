@@ -121,6 +121,11 @@ def test_picks_get_full_text_from_html_else_the_eprint_and_it_is_cached(
     md = built.markdown
     assert "$$\n" + sphere.punch[0].text.replace("$$", "$ $") in md or sphere.punch[0].text[:30] in md
     assert "Full text of the picks: 1 from LaTeX source, 1 from arXiv HTML" in md
+    # each pick with full text gets its breakdown page beside the digest, linked from its card
+    assert sphere.details == "papers/2012.15000.md"
+    assert "**Deeper:** [breakdown and formula notes](papers/2012.15000.md)" in md
+    page = (built.path.parent / "papers" / "2012.15000.md").read_text(encoding="utf-8")
+    assert page == built.pages["papers/2012.15000.md"] and "DeepSphere" in page and "$$" in page
 
 
 def test_without_any_full_text_the_card_keeps_the_abstract_and_says_why(

@@ -40,6 +40,12 @@ def md_url(url: object) -> str:
     )
 
 
+def md_url_relative(path: object) -> str:
+    """A relative link inside the digest directory: letters, digits, `._/-` only, never `..`."""
+    s = str(path)
+    return s if re.fullmatch(r"[A-Za-z0-9._/-]+", s) and ".." not in s else "#"
+
+
 def md_math(latex: object) -> str:
     s = str(latex).replace("$$", "$ $")
     return re.sub(r"<(?=[A-Za-z/!?])", "< ", s)
@@ -63,6 +69,7 @@ def _environment() -> Environment:
         md=md,
         md_link_text=md_link_text,
         md_url=md_url,
+        md_url_relative=md_url_relative,
         md_math=md_math,
         yaml=yaml,
         source_label=lambda s: SOURCE_LABELS.get(str(s), str(s)),
