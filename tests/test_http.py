@@ -12,7 +12,8 @@ from fakes import FakeSleep
 from feedsvc.config import Settings
 from feedsvc.models import SourceError
 from feedsvc.replay import ReplayServer, Reply, in_turn
-from feedsvc.sources.http import MemoryValidators, SourceHttp, retry_after_seconds, safe_url
+from feedsvc.retry_after import retry_after_seconds
+from feedsvc.sources.http import MemoryValidators, SourceHttp, safe_url
 
 
 def make_settings(**overrides: object) -> Settings:

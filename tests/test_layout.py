@@ -9,7 +9,7 @@ import pytest
 
 PKG = Path(__file__).parent.parent / "feedsvc"
 STAGES = ("sources", "rank", "cards", "render", "deliver")
-SHARED = {"feedsvc.models", "feedsvc.config", "feedsvc.identity"}
+SHARED = {"feedsvc.models", "feedsvc.config", "feedsvc.identity", "feedsvc.retry_after"}
 EDGES = {"pipeline", "cli", "web", "demo", "scheduler", "__main__"}
 
 

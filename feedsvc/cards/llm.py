@@ -20,8 +20,6 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -31,6 +29,7 @@ from feedsvc.cards.grounding import is_grounded, normalise, numbers_in
 from feedsvc.cards.grounding_math import formula_grounded
 from feedsvc.config import Settings
 from feedsvc.models import Card, Scored
+from feedsvc.retry_after import retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -105,20 +104,6 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _count(value: object) -> int:
@@ -237,7 +222,7 @@ class ChatClient:
                     continue  # a format negotiation, not a retry
                 elif r.status_code == 429:
                     reason = "rate limited (HTTP 429)"
-                    wait = _retry_after(r.headers.get("retry-after"))
+                    wait = retry_after_seconds(r.headers.get("retry-after"))
                 elif r.status_code >= 500:
                     reason = f"HTTP {r.status_code}"
                 else:

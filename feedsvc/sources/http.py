@@ -14,8 +14,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Protocol
@@ -25,6 +23,7 @@ import httpx
 
 from feedsvc.config import Settings
 from feedsvc.models import SourceError
+from feedsvc.retry_after import retry_after_seconds
 
 _SECRET_PARAMS = frozenset({"key", "token", "api_key", "apikey", "access_token"})
 
@@ -80,22 +79,6 @@ def _reason(response: httpx.Response) -> str:
     return f"HTTP {response.status_code} {phrase}".rstrip()
 
 
-def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """A `Retry-After` header (seconds or HTTP-date) as seconds from now; None if absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 class SourceHttp:
