@@ -2,35 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 
 import pytest
+from corpus import candidate, records
 
 from feedsvc.cards.extractive import build_card, domain_label, headline_sentences, sentences, time_cost
 from feedsvc.cards.grounding import is_grounded, numbers_grounded
-from feedsvc.models import Candidate, Scored
-
-CORPUS = Path(__file__).parent / "fixtures" / "corpus" / "2026-06-02.head200.jsonl"
+from feedsvc.models import Scored
 
 
 def corpus() -> list[dict]:
-    return [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines()]
+    return records()
 
 
 def scored(r: dict, thread: str = "Agents") -> Scored:
-    c = Candidate(
-        key=f"arxiv:{r['id']}",
-        kind="paper",
-        title=r["title"],
-        text=r["summary"],
-        url=r["abs"],
-        source="arxiv",
-        authors=tuple(r["authors"]),
-        categories=tuple(r["categories"]),
-        meta={"comment": r["comment"]},
-    )
+    c = candidate(r)
     return Scored(candidate=c, score=0.2, thread=thread, matched=("tool delegation",))
 
 

@@ -12,19 +12,18 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
+from corpus import candidate, records
 from fakes import FakeSleep
 
 from feedsvc.cards.extractive import build_card
 from feedsvc.cards.llm import CARD_SCHEMA, LlmResult, client_from_settings, grounding_problem, write_card
 from feedsvc.config import Settings
-from feedsvc.models import Candidate, Card, Scored
+from feedsvc.models import Card, Scored
 from feedsvc.replay import ReplayServer, Reply, Request
 
-CORPUS = Path(__file__).parent / "fixtures" / "corpus" / "2026-06-02.head200.jsonl"
 KEY = "sk-test-SECRET-7c1e0b52d9"
 MODEL = "test-model"
 
@@ -32,19 +31,9 @@ MODEL = "test-model"
 
 
 def paper() -> Scored:
-    r = json.loads(CORPUS.read_text(encoding="utf-8").splitlines()[0])
+    r = records()[0]
     assert r["title"].startswith("PaintBench") and "17.1%" in r["summary"] and "42" not in r["summary"]
-    c = Candidate(
-        key=f"arxiv:{r['id']}",
-        kind="paper",
-        title=r["title"],
-        text=r["summary"],
-        url=r["abs"],
-        source="arxiv",
-        authors=tuple(r["authors"]),
-        categories=tuple(r["categories"]),
-        meta={"comment": r["comment"]},
-    )
+    c = candidate(r)
     return Scored(candidate=c, score=0.41, thread="Visual editing", matched=("image editing", "benchmark"))
 
 

@@ -2,36 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+
+from corpus import candidate, records
 
 from feedsvc.models import Candidate, Profile, Thread
 from feedsvc.rank.ranker import rank
 
-CORPUS = Path(__file__).parent / "fixtures" / "corpus" / "2026-06-02.head200.jsonl"
 NOW = datetime(2026, 6, 2, 12, tzinfo=UTC)
 
 
 def pool() -> list[Candidate]:
-    out = []
-    for line in CORPUS.read_text(encoding="utf-8").splitlines():
-        r = json.loads(line)
-        out.append(
-            Candidate(
-                key=f"arxiv:{r['id']}",
-                kind="paper",
-                title=r["title"],
-                text=r["summary"],
-                url=r["abs"],
-                source="arxiv",
-                authors=tuple(r["authors"]),
-                categories=tuple(r["categories"]),
-                published=NOW,
-            )
-        )
-    return out
+    return [candidate(r, published=NOW) for r in records()]
 
 
 AGENTS = Thread(
