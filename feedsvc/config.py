@@ -108,6 +108,51 @@ class Settings(BaseSettings):
         description="User-Agent sent to every source; arXiv asks for a contact.",
     )
 
+    base_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="The web archive's public URL: permalinks, feedback, unsubscribe and confirmation links.",
+    )
+    secret_key: SecretStr = Field(
+        SecretStr(""),
+        description="Signs feedback, unsubscribe and confirmation links (a secret, 32+ characters); "
+        "email delivery and the web's write endpoints refuse to start without it.",
+    )
+    smtp_host: str = Field("", description="SMTP server for email delivery; empty: email is not sent.")
+    smtp_port: int = Field(587, description="SMTP port (587 STARTTLS, 465 TLS, 25 or 1025 plain).")
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        "starttls", description="SMTP transport security: starttls, tls (implicit, port 465) or none."
+    )
+    smtp_username: str = Field("", description="SMTP login; empty: no authentication.")
+    smtp_password: SecretStr = Field(SecretStr(""), description="SMTP password (a secret).")
+    smtp_timeout: float = Field(30.0, description="Seconds before an SMTP connection or command gives up.")
+    mail_from: str = Field(
+        "feedsvc <feedsvc@localhost>", description="The From address of digests and confirmations."
+    )
+    telegram_bot_token: SecretStr = Field(
+        SecretStr(""), description="The Telegram bot's token from @BotFather (a secret); empty: no Telegram."
+    )
+    telegram_api_url: str = Field(
+        "",
+        description="Bot API base URL; empty: Telegram's (set for a local Bot API server or test double).",
+    )
+    telegram_chat_interval: float = Field(
+        1.0, description="Seconds between two messages to one chat (Telegram allows about one per second)."
+    )
+    telegram_global_rate: float = Field(
+        25.0, description="Messages per second over all chats (Telegram's limit is about 30)."
+    )
+    delivery_max_attempts: int = Field(
+        6, description="A delivery is given up after this many failed attempts (with a notice)."
+    )
+    delivery_retry_seconds: float = Field(
+        60.0, description="First wait before a failed delivery is retried; doubles per attempt (max 1 day)."
+    )
+    delivery_lease_seconds: float = Field(
+        300.0,
+        description="A claimed delivery whose worker died is claimed again after this long (the one "
+        "in-flight message may then repeat).",
+    )
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

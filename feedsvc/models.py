@@ -36,7 +36,27 @@ class SourceError(FeedsvcError):
 
 
 class DeliveryError(FeedsvcError):
-    """A channel could not deliver a rendered digest to a recipient."""
+    """A channel could not deliver a rendered digest to a recipient.
+
+    `retry_after`: the channel was told to wait this many seconds (Telegram's RetryAfter). `gone`: the
+    recipient can never be reached again (bot blocked, address rejected): the outbox deactivates them.
+    `sent_parts`: how many parts of a split message did arrive before the failure, so a retry resumes.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        gone: bool = False,
+        sent_parts: int = 0,
+        external_id: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.gone = gone
+        self.sent_parts = sent_parts
+        self.external_id = external_id
 
 
 # --- what sources produce ------------------------------------------------------------------------------
@@ -210,13 +230,35 @@ class Digest:
 
 
 @dataclass(frozen=True)
+class Image:
+    """An inline image of a rendered digest (an equation as PNG), referenced by content id."""
+
+    cid: str
+    png: bytes
+    alt: str
+
+
+LINK_MARK = "feedsvc-link:"  # placeholder URLs a channel replaces per recipient, e.g. feedsvc-link:fb/3/down
+
+
+@dataclass(frozen=True)
 class Rendered:
-    """A digest in one channel's form. `parts` are the messages for channels that split (Telegram)."""
+    """A digest in one channel's form.
+
+    `parts`: the messages of a channel that splits (Telegram), and `part_cards` the 1-based card position
+    each part carries (0: header or note). `subject`, `html` and `images`: email's subject line, HTML
+    alternative and inline images. Per-recipient links (feedback, unsubscribe) appear as placeholder URLs
+    starting with `LINK_MARK`; the channel replaces them with signed URLs for each recipient.
+    """
 
     channel: str
     body: str
     mime: str = "text/markdown"
     parts: tuple[str, ...] = ()
+    part_cards: tuple[int, ...] = ()
+    subject: str = ""
+    html: str = ""
+    images: tuple[Image, ...] = ()
 
 
 Renderer = Callable[[Digest], Rendered]  # pure: no I/O, no clock
@@ -224,13 +266,24 @@ Renderer = Callable[[Digest], Rendered]  # pure: no I/O, no clock
 
 @dataclass(frozen=True)
 class Recipient:
+    """Who receives a profile's digests on one channel: a chat id, an email address or a directory.
+
+    `id` is the store's recipient id (0 outside the store); signed links carry it.
+    """
+
     profile: str
     channel: str
     address: str
+    id: int = 0
+
+
+PartSent = Callable[[int, str], None]  # (parts sent so far, external message id): a split message's progress
 
 
 class Channel(Protocol):
     name: str
 
-    def send(self, rendered: Rendered, recipient: Recipient) -> None:  # raises DeliveryError
+    def send(
+        self, rendered: Rendered, recipient: Recipient, *, start: int = 0, on_part: PartSent | None = None
+    ) -> str:  # the external message id(s); raises DeliveryError
         ...

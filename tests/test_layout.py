@@ -9,8 +9,8 @@ import pytest
 
 PKG = Path(__file__).parent.parent / "feedsvc"
 STAGES = ("sources", "rank", "cards", "render", "deliver")
-SHARED = {"feedsvc.models", "feedsvc.config", "feedsvc.identity", "feedsvc.retry_after"}
-EDGES = {"pipeline", "cli", "web", "demo", "scheduler", "__main__"}
+SHARED = {"feedsvc.models", "feedsvc.config", "feedsvc.identity", "feedsvc.retry_after", "feedsvc.signing"}
+EDGES = {"pipeline", "cli", "web", "demo", "scheduler", "bot", "__main__"}
 
 
 def feedsvc_imports(path: Path) -> set[str]:
