@@ -245,8 +245,8 @@ LINK_MARK = "feedsvc-link:"  # placeholder URLs a channel replaces per recipient
 class Rendered:
     """A digest in one channel's form.
 
-    `parts`: the messages of a channel that splits (Telegram), and `part_cards` the 1-based card position
-    each part carries (0: header or note). `subject`, `html` and `images`: email's subject line, HTML
+    `parts`: the messages of a channel that splits (Telegram), and `part_keys` the item key of the card
+    each part carries ("" for the header or the note), for the channel's feedback buttons. `subject`, `html` and `images`: email's subject line, HTML
     alternative and inline images. Per-recipient links (feedback, unsubscribe) appear as placeholder URLs
     starting with `LINK_MARK`; the channel replaces them with signed URLs for each recipient.
     """
@@ -255,7 +255,7 @@ class Rendered:
     body: str
     mime: str = "text/markdown"
     parts: tuple[str, ...] = ()
-    part_cards: tuple[int, ...] = ()
+    part_keys: tuple[str, ...] = ()
     subject: str = ""
     html: str = ""
     images: tuple[Image, ...] = ()

@@ -33,7 +33,7 @@ def paper(key: str, version: int | None = 1, title: str = "A paper", **kw) -> Ca
 
 
 def test_upgrade_head_creates_every_table_and_no_drift(engine) -> None:
-    assert current_revision(engine) == "0004"
+    assert current_revision(engine) == "0005"
     names = set(inspect(engine).get_table_names())
     assert set(Base.metadata.tables) <= names
     with engine.connect() as conn:

@@ -204,11 +204,33 @@ class DeliveryRow(Base):
     created: Mapped[datetime]
     due: Mapped[datetime]
     sent: Mapped[datetime | None]
+    progress: Mapped[int] = mapped_column(default=0)  # parts of a split message already delivered
+    claimed_by: Mapped[str | None] = mapped_column(String(64))  # the worker holding the lease, if any
 
     __table_args__ = (
         UniqueConstraint("digest_id", "channel", "recipient_id", name="uq_deliveries_target"),
         Index("ix_deliveries_status_due", "status", "due"),
     )
+
+
+class SubscriptionRow(Base):
+    """A pending subscription: a Telegram one-time code, or an email address awaiting its confirmation.
+
+    `code` is stored as a SHA-256 hex digest, never in the clear. Confirming creates (or re-activates)
+    the recipient and marks the row used; a code works once and expires.
+    """
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(32))
+    address: Mapped[str] = mapped_column(String(512), default="")
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created: Mapped[datetime]
+    expires: Mapped[datetime]
+    used: Mapped[datetime | None]
+    recipient_id: Mapped[int | None] = mapped_column(ForeignKey("recipients.id", ondelete="SET NULL"))
 
 
 class FeedbackRow(Base):
