@@ -245,10 +245,11 @@ LINK_MARK = "feedsvc-link:"  # placeholder URLs a channel replaces per recipient
 class Rendered:
     """A digest in one channel's form.
 
-    `parts`: the messages of a channel that splits (Telegram), and `part_keys` the item key of the card
-    each part carries ("" for the header or the note), for the channel's feedback buttons. `subject`, `html` and `images`: email's subject line, HTML
-    alternative and inline images. Per-recipient links (feedback, unsubscribe) appear as placeholder URLs
-    starting with `LINK_MARK`; the channel replaces them with signed URLs for each recipient.
+    `parts`: the messages of a channel that splits (Telegram); `part_keys`: the item key of the card each
+    part carries ("" for the header or the note), for the channel's feedback buttons. `subject`, `html`
+    and `images`: email's subject line, HTML alternative and inline images. Per-recipient links (feedback,
+    unsubscribe) appear as placeholder URLs starting with `LINK_MARK`; the channel replaces them with
+    signed URLs for each recipient.
     """
 
     channel: str
