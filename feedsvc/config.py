@@ -153,6 +153,19 @@ class Settings(BaseSettings):
         "in-flight message may then repeat).",
     )
 
+    fetch_cron: str = Field(
+        "15 */3 * * *", description="When `feedsvc run`/`worker` fetches the sources (crontab, UTC)."
+    )
+    publish_interval_seconds: int = Field(
+        60, description="How often the worker publishes due deliveries (retries included)."
+    )
+    misfire_grace_seconds: int = Field(
+        6 * 3600,
+        description="A job missed (machine asleep) runs once on waking if this late or less; else skipped.",
+    )
+    web_host: str = Field("127.0.0.1", description="Address `feedsvc serve`/`run` listens on.")
+    web_port: int = Field(8000, description="Port `feedsvc serve`/`run` listens on.")
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -1,0 +1,409 @@
+"""Recipients, subscriptions and the outbox: the store's side of delivering digests exactly once.
+
+The outbox holds one row per (digest, channel, recipient). A worker *claims* due rows: the claim sets
+status "sending", stamps the worker and moves `due` to the end of a lease, in a committed transaction of
+its own, before anything is sent. On PostgreSQL the candidate rows are locked with `FOR UPDATE SKIP
+LOCKED`, so several workers share the work without waiting on each other; on SQLite (one writer at a
+time) each row is taken by a conditional UPDATE that only succeeds while the row is still claimable,
+which gives the same guarantee. A worker killed after claiming leaves its rows "sending" until the lease
+ends; they are then claimed again, and the one message that was in flight may be sent a second time.
+That is the documented at-most-one repeat; nothing is dropped.
+
+Imports `feedsvc.models` and `feedsvc.store.tables` only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from feedsvc.models import Recipient
+from feedsvc.store.tables import DeliveryRow, DigestRow, ProfileRow, RecipientRow, SubscriptionRow
+
+CLAIMABLE = ("pending", "failed")
+MAX_RETRY_WAIT = timedelta(days=1)
+
+
+# --- recipients ----------------------------------------------------------------------------------------
+
+
+def _recipient(row: RecipientRow, profile: str) -> Recipient:
+    return Recipient(profile=profile, channel=row.channel, address=row.address, id=row.id)
+
+
+def recipient_by_id(session: Session, recipient_id: int) -> tuple[Recipient, bool] | None:
+    """The recipient and whether it is active, or None."""
+    found = session.execute(
+        select(RecipientRow, ProfileRow.name)
+        .join(ProfileRow, ProfileRow.id == RecipientRow.profile_id)
+        .where(RecipientRow.id == recipient_id)
+    ).first()
+    if found is None:
+        return None
+    row, profile = found
+    return _recipient(row, profile), row.active
+
+
+def recipients_at(
+    session: Session, channel: str, address: str, *, active_only: bool = True
+) -> list[Recipient]:
+    """Every recipient (one per profile) at a chat id or address on a channel."""
+    query = (
+        select(RecipientRow, ProfileRow.name)
+        .join(ProfileRow, ProfileRow.id == RecipientRow.profile_id)
+        .where(RecipientRow.channel == channel, RecipientRow.address == address)
+        .order_by(RecipientRow.id)
+    )
+    if active_only:
+        query = query.where(RecipientRow.active.is_(True))
+    return [_recipient(row, profile) for row, profile in session.execute(query)]
+
+
+def active_recipients(session: Session, profile: str | None = None) -> list[Recipient]:
+    query = (
+        select(RecipientRow, ProfileRow.name)
+        .join(ProfileRow, ProfileRow.id == RecipientRow.profile_id)
+        .where(RecipientRow.active.is_(True))
+        .order_by(RecipientRow.id)
+    )
+    if profile is not None:
+        query = query.where(ProfileRow.name == profile)
+    return [_recipient(row, name) for row, name in session.execute(query)]
+
+
+def deactivate_recipient(session: Session, recipient_id: int, note: str, now: datetime) -> bool:
+    """Stop delivering to a recipient, with the reason recorded; pending deliveries are cancelled.
+
+    Returns False when it was already inactive (an unsubscribe link clicked twice is not an error).
+    """
+    row = session.get(RecipientRow, recipient_id)
+    if row is None:
+        raise LookupError(f"recipient {recipient_id} does not exist")
+    was_active = row.active
+    row.active = False
+    row.note = f"{now.isoformat(timespec='seconds')}: {note}"
+    session.execute(
+        update(DeliveryRow)
+        .where(DeliveryRow.recipient_id == recipient_id, DeliveryRow.status.in_(CLAIMABLE))
+        .values(status="cancelled", last_error=f"recipient deactivated: {note}")
+    )
+    session.flush()
+    return was_active
+
+
+def _activate(session: Session, profile_id: int, channel: str, address: str, now: datetime) -> RecipientRow:
+    row = session.scalar(
+        select(RecipientRow).where(
+            RecipientRow.profile_id == profile_id,
+            RecipientRow.channel == channel,
+            RecipientRow.address == address,
+        )
+    )
+    if row is None:
+        row = RecipientRow(profile_id=profile_id, channel=channel, address=address, created=now, note="")
+        session.add(row)
+    else:
+        row.active = True
+        row.note = f"{now.isoformat(timespec='seconds')}: subscribed again"
+    session.flush()
+    return row
+
+
+# --- subscriptions: Telegram one-time codes and email double opt-in ------------------------------------
+
+
+def code_hash(code: str) -> str:
+    return hashlib.sha256(code.strip().encode("utf-8")).hexdigest()
+
+
+def create_subscription(
+    session: Session, profile: str, channel: str, code: str, now: datetime, ttl: timedelta, address: str = ""
+) -> int:
+    """A pending subscription redeemable once with `code` until `now + ttl`; only the code's hash is kept."""
+    profile_id = session.scalar(select(ProfileRow.id).where(ProfileRow.name == profile))
+    if profile_id is None:
+        raise LookupError(f"profile {profile!r} is not in the store; run `feedsvc fetch` or `digest` first")
+    row = SubscriptionRow(
+        profile_id=profile_id,
+        channel=channel,
+        address=address,
+        code_hash=code_hash(code),
+        created=now,
+        expires=now + ttl,
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+@dataclass(frozen=True)
+class Redeemed:
+    recipient: Recipient
+    new: bool  # False: the address was already subscribed and active
+
+
+def redeem_subscription(
+    session: Session, channel: str, code: str, now: datetime, address: str | None = None
+) -> Redeemed:
+    """Turn a valid code into an active recipient. `address` is the chat id for Telegram (the code
+    carries none); for email the address stored with the code is used. Raises LookupError with a
+    reader-facing reason for an unknown, used or expired code."""
+    row = session.scalar(
+        select(SubscriptionRow).where(
+            SubscriptionRow.code_hash == code_hash(code), SubscriptionRow.channel == channel
+        )
+    )
+    if row is None:
+        raise LookupError("this code is not known; ask for a new one")
+    if row.used is not None:
+        raise LookupError("this code was already used; ask for a new one")
+    if row.expires <= now:
+        raise LookupError("this code has expired; ask for a new one")
+    target = row.address or (address or "")
+    if not target:
+        raise LookupError("no address to subscribe")
+    existing = session.scalar(
+        select(RecipientRow).where(
+            RecipientRow.profile_id == row.profile_id,
+            RecipientRow.channel == channel,
+            RecipientRow.address == target,
+        )
+    )
+    already = existing is not None and existing.active
+    recipient_row = _activate(session, row.profile_id, channel, target, now)
+    row.used, row.recipient_id = now, recipient_row.id
+    profile = session.scalar(select(ProfileRow.name).where(ProfileRow.id == row.profile_id))
+    session.flush()
+    return Redeemed(_recipient(recipient_row, profile or ""), new=not already)
+
+
+# --- the outbox ----------------------------------------------------------------------------------------
+
+
+def enqueue_latest(session: Session, now: datetime, profile: str | None = None) -> int:
+    """Create the missing delivery rows: each active recipient gets its profile's latest digest once.
+
+    A recipient that already has a delivery of that digest, or of a later one, gets nothing new; a new
+    subscriber thus receives the current bundle on the next publish, never the back catalogue.
+    """
+    latest = (
+        select(DigestRow.profile_id, func.max(DigestRow.day).label("day"))
+        .group_by(DigestRow.profile_id)
+        .subquery()
+    )
+    query = (
+        select(DigestRow.id, DigestRow.day, RecipientRow.id, RecipientRow.channel)
+        .join(latest, and_(latest.c.profile_id == DigestRow.profile_id, latest.c.day == DigestRow.day))
+        .join(
+            RecipientRow, and_(RecipientRow.profile_id == DigestRow.profile_id, RecipientRow.active.is_(True))
+        )
+    )
+    if profile is not None:
+        query = query.join(ProfileRow, ProfileRow.id == DigestRow.profile_id).where(
+            ProfileRow.name == profile
+        )
+    added = 0
+    for digest_id, day, recipient_id, channel in session.execute(query).all():
+        later_or_same = session.scalar(
+            select(func.count())
+            .select_from(DeliveryRow)
+            .join(DigestRow, DigestRow.id == DeliveryRow.digest_id)
+            .where(DeliveryRow.recipient_id == recipient_id, DigestRow.day >= day)
+        )
+        if later_or_same:
+            continue
+        session.add(
+            DeliveryRow(
+                digest_id=digest_id,
+                recipient_id=recipient_id,
+                channel=channel,
+                status="pending",
+                attempts=0,
+                created=now,
+                due=now,
+            )
+        )
+        added += 1
+    session.flush()
+    return added
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery a worker holds: what to send where, and how far a split message already got."""
+
+    id: int
+    digest_id: int
+    recipient: Recipient
+    attempts: int
+    progress: int
+
+
+def _claimable(now: datetime):
+    return or_(
+        and_(DeliveryRow.status.in_(CLAIMABLE), DeliveryRow.due <= now),
+        and_(DeliveryRow.status == "sending", DeliveryRow.due <= now),  # a dead worker's lease ran out
+    )
+
+
+def claim_due(
+    session: Session,
+    now: datetime,
+    *,
+    worker: str,
+    lease: timedelta,
+    limit: int = 100,
+    channels: Sequence[str] = (),
+) -> list[Claimed]:
+    """Claim up to `limit` due deliveries for `worker`. The caller commits before sending anything."""
+    query = (
+        select(DeliveryRow.id).where(_claimable(now)).order_by(DeliveryRow.due, DeliveryRow.id).limit(limit)
+    )
+    if channels:
+        query = query.where(DeliveryRow.channel.in_(list(channels)))
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        query = query.with_for_update(skip_locked=True)
+    ids = list(session.scalars(query))
+    taken: list[int] = []
+    for delivery_id in ids:
+        result = session.execute(
+            update(DeliveryRow)
+            .where(DeliveryRow.id == delivery_id, _claimable(now))
+            .values(status="sending", claimed_by=worker, due=now + lease)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:  # on SQLite another worker may have been quicker: then it is theirs
+            taken.append(delivery_id)
+    if not taken:
+        return []
+    rows = session.execute(
+        select(DeliveryRow, RecipientRow, ProfileRow.name)
+        .join(RecipientRow, RecipientRow.id == DeliveryRow.recipient_id)
+        .join(ProfileRow, ProfileRow.id == RecipientRow.profile_id)
+        .where(DeliveryRow.id.in_(taken))
+        .order_by(DeliveryRow.digest_id, DeliveryRow.id)
+    ).all()
+    return [
+        Claimed(d.id, d.digest_id, _recipient(r, profile), d.attempts, d.progress) for d, r, profile in rows
+    ]
+
+
+def record_progress(session: Session, delivery_id: int, parts: int, external_id: str) -> None:
+    """A split message got `parts` parts through: a retry resumes after them."""
+    row = session.get(DeliveryRow, delivery_id)
+    if row is None:
+        return
+    row.progress = parts
+    row.external_id = ",".join(x for x in ((row.external_id or ""), external_id) if x)[:256]
+    session.flush()
+
+
+def mark_sent(session: Session, delivery_id: int, external_id: str, now: datetime) -> None:
+    row = session.get(DeliveryRow, delivery_id)
+    if row is None:
+        return
+    row.status, row.sent, row.claimed_by, row.last_error = "sent", now, None, None
+    row.attempts += 1
+    if external_id:
+        row.external_id = external_id[:256]
+    session.flush()
+
+
+def mark_failed(
+    session: Session,
+    delivery_id: int,
+    error: str,
+    now: datetime,
+    *,
+    max_attempts: int,
+    retry: timedelta,
+    retry_after: float | None = None,
+    progress: int | None = None,
+) -> str:
+    """Record a failed attempt: retried with doubling back-off, or given up after `max_attempts`.
+
+    Returns the new status ("failed" or "gave_up").
+    """
+    row = session.get(DeliveryRow, delivery_id)
+    if row is None:
+        return "gone"
+    row.attempts += 1
+    row.last_error = error[:2000]
+    row.claimed_by = None
+    if progress is not None:
+        row.progress = max(row.progress, progress)
+    if row.attempts >= max_attempts:
+        row.status = "gave_up"
+    else:
+        wait = min(retry * (2 ** (row.attempts - 1)), MAX_RETRY_WAIT)
+        if retry_after is not None:
+            wait = max(wait, timedelta(seconds=retry_after))
+        row.status, row.due = "failed", now + wait
+    session.flush()
+    return row.status
+
+
+def release(session: Session, delivery_id: int, now: datetime) -> None:
+    """Give a claimed delivery back untouched (graceful shutdown before it was sent)."""
+    session.execute(
+        update(DeliveryRow)
+        .where(DeliveryRow.id == delivery_id, DeliveryRow.status == "sending")
+        .values(status="pending", claimed_by=None, due=now)
+    )
+    session.flush()
+
+
+@dataclass(frozen=True)
+class DeliveryState:
+    id: int
+    profile: str
+    day: str
+    channel: str
+    address: str
+    status: str
+    attempts: int
+    progress: int
+    due: datetime
+    sent: datetime | None
+    last_error: str
+
+
+def deliveries(session: Session, *, status: str | None = None, limit: int = 200) -> list[DeliveryState]:
+    """The outbox, newest first, for `feedsvc deliveries` and the health page."""
+    query = (
+        select(DeliveryRow, DigestRow.day, RecipientRow.address, ProfileRow.name)
+        .join(DigestRow, DigestRow.id == DeliveryRow.digest_id)
+        .join(RecipientRow, RecipientRow.id == DeliveryRow.recipient_id)
+        .join(ProfileRow, ProfileRow.id == RecipientRow.profile_id)
+        .order_by(DeliveryRow.id.desc())
+        .limit(limit)
+    )
+    if status:
+        query = query.where(DeliveryRow.status == status)
+    return [
+        DeliveryState(
+            d.id,
+            profile,
+            day.isoformat(),
+            d.channel,
+            address,
+            d.status,
+            d.attempts,
+            d.progress,
+            d.due,
+            d.sent,
+            d.last_error or "",
+        )
+        for d, day, address, profile in session.execute(query)
+    ]
+
+
+def delivery_counts(session: Session) -> dict[str, int]:
+    """How many deliveries are in each status."""
+    return dict(session.execute(select(DeliveryRow.status, func.count()).group_by(DeliveryRow.status)).all())
