@@ -1,4 +1,4 @@
-"""The command line: `feedsvc fetch | digest | demo | db upgrade`.
+"""The command line: `feedsvc fetch | digest | publish | deliveries | subscribe | demo | db upgrade | ...`.
 
 The edge where settings are read, engines built and errors turned into one-line messages and exit codes.
 """
@@ -26,6 +26,8 @@ db_app = typer.Typer(no_args_is_help=True, help="Database commands.")
 app.add_typer(db_app, name="db")
 profile_app = typer.Typer(no_args_is_help=True, help="Profile commands.")
 app.add_typer(profile_app, name="profile")
+subscribe_app = typer.Typer(no_args_is_help=True, help="Subscribe a Telegram chat or an email address.")
+app.add_typer(subscribe_app, name="subscribe")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -460,6 +462,137 @@ def eval_cmd(
                     f"[bold]{p['score']:.3f}[/] {p['id']} [{p['thread']}] {title}{mark}", highlight=False
                 )
                 out.print(f"      {'; '.join(p['reasons'][1:3])}", style="dim", highlight=False)
+
+
+@subscribe_app.command("telegram")
+def subscribe_telegram(
+    profile: Annotated[str, typer.Option("--profile", help="The profile the chat will receive.")],
+) -> None:
+    """Print a one-time code (valid 24 hours) to send to the bot as `/start CODE`."""
+    from feedsvc import outbox
+    from feedsvc.store import queries
+    from feedsvc.store.db import session_factory, session_scope
+
+    settings = _settings()
+    profiles = _profiles(settings, profile)
+    engine = _engine(settings)
+    try:
+        factory = session_factory(engine)
+        with session_scope(factory) as session:
+            queries.sync_profiles(session, profiles, _now())
+        code = outbox.new_telegram_code(factory, profile)
+    finally:
+        engine.dispose()
+    out.print(f"Send this to the bot within 24 hours (it works once):\n\n  /start {code}\n", highlight=False)
+    if not settings.telegram_bot_token.get_secret_value():
+        err.print("[yellow]note:[/] FEEDSVC_TELEGRAM_BOT_TOKEN is not set: start the bot with a token first")
+
+
+@subscribe_app.command("email")
+def subscribe_email(
+    address: Annotated[str, typer.Argument(help="The email address.")],
+    profile: Annotated[str, typer.Option("--profile", help="The profile the address will receive.")],
+) -> None:
+    """Mail a confirmation link (double opt-in); the address receives digests once it is clicked."""
+    from feedsvc import outbox
+    from feedsvc.store import queries
+    from feedsvc.store.db import session_factory, session_scope
+
+    settings = _settings()
+    profiles = _profiles(settings, profile)
+    engine = _engine(settings)
+    try:
+        factory = session_factory(engine)
+        with session_scope(factory) as session:
+            queries.sync_profiles(session, profiles, _now())
+        outbox.request_email_subscription(settings, factory, address, profile)
+    except (ValueError, LookupError) as e:
+        raise _fail(str(e).strip("'\""), 2) from None
+    except FeedsvcError as e:
+        raise _fail(str(e)) from None
+    except OSError as e:
+        raise _fail(f"could not send the confirmation mail: {e}") from None
+    finally:
+        engine.dispose()
+    out.print(f"A confirmation link was mailed to {address}; it is valid for 7 days.", highlight=False)
+
+
+def _now():
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+@app.command()
+def publish(
+    profile: Annotated[str | None, typer.Option("--profile", help="Only this profile's deliveries.")] = None,
+) -> None:
+    """Send every due delivery once (new digests, retries); safe to run from several workers at once."""
+    from feedsvc import outbox
+    from feedsvc.store.db import session_factory
+
+    settings = _settings()
+    if profile:
+        _profiles(settings, profile)
+    engine = _engine(settings)
+    try:
+        with _progress() as bar:
+            task = bar.add_task("publishing", total=None)
+            report = outbox.publish(
+                settings,
+                session_factory(engine),
+                profile=profile,
+                on_sent=lambda r: bar.update(task, description=f"publishing: {r.sent} sent"),
+            )
+    except FeedsvcError as e:
+        raise _fail(str(e)) from None
+    finally:
+        engine.dispose()
+    for notice in report.notices:
+        err.print(f"[yellow]notice:[/] {notice}", highlight=False)
+    out.print(report.summary(), highlight=False)
+    if report.retrying or report.gave_up:
+        raise typer.Exit(1)
+
+
+@app.command()
+def deliveries(
+    status: Annotated[
+        str | None,
+        typer.Option("--status", help="Only this status: pending, sending, sent, failed, gave_up."),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many rows, newest first.")] = 50,
+) -> None:
+    """Show the outbox: what was sent where, what waits, what failed and why."""
+    from feedsvc.store import delivery
+    from feedsvc.store.db import session_factory, session_scope
+
+    settings = _settings()
+    engine = _engine(settings)
+    try:
+        with session_scope(session_factory(engine)) as session:
+            counts = delivery.delivery_counts(session)
+            rows = delivery.deliveries(session, status=status, limit=limit)
+    finally:
+        engine.dispose()
+    table = Table(
+        "id", "profile", "day", "channel", "to", "status", "attempts", "sent / next try", "last error"
+    )
+    for r in rows:
+        when = r.sent if r.status == "sent" else (r.due if r.status in ("pending", "failed") else None)
+        table.add_row(
+            str(r.id),
+            r.profile,
+            r.day,
+            r.channel,
+            r.address,
+            r.status,
+            str(r.attempts),
+            when.strftime("%Y-%m-%d %H:%M") if when else "",
+            r.last_error[:80],
+        )
+    out.print(table)
+    out.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "the outbox is empty")
 
 
 def main() -> None:

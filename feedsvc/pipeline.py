@@ -8,8 +8,6 @@ but the edges (cli, scheduler, web) imports this module.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -27,6 +25,7 @@ from feedsvc.cards.llm import ChatClient, client_from_settings
 from feedsvc.cards.llm import write_card as llm_write_card
 from feedsvc.cards.writer import parse_fulltext, write_card
 from feedsvc.config import Settings
+from feedsvc.deliver.files import write_atomically
 from feedsvc.identity import bare_arxiv_id, match_title, title_fingerprint
 from feedsvc.models import (
     Candidate,
@@ -688,19 +687,6 @@ def _source_reports(
 
 def _digest_path(settings: Settings, profile: str, day: date) -> Path:
     return settings.digest_dir() / profile / f"{day.isoformat()}.md"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename: a reader never sees half a digest."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --- the reader's library ------------------------------------------------------------------------------

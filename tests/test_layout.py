@@ -10,7 +10,7 @@ import pytest
 PKG = Path(__file__).parent.parent / "feedsvc"
 STAGES = ("sources", "rank", "cards", "render", "deliver")
 SHARED = {"feedsvc.models", "feedsvc.config", "feedsvc.identity", "feedsvc.retry_after", "feedsvc.signing"}
-EDGES = {"pipeline", "cli", "web", "demo", "scheduler", "bot", "__main__"}
+EDGES = {"pipeline", "cli", "web", "demo", "scheduler", "bot", "outbox", "__main__"}
 
 
 def feedsvc_imports(path: Path) -> set[str]:

@@ -259,6 +259,7 @@ def claim_due(
     lease: timedelta,
     limit: int = 100,
     channels: Sequence[str] = (),
+    profile: str | None = None,
 ) -> list[Claimed]:
     """Claim up to `limit` due deliveries for `worker`. The caller commits before sending anything."""
     query = (
@@ -266,6 +267,14 @@ def claim_due(
     )
     if channels:
         query = query.where(DeliveryRow.channel.in_(list(channels)))
+    if profile is not None:
+        query = query.where(
+            DeliveryRow.recipient_id.in_(
+                select(RecipientRow.id)
+                .join(ProfileRow, ProfileRow.id == RecipientRow.profile_id)
+                .where(ProfileRow.name == profile)
+            )
+        )
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
         query = query.with_for_update(skip_locked=True)
@@ -402,6 +411,17 @@ def deliveries(session: Session, *, status: str | None = None, limit: int = 200)
         )
         for d, day, address, profile in session.execute(query)
     ]
+
+
+def pending_by_channel(session: Session) -> dict[str, int]:
+    """Deliveries not yet sent (pending or to retry), per channel."""
+    return dict(
+        session.execute(
+            select(DeliveryRow.channel, func.count())
+            .where(DeliveryRow.status.in_(CLAIMABLE))
+            .group_by(DeliveryRow.channel)
+        ).all()
+    )
 
 
 def delivery_counts(session: Session) -> dict[str, int]:

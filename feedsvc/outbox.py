@@ -1,0 +1,299 @@
+"""Publishing: the outbox worker and subscriptions. Wires render -> deliver to the store's outbox.
+
+`publish` enqueues each active recipient's latest digest once, claims due deliveries (see
+`feedsvc.store.delivery` for the claim and its crash semantics), renders each digest once per channel,
+sends, and records every outcome: sent, retried with back-off, given up with a notice, or the recipient
+deactivated when the channel says they are gone (bot blocked, address refused). A channel that is not
+configured leaves its deliveries pending and visible. An edge: it may import the store and every stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import socket
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from feedsvc import signing
+from feedsvc.config import Settings
+from feedsvc.deliver.files import MarkdownFiles
+from feedsvc.models import Channel, ConfigError, DeliveryError, Digest, Rendered
+from feedsvc.render.markdown import render_markdown
+from feedsvc.store import delivery, queries
+from feedsvc.store.db import session_scope
+from feedsvc.store.tables import DigestRow
+
+log = logging.getLogger(__name__)
+
+TELEGRAM_CODE_TTL = timedelta(hours=24)
+EMAIL_CONFIRM_TTL = timedelta(days=7)
+BATCH = 200
+_ADDRESS = re.compile(r"^[^@\s<>\"',;]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
+
+
+def _signing_secret(settings: Settings, why: str) -> str:
+    secret = settings.secret_key.get_secret_value()
+    if len(secret) < signing.MIN_SECRET:
+        raise ConfigError(
+            f"FEEDSVC_SECRET_KEY is not set (or shorter than {signing.MIN_SECRET} characters): {why} "
+            "needs it to sign links; generate one with "
+            '`python -c "import secrets; print(secrets.token_urlsafe(32))"`'
+        )
+    return secret
+
+
+# --- channels and renderers ----------------------------------------------------------------------------
+
+
+def open_channels(settings: Settings, stack: ExitStack) -> dict[str, Channel]:
+    """The channels the settings configure; each is closed when `stack` closes."""
+    channels: dict[str, Channel] = {"markdown": MarkdownFiles(settings.data_dir)}
+    if settings.smtp_host:
+        from feedsvc.deliver.email import EmailChannel
+
+        email = EmailChannel(
+            settings.smtp_host,
+            settings.smtp_port,
+            security=settings.smtp_security,
+            username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value(),
+            timeout=settings.smtp_timeout,
+            sender=settings.mail_from,
+            base_url=settings.base_url,
+            secret=_signing_secret(settings, "email delivery"),
+        )
+        stack.callback(email.close)
+        channels["email"] = email
+    token = settings.telegram_bot_token.get_secret_value()
+    if token:
+        from feedsvc.deliver.telegram import TelegramChannel
+
+        telegram = TelegramChannel(
+            token,
+            base_url=settings.telegram_api_url,
+            chat_interval=settings.telegram_chat_interval,
+            global_rate=settings.telegram_global_rate,
+            max_wait=settings.http_max_wait,
+        )
+        stack.callback(telegram.close)
+        channels["telegram"] = telegram
+    return channels
+
+
+def render_for(channel: str, digest: Digest, settings: Settings) -> Rendered:
+    if channel == "email":
+        from feedsvc.render.email import render_email
+
+        return render_email(digest, settings.base_url)
+    if channel == "telegram":
+        from feedsvc.render.telegram import render_telegram
+
+        return render_telegram(digest, settings.base_url)
+    return render_markdown(digest)
+
+
+# --- publish -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Published:
+    enqueued: int = 0
+    sent: int = 0
+    retrying: int = 0
+    gave_up: int = 0
+    gone: int = 0
+    waiting: dict[str, int] = field(default_factory=dict)  # channel -> deliveries with no configured channel
+    notices: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        text = (
+            f"{self.sent} sent, {self.retrying} to retry, {self.gave_up} given up, "
+            f"{self.gone} recipients gone ({self.enqueued} new deliveries)"
+        )
+        for channel, n in sorted(self.waiting.items()):
+            text += f"; {n} {channel} deliveries wait: {channel} is not configured"
+        return text
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def publish(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    *,
+    now: datetime | None = None,
+    worker: str | None = None,
+    profile: str | None = None,
+    channels: Mapping[str, Channel] | None = None,
+    clock: Callable[[], datetime] | None = None,
+    on_sent: Callable[[Published], None] | None = None,
+) -> Published:
+    """Deliver every due delivery once; see the module docstring. `now` freezes the clock (tests)."""
+    tick = clock or ((lambda: now) if now is not None else (lambda: datetime.now(UTC)))
+    worker = worker or default_worker_id()
+    lease = timedelta(seconds=settings.delivery_lease_seconds)
+    retry = timedelta(seconds=settings.delivery_retry_seconds)
+    report = Published()
+    with ExitStack() as stack:
+        if channels is None:
+            channels = open_channels(settings, stack)
+        with session_scope(factory) as session:
+            report.enqueued = delivery.enqueue_latest(session, tick(), profile)
+            for channel, n in delivery.pending_by_channel(session).items():
+                if channel not in channels:
+                    report.waiting[channel] = n
+        rendered: dict[tuple[int, str], Rendered] = {}
+        while True:
+            with session_scope(factory) as session:
+                claimed = delivery.claim_due(
+                    session,
+                    tick(),
+                    worker=worker,
+                    lease=lease,
+                    limit=BATCH,
+                    channels=list(channels),
+                    profile=profile,
+                )
+            if not claimed:  # what failed in this run is due later, so the loop ends
+                break
+            for job in claimed:
+                _deliver_one(settings, factory, job, channels, rendered, report, tick, retry)
+                if on_sent is not None:
+                    on_sent(report)
+    for notice in report.notices:
+        log.warning("%s", notice)
+    return report
+
+
+def _deliver_one(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    job: delivery.Claimed,
+    channels: Mapping[str, Channel],
+    rendered: dict[tuple[int, str], Rendered],
+    report: Published,
+    tick: Callable[[], datetime],
+    retry: timedelta,
+) -> None:
+    channel = channels[job.recipient.channel]
+    key = (job.digest_id, job.recipient.channel)
+    if key not in rendered:
+        with session_scope(factory) as session:
+            row = session.get(DigestRow, job.digest_id)
+            digest = queries.load_digest(session, row)
+        rendered[key] = render_for(job.recipient.channel, digest, settings)
+
+    def progress(parts: int, external_id: str) -> None:
+        with session_scope(factory) as session:
+            delivery.record_progress(session, job.id, parts, external_id)
+
+    try:
+        external_id = channel.send(rendered[key], job.recipient, start=job.progress, on_part=progress)
+    except DeliveryError as e:
+        with session_scope(factory) as session:
+            if e.gone:
+                delivery.mark_failed(
+                    session, job.id, f"recipient gone: {e}", tick(), max_attempts=0, retry=retry
+                )
+                delivery.deactivate_recipient(session, job.recipient.id, str(e), tick())
+                report.gone += 1
+                report.notices.append(f"{job.recipient.channel} {job.recipient.address}: deactivated ({e})")
+                return
+            status = delivery.mark_failed(
+                session,
+                job.id,
+                str(e),
+                tick(),
+                max_attempts=settings.delivery_max_attempts,
+                retry=retry,
+                retry_after=e.retry_after,
+                progress=e.sent_parts or None,
+            )
+        if status == "gave_up":
+            report.gave_up += 1
+            report.notices.append(
+                f"{job.recipient.channel} {job.recipient.address}: given up after "
+                f"{settings.delivery_max_attempts} attempts: {e}"
+            )
+        else:
+            report.retrying += 1
+        return
+    except Exception as e:  # a bug in one channel must not stop the others: record it, retry later
+        log.exception("delivery %s failed unexpectedly", job.id)
+        with session_scope(factory) as session:
+            delivery.mark_failed(
+                session,
+                job.id,
+                f"unexpected {type(e).__name__}: {e}",
+                tick(),
+                max_attempts=settings.delivery_max_attempts,
+                retry=retry,
+            )
+        report.retrying += 1
+        return
+    with session_scope(factory) as session:
+        delivery.mark_sent(session, job.id, external_id, tick())
+    report.sent += 1
+
+
+# --- subscriptions -------------------------------------------------------------------------------------
+
+
+def new_telegram_code(factory: sessionmaker[Session], profile: str, now: datetime | None = None) -> str:
+    """A one-time code a chat sends as `/start CODE` to subscribe to `profile` (valid 24 hours)."""
+    now = now or datetime.now(UTC)
+    code = secrets.token_urlsafe(12)
+    with session_scope(factory) as session:
+        delivery.create_subscription(session, profile, "telegram", code, now, TELEGRAM_CODE_TTL)
+    return code
+
+
+def valid_address(address: str) -> str:
+    """The address, trimmed, if it looks like a deliverable mailbox; ValueError otherwise."""
+    value = address.strip()
+    if len(value) > 254 or not _ADDRESS.match(value):
+        raise ValueError(f"{address!r} is not an email address")
+    return value
+
+
+def request_email_subscription(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    address: str,
+    profile: str,
+    now: datetime | None = None,
+    *,
+    channel: Channel | None = None,
+) -> str:
+    """Double opt-in, step one: store a pending subscription and mail its confirmation link.
+
+    Returns the confirmation URL. Raises ConfigError when email is not configured, ValueError for a bad
+    address, LookupError for an unknown profile.
+    """
+    now = now or datetime.now(UTC)
+    address = valid_address(address)
+    secret = _signing_secret(settings, "email subscription")
+    if channel is None and not settings.smtp_host:
+        raise ConfigError(
+            "email is not configured: set FEEDSVC_SMTP_HOST (and the other FEEDSVC_SMTP_* settings)"
+        )
+    code = secrets.token_urlsafe(16)
+    with session_scope(factory) as session:
+        delivery.create_subscription(session, profile, "email", code, now, EMAIL_CONFIRM_TTL, address=address)
+    url = signing.link(settings.base_url, secret, "confirm", {"c": code})
+    from feedsvc.deliver.email import confirmation_message
+
+    message = confirmation_message(address, profile, url, sender=settings.mail_from, now=now)
+    with ExitStack() as stack:
+        email = channel if channel is not None else open_channels(settings, stack)["email"]
+        email.send_message(message)  # type: ignore[attr-defined]
+    return url
