@@ -417,12 +417,7 @@ def load_digest(session: Session, row: DigestRow) -> Digest:
     entries = session.scalars(
         select(EntryRow).where(EntryRow.digest_id == row.id).order_by(EntryRow.position)
     )
-    cards = []
-    for e in entries:
-        data = dict(e.card)
-        data["punch"] = tuple(Quote(**q) for q in data.get("punch", []))
-        data["discussions"] = tuple(Discussion(**d) for d in data.get("discussions", []))
-        cards.append(Card(**data))
+    cards = [_card(e.card) for e in entries]
     d = row.data
     return Digest(
         profile=profile.name if profile else "",
@@ -672,3 +667,59 @@ def save_fulltext(session: Session, key: str, kind: str, content: bytes, reason:
     else:
         row.kind, row.content, row.reason, row.fetched = kind, packed, reason, now
     session.flush()
+
+
+def latest_digest(session: Session, profile: str) -> Digest | None:
+    """The profile's most recent digest, or None before the first."""
+    row = session.scalar(
+        select(DigestRow)
+        .join(ProfileRow, ProfileRow.id == DigestRow.profile_id)
+        .where(ProfileRow.name == profile)
+        .order_by(DigestRow.day.desc())
+        .limit(1)
+    )
+    return load_digest(session, row) if row is not None else None
+
+
+def card_in_digests(session: Session, profile: str, key: str) -> Card | None:
+    """The card an item had in the profile's latest digest that picked it."""
+    data = session.scalar(
+        select(EntryRow.card)
+        .join(DigestRow, DigestRow.id == EntryRow.digest_id)
+        .join(ProfileRow, ProfileRow.id == DigestRow.profile_id)
+        .join(Item, Item.id == EntryRow.item_id)
+        .where(ProfileRow.name == profile, Item.key == key)
+        .order_by(DigestRow.day.desc())
+        .limit(1)
+    )
+    return _card(data) if data is not None else None
+
+
+def _card(data: Mapping[str, Any]) -> Card:
+    fields = dict(data)
+    fields["punch"] = tuple(Quote(**q) for q in fields.get("punch", []))
+    fields["discussions"] = tuple(Discussion(**d) for d in fields.get("discussions", []))
+    return Card(**fields)
+
+
+def profile_config(session: Session, profile: str) -> dict[str, Any] | None:
+    """The profile as last synced from the profile file (threads, send_at, timezone...)."""
+    return session.scalar(select(ProfileRow.config).where(ProfileRow.name == profile))
+
+
+def resolve_key(session: Session, profile: str, key_or_hash: str) -> str | None:
+    """An item key from a button: the key itself, or the short SHA-1 prefix used when a key is too long
+    for Telegram's 64-byte callback data, looked up among the items of the profile's digests."""
+    keys = session.scalars(
+        select(Item.key)
+        .join(EntryRow, EntryRow.item_id == Item.id)
+        .join(DigestRow, DigestRow.id == EntryRow.digest_id)
+        .join(ProfileRow, ProfileRow.id == DigestRow.profile_id)
+        .where(ProfileRow.name == profile)
+    ).all()
+    if key_or_hash in keys:
+        return key_or_hash
+    for key in keys:
+        if hashlib.sha1(key.encode("utf-8")).hexdigest().startswith(key_or_hash):
+            return key
+    return None
