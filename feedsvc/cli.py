@@ -595,5 +595,21 @@ def deliveries(
     out.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "the outbox is empty")
 
 
+@app.command()
+def bot() -> None:
+    """Run the Telegram bot (long polling): /start CODE, /stop, /digest, /profile, /why N and the buttons."""
+    from feedsvc.bot import build_application
+    from feedsvc.store.db import session_factory
+
+    settings = _settings()
+    if not settings.telegram_bot_token.get_secret_value():
+        raise _fail("FEEDSVC_TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather, set its token", 2)
+    engine = _engine(settings)
+    try:
+        build_application(settings, session_factory(engine)).run_polling()
+    finally:
+        engine.dispose()
+
+
 def main() -> None:
     app()

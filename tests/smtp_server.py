@@ -65,6 +65,7 @@ class SmtpServer:
         self.drop_after: int | None = None  # close a connection once it has delivered this many messages
         self.lose_reply_to: set[int] = set()  # numbers (1.., all connections) of messages kept unanswered
         self.logins: list[str] = []  # user names that authenticated
+        self.data_delay: float = 0.0  # seconds each message's DATA takes (a slow server, to interrupt a run)
         self._auth = auth
         self._lock = threading.Lock()
         self._connections: list[SMTP] = []
@@ -101,6 +102,8 @@ class SmtpServer:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         with self._lock:
             if self.data_replies:
                 return self.data_replies.pop(0)
