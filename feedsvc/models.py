@@ -238,7 +238,7 @@ class Image:
     alt: str
 
 
-LINK_MARK = "feedsvc-link:"  # placeholder URLs a channel replaces per recipient, e.g. feedsvc-link:fb/3/down
+LINK_MARK = "feedsvc-link:"  # per-recipient placeholders: feedsvc-link:fb/down/<quoted key>, …:unsubscribe
 
 
 @dataclass(frozen=True)
