@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     delivery_retry_seconds: float = Field(
         60.0, description="First wait before a failed delivery is retried; doubles per attempt (max 1 day)."
     )
+    delivery_threads: int = Field(
+        8, description="Deliveries sent side by side by one `feedsvc publish` (each with its own connection)."
+    )
     delivery_lease_seconds: float = Field(
         300.0,
         description="A claimed delivery whose worker died is claimed again after this long (the one "

@@ -14,7 +14,9 @@ import os
 import re
 import secrets
 import socket
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -34,7 +36,7 @@ log = logging.getLogger(__name__)
 
 TELEGRAM_CODE_TTL = timedelta(hours=24)
 EMAIL_CONFIRM_TTL = timedelta(days=7)
-BATCH = 200
+CLAIM = 10  # deliveries a worker claims at a time: small, so workers share the work evenly
 _ADDRESS = re.compile(r"^[^@\s<>\"',;]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
 
 
@@ -52,8 +54,9 @@ def _signing_secret(settings: Settings, why: str) -> str:
 # --- channels and renderers ----------------------------------------------------------------------------
 
 
-def open_channels(settings: Settings, stack: ExitStack) -> dict[str, Channel]:
-    """The channels the settings configure; each is closed when `stack` closes."""
+def open_channels(settings: Settings, stack: ExitStack, share: int = 1) -> dict[str, Channel]:
+    """The channels the settings configure; each is closed when `stack` closes. With `share` workers
+    side by side, each one's Telegram channel gets that share of the overall rate."""
     channels: dict[str, Channel] = {"markdown": MarkdownFiles(settings.data_dir)}
     if settings.smtp_host:
         from feedsvc.deliver.email import EmailChannel
@@ -79,7 +82,7 @@ def open_channels(settings: Settings, stack: ExitStack) -> dict[str, Channel]:
             token,
             base_url=settings.telegram_api_url,
             chat_interval=settings.telegram_chat_interval,
-            global_rate=settings.telegram_global_rate,
+            global_rate=settings.telegram_global_rate / share,
             max_wait=settings.http_max_wait,
         )
         stack.callback(telegram.close)
@@ -126,6 +129,16 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def configured_channels(settings: Settings) -> list[str]:
+    """The channels `open_channels` would open."""
+    names = ["markdown"]
+    if settings.smtp_host:
+        names.append("email")
+    if settings.telegram_bot_token.get_secret_value():
+        names.append("telegram")
+    return names
+
+
 def publish(
     settings: Settings,
     factory: sessionmaker[Session],
@@ -137,41 +150,77 @@ def publish(
     clock: Callable[[], datetime] | None = None,
     on_sent: Callable[[Published], None] | None = None,
 ) -> Published:
-    """Deliver every due delivery once; see the module docstring. `now` freezes the clock (tests)."""
+    """Deliver every due delivery once; see the module docstring. `now` freezes the clock (tests).
+
+    Without `channels`, `settings.delivery_threads` workers run side by side, each with its own channels
+    (its own SMTP connection; Telegram's overall rate split between them), sharing the work through the
+    outbox's claims exactly as separate processes would. With `channels`, one worker uses those.
+    """
     tick = clock or ((lambda: now) if now is not None else (lambda: datetime.now(UTC)))
     worker = worker or default_worker_id()
-    lease = timedelta(seconds=settings.delivery_lease_seconds)
-    retry = timedelta(seconds=settings.delivery_retry_seconds)
     report = Published()
-    with ExitStack() as stack:
-        if channels is None:
-            channels = open_channels(settings, stack)
-        with session_scope(factory) as session:
-            report.enqueued = delivery.enqueue_latest(session, tick(), profile)
-            for channel, n in delivery.pending_by_channel(session).items():
-                if channel not in channels:
-                    report.waiting[channel] = n
-        rendered: dict[tuple[int, str], Rendered] = {}
-        while True:
-            with session_scope(factory) as session:
-                claimed = delivery.claim_due(
-                    session,
-                    tick(),
-                    worker=worker,
-                    lease=lease,
-                    limit=BATCH,
-                    channels=list(channels),
-                    profile=profile,
-                )
-            if not claimed:  # what failed in this run is due later, so the loop ends
-                break
-            for job in claimed:
-                _deliver_one(settings, factory, job, channels, rendered, report, tick, retry)
-                if on_sent is not None:
-                    on_sent(report)
+    lock = threading.Lock()
+    names = list(channels) if channels is not None else configured_channels(settings)
+    with session_scope(factory) as session:
+        report.enqueued = delivery.enqueue_latest(session, tick(), profile)
+        for channel, n in delivery.pending_by_channel(session).items():
+            if channel not in names:
+                report.waiting[channel] = n
+    work = _Work(settings, factory, tick, profile, report, lock, on_sent)
+    if channels is not None:
+        work.run(worker, channels)
+    else:
+        threads = max(1, settings.delivery_threads)
+
+        def run(i: int) -> None:
+            with ExitStack() as stack:
+                work.run(f"{worker}/{i}", open_channels(settings, stack, share=threads))
+
+        with ThreadPoolExecutor(threads, thread_name_prefix="publish") as pool:
+            list(pool.map(run, range(threads)))  # re-raises a worker's error (a bad setting, say)
     for notice in report.notices:
         log.warning("%s", notice)
     return report
+
+
+@dataclass
+class _Work:
+    """One publish run's shared state; `run` is one worker's loop: claim a few, deliver them, repeat."""
+
+    settings: Settings
+    factory: sessionmaker[Session]
+    tick: Callable[[], datetime]
+    profile: str | None
+    report: Published
+    lock: threading.Lock
+    on_sent: Callable[[Published], None] | None
+
+    def run(self, worker: str, channels: Mapping[str, Channel]) -> None:
+        lease = timedelta(seconds=self.settings.delivery_lease_seconds)
+        rendered: dict[tuple[int, str], Rendered] = {}
+        while True:
+            with session_scope(self.factory) as session:
+                claimed = delivery.claim_due(
+                    session,
+                    self.tick(),
+                    worker=worker,
+                    lease=lease,
+                    limit=CLAIM,
+                    channels=list(channels),
+                    profile=self.profile,
+                )
+            if not claimed:  # what failed in this run is due later, so the loop ends
+                return
+            for job in claimed:
+                outcome, notice = _deliver_one(
+                    self.settings, self.factory, job, channels, rendered, self.tick
+                )
+                with self.lock:
+                    setattr(self.report, outcome, getattr(self.report, outcome) + 1)
+                    if notice:
+                        self.report.notices.append(notice)
+                    if self.on_sent is not None:
+                        self.on_sent(self.report)
 
 
 def _deliver_one(
@@ -180,10 +229,10 @@ def _deliver_one(
     job: delivery.Claimed,
     channels: Mapping[str, Channel],
     rendered: dict[tuple[int, str], Rendered],
-    report: Published,
     tick: Callable[[], datetime],
-    retry: timedelta,
-) -> None:
+) -> tuple[str, str]:
+    """Send one claimed delivery and record what happened; returns (report field, notice)."""
+    retry = timedelta(seconds=settings.delivery_retry_seconds)
     channel = channels[job.recipient.channel]
     key = (job.digest_id, job.recipient.channel)
     if key not in rendered:
@@ -196,6 +245,7 @@ def _deliver_one(
         with session_scope(factory) as session:
             delivery.record_progress(session, job.id, parts, external_id)
 
+    where = f"{job.recipient.channel} {job.recipient.address}"
     try:
         external_id = channel.send(rendered[key], job.recipient, start=job.progress, on_part=progress)
     except DeliveryError as e:
@@ -205,9 +255,7 @@ def _deliver_one(
                     session, job.id, f"recipient gone: {e}", tick(), max_attempts=0, retry=retry
                 )
                 delivery.deactivate_recipient(session, job.recipient.id, str(e), tick())
-                report.gone += 1
-                report.notices.append(f"{job.recipient.channel} {job.recipient.address}: deactivated ({e})")
-                return
+                return "gone", f"{where}: deactivated ({e})"
             status = delivery.mark_failed(
                 session,
                 job.id,
@@ -219,14 +267,8 @@ def _deliver_one(
                 progress=e.sent_parts or None,
             )
         if status == "gave_up":
-            report.gave_up += 1
-            report.notices.append(
-                f"{job.recipient.channel} {job.recipient.address}: given up after "
-                f"{settings.delivery_max_attempts} attempts: {e}"
-            )
-        else:
-            report.retrying += 1
-        return
+            return "gave_up", f"{where}: given up after {settings.delivery_max_attempts} attempts: {e}"
+        return "retrying", ""
     except Exception as e:  # a bug in one channel must not stop the others: record it, retry later
         log.exception("delivery %s failed unexpectedly", job.id)
         with session_scope(factory) as session:
@@ -238,11 +280,10 @@ def _deliver_one(
                 max_attempts=settings.delivery_max_attempts,
                 retry=retry,
             )
-        report.retrying += 1
-        return
+        return "retrying", ""
     with session_scope(factory) as session:
         delivery.mark_sent(session, job.id, external_id, tick())
-    report.sent += 1
+    return "sent", ""
 
 
 # --- subscriptions -------------------------------------------------------------------------------------
