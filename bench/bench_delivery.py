@@ -21,10 +21,10 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from feedsvc import outbox, pipeline
 from feedsvc.config import example_profiles_path, load_profiles
-from feedsvc.deliver.email import EmailChannel
-from feedsvc.deliver.telegram import TelegramChannel
 from feedsvc.demo import SNAPSHOT_DAY, SNAPSHOT_NOW, replay_settings, snapshot_routes
 from feedsvc.replay import ReplayServer
 from feedsvc.store.db import make_engine, session_factory, session_scope, upgrade
@@ -125,31 +125,23 @@ def main() -> None:
     rows = []
     base_rss = rss_mib()
 
-    email = EmailChannel(
-        "127.0.0.1",
-        int(smtp_port),
-        security="none",
-        sender="feedsvc <digest@example.org>",
-        base_url=settings.base_url,
-        secret=SECRET,
+    # the real path: `publish` opens settings.delivery_threads workers, each with its own channels
+    email_only = settings.model_copy(
+        update=dict(smtp_host="127.0.0.1", smtp_port=int(smtp_port), smtp_security="none")
     )
     t0 = time.perf_counter()
-    report = outbox.publish(settings, factory, channels={"email": email})
+    report = outbox.publish(email_only, factory)
     t1 = time.perf_counter()
-    email.close()
     [arrived] = finish(smtp)
     rows.append(("email", args.emails, report.sent, int(arrived), t1 - t0, rss_mib()))
 
-    limits = (
-        dict(chat_interval=0.0, global_rate=0.0)
-        if args.no_limits
-        else dict(chat_interval=1.0, global_rate=25.0)
+    limits = dict(telegram_chat_interval=0.0, telegram_global_rate=1e9) if args.no_limits else {}
+    telegram_only = settings.model_copy(
+        update=dict(telegram_bot_token=SecretStr(tg_token), telegram_api_url=tg_url, **limits)
     )
-    telegram = TelegramChannel(tg_token, base_url=tg_url, **limits)
     t0 = time.perf_counter()
-    report = outbox.publish(settings, factory, channels={"telegram": telegram})
+    report = outbox.publish(telegram_only, factory)
     t1 = time.perf_counter()
-    telegram.close()
     arrived_messages, refused = finish(tg)
     rows.append(("telegram", args.chats, report.sent, int(arrived_messages), t1 - t0, rss_mib()))
     engine.dispose()

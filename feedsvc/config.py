@@ -147,8 +147,8 @@ class Settings(BaseSettings):
     delivery_retry_seconds: float = Field(
         60.0, description="First wait before a failed delivery is retried; doubles per attempt (max 1 day)."
     )
-    delivery_threads: int = Field(
-        8, description="Deliveries sent side by side by one `feedsvc publish` (each with its own connection)."
+    smtp_connections: int = Field(
+        4, description="SMTP connections one `feedsvc publish` sends through side by side."
     )
     delivery_lease_seconds: float = Field(
         300.0,

@@ -10,6 +10,7 @@ configured leaves its deliveries pending and visible. An edge: it may import the
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import secrets
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 TELEGRAM_CODE_TTL = timedelta(hours=24)
 EMAIL_CONFIRM_TTL = timedelta(days=7)
-CLAIM = 10  # deliveries a worker claims at a time: small, so workers share the work evenly
+CLAIM = 4  # deliveries a worker claims at a time: few, so workers share the work evenly
 _ADDRESS = re.compile(r"^[^@\s<>\"',;]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
 
 
@@ -54,11 +55,15 @@ def _signing_secret(settings: Settings, why: str) -> str:
 # --- channels and renderers ----------------------------------------------------------------------------
 
 
-def open_channels(settings: Settings, stack: ExitStack, share: int = 1) -> dict[str, Channel]:
-    """The channels the settings configure; each is closed when `stack` closes. With `share` workers
-    side by side, each one's Telegram channel gets that share of the overall rate."""
-    channels: dict[str, Channel] = {"markdown": MarkdownFiles(settings.data_dir)}
-    if settings.smtp_host:
+def open_channels(
+    settings: Settings, stack: ExitStack, *, only: str | None = None, share: int = 1
+) -> dict[str, Channel]:
+    """The channels the settings configure (or just `only`); each is closed when `stack` closes. With
+    `share` workers side by side, each one's Telegram channel gets that share of the overall rate."""
+    channels: dict[str, Channel] = {}
+    if only in (None, "markdown"):
+        channels["markdown"] = MarkdownFiles(settings.data_dir)
+    if settings.smtp_host and only in (None, "email"):
         from feedsvc.deliver.email import EmailChannel
 
         email = EmailChannel(
@@ -75,7 +80,7 @@ def open_channels(settings: Settings, stack: ExitStack, share: int = 1) -> dict[
         stack.callback(email.close)
         channels["email"] = email
     token = settings.telegram_bot_token.get_secret_value()
-    if token:
+    if token and only in (None, "telegram"):
         from feedsvc.deliver.telegram import TelegramChannel
 
         telegram = TelegramChannel(
@@ -129,6 +134,16 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def workers_for(settings: Settings, channel: str) -> int:
+    """How many workers send on `channel` side by side in one publish run."""
+    if channel == "email":
+        return max(1, settings.smtp_connections)
+    if channel == "telegram":  # each worker paces one chat at a time at 1 message per chat_interval
+        per_worker = 1 / settings.telegram_chat_interval if settings.telegram_chat_interval > 0 else 1e9
+        return max(1, min(64, math.ceil(settings.telegram_global_rate / per_worker)))
+    return 1
+
+
 def configured_channels(settings: Settings) -> list[str]:
     """The channels `open_channels` would open."""
     names = ["markdown"]
@@ -152,9 +167,10 @@ def publish(
 ) -> Published:
     """Deliver every due delivery once; see the module docstring. `now` freezes the clock (tests).
 
-    Without `channels`, `settings.delivery_threads` workers run side by side, each with its own channels
-    (its own SMTP connection; Telegram's overall rate split between them), sharing the work through the
-    outbox's claims exactly as separate processes would. With `channels`, one worker uses those.
+    Without `channels`, each configured channel gets its crew of workers side by side (`workers_for`):
+    email one per SMTP connection, Telegram enough that its 1 message/s per chat never idles the
+    overall rate, which they split. They share the work through the outbox's claims exactly as separate
+    processes would. With `channels`, one worker uses those.
     """
     tick = clock or ((lambda: now) if now is not None else (lambda: datetime.now(UTC)))
     worker = worker or default_worker_id()
@@ -170,14 +186,15 @@ def publish(
     if channels is not None:
         work.run(worker, channels)
     else:
-        threads = max(1, settings.delivery_threads)
+        crews = {name: workers_for(settings, name) for name in names}
 
-        def run(i: int) -> None:
+        def run(name: str, i: int) -> None:
             with ExitStack() as stack:
-                work.run(f"{worker}/{i}", open_channels(settings, stack, share=threads))
+                work.run(f"{worker}/{name}{i}", open_channels(settings, stack, only=name, share=crews[name]))
 
-        with ThreadPoolExecutor(threads, thread_name_prefix="publish") as pool:
-            list(pool.map(run, range(threads)))  # re-raises a worker's error (a bad setting, say)
+        jobs = [(name, i) for name, n in crews.items() for i in range(n)]
+        with ThreadPoolExecutor(len(jobs), thread_name_prefix="publish") as pool:
+            list(pool.map(lambda job: run(*job), jobs))  # re-raises a worker's error (a bad setting, say)
     for notice in report.notices:
         log.warning("%s", notice)
     return report

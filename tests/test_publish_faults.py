@@ -1,7 +1,7 @@
 """`feedsvc publish` under faults, as a real process against a real SMTP server on loopback:
 
 - killed with SIGKILL half-way and run again: every recipient gets the digest, at most the messages that
-  were in flight (one per delivery thread) arrive twice (the documented repeat), nothing is lost;
+  were in flight (one per SMTP connection) arrive twice (the documented repeat), nothing is lost;
 - an SMTP server that drops connections and answers 451: the deliveries are retried and arrive once.
 On SQLite and on PostgreSQL.
 """
@@ -73,18 +73,18 @@ def arrivals(smtp: SmtpServer) -> Counter[str]:
 def test_a_publish_killed_half_way_loses_nothing_and_repeats_at_most_what_was_in_flight(
     subscribed, db_url, factory, smtp_server: SmtpServer, tmp_path, threads: int
 ) -> None:
-    """With one delivery thread at most the one message in flight repeats; with N, at most N."""
+    """With one SMTP connection at most the one message in flight repeats; with N, at most N."""
     smtp_server.data_delay = 0.05  # slow enough to kill the run in the middle
     env = env_for(
         db_url,
         smtp_server,
         tmp_path,
         FEEDSVC_DELIVERY_LEASE_SECONDS="1",
-        FEEDSVC_DELIVERY_THREADS=str(threads),
+        FEEDSVC_SMTP_CONNECTIONS=str(threads),
     )
     run = subprocess.Popen([sys.executable, "-m", "feedsvc", "publish"], env=env, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
-    kill_at = READERS // 3 + 3  # not at a claim boundary (claims come in tens), so some rows are held
+    kill_at = READERS // 3 + 1  # not at a claim boundary (claims come in fours), so some rows are held
     while len(smtp_server.received) < kill_at and time.monotonic() < deadline and run.poll() is None:
         time.sleep(0.005)
     assert run.poll() is None, "publish finished before it could be killed"

@@ -2,12 +2,13 @@
 
 The outbox holds one row per (digest, channel, recipient). A worker *claims* due rows: the claim sets
 status "sending", stamps the worker and moves `due` to the end of a lease, in a committed transaction of
-its own, before anything is sent. On PostgreSQL the candidate rows are locked with `FOR UPDATE SKIP
-LOCKED`, so several workers share the work without waiting on each other; on SQLite (one writer at a
-time) each row is taken by a conditional UPDATE that only succeeds while the row is still claimable,
-which gives the same guarantee. A worker killed after claiming leaves its rows "sending" until the lease
-ends; they are then claimed again, and the one message that was in flight may be sent a second time.
-That is the documented at-most-one repeat; nothing is dropped.
+its own, before anything is sent. The claim is one `UPDATE ... WHERE id IN (SELECT ... LIMIT n) RETURNING`:
+on PostgreSQL the subquery locks its rows with `FOR UPDATE SKIP LOCKED`, so several workers share the
+work without waiting on each other; on SQLite the statement runs under the database's single write lock.
+Either way no two workers can take the same row. A worker killed after claiming leaves its rows "sending"
+until the lease ends; they are then claimed again, and the one message that was in flight may be sent a
+second time (one per worker: `feedsvc publish` runs a worker per SMTP connection and a Telegram crew).
+That is the documented repeat; nothing is dropped.
 
 Imports `feedsvc.models` and `feedsvc.store.tables` only.
 """
@@ -275,20 +276,19 @@ def claim_due(
                 .where(ProfileRow.name == profile)
             )
         )
-    postgres = session.get_bind().dialect.name == "postgresql"
-    if postgres:
-        query = query.with_for_update(skip_locked=True)
-    ids = list(session.scalars(query))
-    taken: list[int] = []
-    for delivery_id in ids:
-        result = session.execute(
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)  # other workers' rows are skipped, not waited on
+    # One statement: on SQLite it runs under the database's write lock, on PostgreSQL the subquery's rows
+    # are locked; either way no two workers can take the same row.
+    taken = list(
+        session.scalars(
             update(DeliveryRow)
-            .where(DeliveryRow.id == delivery_id, _claimable(now))
+            .where(DeliveryRow.id.in_(query.scalar_subquery()))
             .values(status="sending", claimed_by=worker, due=now + lease)
+            .returning(DeliveryRow.id)
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount == 1:  # on SQLite another worker may have been quicker: then it is theirs
-            taken.append(delivery_id)
+    )
     if not taken:
         return []
     rows = session.execute(
