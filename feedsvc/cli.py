@@ -611,5 +611,130 @@ def bot() -> None:
         engine.dispose()
 
 
+def _service_logging() -> None:
+    logging.getLogger().setLevel(logging.INFO)  # the scheduler's skip and misfire lines must show
+    for noisy in ("httpx", "apscheduler.executors.default", "apscheduler.scheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _check_secrets(settings: Settings, *, service: bool) -> None:
+    """Fail fast, before anything starts, on a configuration that would only fail later."""
+    from contextlib import ExitStack
+
+    from feedsvc.outbox import open_channels
+
+    if service and len(settings.secret_key.get_secret_value()) < 16:
+        raise _fail(
+            "FEEDSVC_SECRET_KEY is not set (16+ characters): the service signs feedback, unsubscribe and "
+            'confirmation links. Generate one: python -c "import secrets; print(secrets.token_urlsafe(32))"',
+            2,
+        )
+    with ExitStack() as stack:  # builds the channels (no connection yet): a bad SMTP setting shows now
+        try:
+            open_channels(settings, stack)
+        except ConfigError as e:
+            raise _fail(str(e), 2) from None
+
+
+@app.command()
+def worker() -> None:
+    """Run the schedule: fetch on FEEDSVC_FETCH_CRON, each profile's digest and publication at its send_at,
+    and retries every FEEDSVC_PUBLISH_INTERVAL_SECONDS. Stops cleanly on SIGTERM/SIGINT."""
+    from feedsvc.scheduler import build_scheduler, run_forever
+    from feedsvc.store.db import session_factory
+
+    settings = _settings()
+    profiles = _profiles(settings)
+    _check_secrets(settings, service=False)
+    _service_logging()
+    engine = _engine(settings)
+    try:
+        scheduler = build_scheduler(settings, session_factory(engine), profiles)
+    except ConfigError as e:
+        raise _fail(str(e), 2) from None
+    try:
+        run_forever(scheduler)
+    finally:
+        engine.dispose()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option("--host", help="Default: FEEDSVC_WEB_HOST.")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Default: FEEDSVC_WEB_PORT.")] = None,
+) -> None:
+    """Serve the web archive (uvicorn)."""
+    import uvicorn
+
+    from feedsvc.store.db import session_factory
+    from feedsvc.web.app import create_app
+
+    settings = _settings()
+    engine = _engine(settings)
+    try:
+        uvicorn.run(
+            create_app(settings, session_factory(engine)),
+            host=host or settings.web_host,
+            port=port or settings.web_port,
+            proxy_headers=True,
+        )
+    finally:
+        engine.dispose()
+
+
+@app.command()
+def run() -> None:
+    """Everything in one process: the schedule (worker), the web archive (serve) and, with a token, the
+    Telegram bot. Stops cleanly on SIGTERM/SIGINT: a running job finishes first."""
+    import asyncio
+
+    import uvicorn
+
+    from feedsvc.scheduler import build_scheduler, run_forever
+    from feedsvc.store.db import session_factory
+    from feedsvc.web.app import create_app
+
+    settings = _settings()
+    profiles = _profiles(settings)
+    _check_secrets(settings, service=True)
+    _service_logging()
+    engine = _engine(settings)
+    factory = session_factory(engine)
+    try:
+        scheduler = build_scheduler(settings, factory, profiles)
+    except ConfigError as e:
+        raise _fail(str(e), 2) from None
+
+    async def serve_all() -> None:
+        bot = None
+        if settings.telegram_bot_token.get_secret_value():
+            from feedsvc.bot import build_application
+
+            bot = build_application(settings, factory)
+            await bot.initialize()
+            if bot.post_init:
+                await bot.post_init(bot)
+            await bot.start()
+            await bot.updater.start_polling()
+        try:
+            config = uvicorn.Config(
+                create_app(settings, factory),
+                host=settings.web_host,
+                port=settings.web_port,
+                proxy_headers=True,
+            )
+            await uvicorn.Server(config).serve()
+        finally:
+            if bot is not None:
+                await bot.updater.stop()
+                await bot.stop()
+                await bot.shutdown()
+
+    try:
+        run_forever(scheduler, main=lambda: asyncio.run(serve_all()))
+    finally:
+        engine.dispose()
+
+
 def main() -> None:
     app()
