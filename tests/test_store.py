@@ -9,7 +9,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, inspect, select
 
 from feedsvc.models import Candidate, Card, Digest, Profile, Quote, SourceReport, Thread
-from feedsvc.store import queries
+from feedsvc.store import archive, queries
 from feedsvc.store.db import current_revision, session_scope
 from feedsvc.store.tables import Base, Item, Sighting
 
@@ -32,12 +32,20 @@ def paper(key: str, version: int | None = 1, title: str = "A paper", **kw) -> Ca
     )
 
 
+def _not_search_index(obj, name, type_, reflected, compare_to) -> bool:
+    """Leave out the search index of migration 0006, which the ORM metadata does not describe: SQLite's
+    FTS5 virtual tables (items_fts, cards_fts and their shadow tables) and PostgreSQL's GIN expression
+    indexes (ix_items_search, ix_digest_entries_search). Everything else is compared."""
+    return not (type_ in ("table", "index") and reflected and archive.is_search_object(name))
+
+
 def test_upgrade_head_creates_every_table_and_no_drift(engine) -> None:
-    assert current_revision(engine) == "0005"
+    assert current_revision(engine) == "0006"
     names = set(inspect(engine).get_table_names())
     assert set(Base.metadata.tables) <= names
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        context = MigrationContext.configure(conn, opts={"include_object": _not_search_index})
+        diff = compare_metadata(context, Base.metadata)
     assert diff == [], f"models and migrations drifted: {diff}"
 
 

@@ -295,3 +295,16 @@ class FullTextRow(Base):
     content: Mapped[bytes] = mapped_column(LargeBinary)
     reason: Mapped[str] = mapped_column(Text, default="")
     fetched: Mapped[datetime]
+
+
+# --- appended by the web archive (issue 7, migration 0006); the lead owns this file ----------------------
+
+
+class HeartbeatRow(Base):
+    """The last sign of life of a long-running process (the scheduler, a worker, the bot), for /healthz."""
+
+    __tablename__ = "heartbeats"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    beat: Mapped[datetime]
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,153 @@
+"""The web archive's application factory: `create_app(settings, factory=None) -> FastAPI`.
+
+Server-rendered HTML (no JavaScript), a strict Content-Security-Policy and the other protective headers
+on every response, HTML error pages (JSON under /api and /healthz). With no `factory` the app opens the
+configured database itself and closes it at shutdown. Imports the web modules and the store: an edge.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from feedsvc.config import Settings
+from feedsvc.store.db import make_engine, session_factory
+from feedsvc.web import actions, feeds, health, pages
+from feedsvc.web.cache import PRIVATE, Page, respond
+from feedsvc.web.deps import WebState
+from feedsvc.web.templating import make_environment, render
+
+log = logging.getLogger(__name__)
+
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
+
+
+def security_headers(https: bool) -> list[tuple[bytes, bytes]]:
+    headers = {
+        "Content-Security-Policy": CSP,
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",  # signed links' tokens never leave in a Referer
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Permissions-Policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+    }
+    if https:
+        headers["Strict-Transport-Security"] = "max-age=31536000"
+    return [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware adding the protective headers to every HTTP response (cheap: no body copy)."""
+
+    def __init__(self, app: ASGIApp, headers: list[tuple[bytes, bytes]]) -> None:
+        self.app, self.headers = app, headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *self.headers]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _wants_json(request: Request) -> bool:
+    path = request.url.path
+    return path.startswith("/api/") or path == "/healthz"
+
+
+def _error(request: Request, status: int, text: str) -> Response:
+    if _wants_json(request):
+        return JSONResponse({"error": text}, status_code=status, headers={"Cache-Control": PRIVATE})
+    st: WebState = request.app.state.web
+    heading = {404: "Not found", 405: "Not allowed", 400: "Bad request"}.get(status, "Something went wrong")
+    body = render(st.templates, "message.html.j2", heading=heading, text=text, tone="error")
+    return respond(request, Page.of(body, "text/html; charset=utf-8", PRIVATE), status=status)
+
+
+def create_app(
+    settings: Settings,
+    factory: sessionmaker[Session] | None = None,
+    *,
+    clock: Callable[[], datetime] | None = None,
+) -> FastAPI:
+    """The archive app. `factory`: sessions on an existing database (else the configured one is opened
+    here and disposed of at shutdown); `clock`: the time the app acts at (tests pass a fixed one)."""
+    engine = None
+    if factory is None:
+        engine = make_engine(settings.resolved_database_url())
+        factory = session_factory(engine)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if engine is not None:
+            engine.dispose()
+
+    root = urlsplit(settings.base_url).path.rstrip("/")
+    app = FastAPI(
+        title="feedsvc archive",
+        summary="Past digests, their cards and papers, searchable; JSON API and Atom feeds.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.web = WebState(
+        settings=settings,
+        factory=factory,
+        clock=clock or (lambda: datetime.now(UTC)),
+        templates=make_environment(root),
+        feed_templates=make_environment(settings.base_url.rstrip("/")),
+    )
+    app.add_middleware(SecurityHeaders, headers=security_headers(settings.base_url.startswith("https://")))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        text = exc.detail if isinstance(exc.detail, str) and exc.status_code != 405 else "Not allowed here."
+        if exc.status_code == 404 and exc.detail == "Not Found":
+            text = "There is nothing at this address."
+        return _error(request, exc.status_code, text)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> Response:
+        fields = ", ".join(str(e.get("loc", ("?",))[-1]) for e in exc.errors())
+        return _error(request, 400, f"The request's {fields} is not valid.")
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s", request.url.path)
+        response = _error(request, 500, "Something went wrong on our side; the error was logged.")
+        for name, value in security_headers(False):
+            response.headers[name.decode()] = value.decode()
+        return response
+
+    # Order matters: /d/{profile}/atom.xml (feeds) must be tried before /d/{profile}/{day} (pages).
+    app.include_router(feeds.router)
+    app.include_router(health.router)
+    app.include_router(actions.router)
+    app.include_router(pages.router)
+    return app
+
+
+def asgi_app() -> Any:  # pragma: no cover - for `uvicorn --factory feedsvc.web.app:asgi_app`
+    """The app for the configured settings (reads the environment when called, not when imported)."""
+    return create_app(Settings())
