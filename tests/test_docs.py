@@ -24,5 +24,22 @@ def test_the_readme_commands_exist() -> None:
     from feedsvc.cli import app
 
     commands = set(get_command(app).commands)  # type: ignore[attr-defined]
-    for name in ("fetch", "digest", "demo", "db", "sources", "rank", "profile", "feedback", "eval"):
+    for name in (
+        "fetch",
+        "digest",
+        "demo",
+        "db",
+        "sources",
+        "rank",
+        "profile",
+        "feedback",
+        "eval",
+        "publish",
+        "deliveries",
+        "subscribe",
+        "bot",
+        "run",
+        "worker",
+        "serve",
+    ):
         assert name in commands and f"feedsvc {name}" in README
