@@ -12,6 +12,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Generic, TypeVar
 
 from starlette.requests import Request
@@ -34,6 +35,20 @@ class Page:
     def of(cls, body: bytes | str, media_type: str, cache_control: str) -> Page:
         data = body.encode("utf-8") if isinstance(body, str) else body
         return cls(data, media_type, cache_control, f'"{hashlib.sha256(data).hexdigest()[:32]}"')
+
+    @cached_property
+    def raw_validators(self) -> list[tuple[bytes, bytes]]:
+        """ETag and Cache-Control as ASGI headers (what a 304 carries)."""
+        return [(b"etag", self.etag.encode()), (b"cache-control", self.cache_control.encode())]
+
+    @cached_property
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """Every header of a 200 answer, as ASGI headers, built once per page."""
+        return [
+            *self.raw_validators,
+            (b"content-type", self.media_type.encode()),
+            (b"content-length", str(len(self.body)).encode()),
+        ]
 
 
 def not_modified(request: Request, etag: str) -> bool:
@@ -65,11 +80,12 @@ class LRU(Generic[V]):
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> V | None:
-        with self._lock:
-            value = self._values.get(key)
-            if value is not None:
-                self._values.move_to_end(key)
-            return value
+        value = self._values.get(key)  # a dict read is atomic; only the recency update takes the lock
+        if value is not None:
+            with self._lock:
+                if key in self._values:
+                    self._values.move_to_end(key)
+        return value
 
     def put(self, value: V, *keys: Hashable) -> V:
         """Keep `value` under every one of `keys`."""

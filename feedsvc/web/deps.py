@@ -1,6 +1,6 @@
 """What a request handler receives: the app's state, a session, the settings and the clock, as typed
 dependency aliases (`SessionDep`, `StateDep`, ...). Nothing here is built at import time: `create_app`
-puts a `WebState` on `app.state.web`. Imports `feedsvc.config` and the store's session helpers.
+puts a `WebState` on `app.state.web`. Imports `feedsvc.config`, `feedsvc.signing` and `feedsvc.web.cache`.
 """
 
 from __future__ import annotations
