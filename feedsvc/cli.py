@@ -677,6 +677,7 @@ def serve(
             host=host or settings.web_host,
             port=port or settings.web_port,
             proxy_headers=True,
+            access_log=False,  # a log line per request costs more than serving a cached page
         )
     finally:
         engine.dispose()
@@ -722,6 +723,7 @@ def run() -> None:
                 host=settings.web_host,
                 port=settings.web_port,
                 proxy_headers=True,
+                access_log=False,
             )
             await uvicorn.Server(config).serve()
         finally:
