@@ -470,16 +470,10 @@ def subscribe_telegram(
 ) -> None:
     """Print a one-time code (valid 24 hours) to send to the bot as `/start CODE`."""
     from feedsvc import outbox
-    from feedsvc.store import queries
-    from feedsvc.store.db import session_factory, session_scope
 
     settings = _settings()
-    profiles = _profiles(settings, profile)
-    engine = _engine(settings)
+    engine, factory = _synced(settings, profile)
     try:
-        factory = session_factory(engine)
-        with session_scope(factory) as session:
-            queries.sync_profiles(session, profiles, _now())
         code = outbox.new_telegram_code(factory, profile)
     finally:
         engine.dispose()
@@ -495,16 +489,10 @@ def subscribe_email(
 ) -> None:
     """Mail a confirmation link (double opt-in); the address receives digests once it is clicked."""
     from feedsvc import outbox
-    from feedsvc.store import queries
-    from feedsvc.store.db import session_factory, session_scope
 
     settings = _settings()
-    profiles = _profiles(settings, profile)
-    engine = _engine(settings)
+    engine, factory = _synced(settings, profile)
     try:
-        factory = session_factory(engine)
-        with session_scope(factory) as session:
-            queries.sync_profiles(session, profiles, _now())
         outbox.request_email_subscription(settings, factory, address, profile)
     except (ValueError, LookupError) as e:
         raise _fail(str(e).strip("'\""), 2) from None
@@ -517,10 +505,19 @@ def subscribe_email(
     out.print(f"A confirmation link was mailed to {address}; it is valid for 7 days.", highlight=False)
 
 
-def _now():
+def _synced(settings: Settings, profile: str):
+    """The engine and a session factory, with `profile` from the profile file mirrored into the store."""
     from datetime import UTC, datetime
 
-    return datetime.now(UTC)
+    from feedsvc.store import queries
+    from feedsvc.store.db import session_factory, session_scope
+
+    profiles = _profiles(settings, profile)
+    engine = _engine(settings)
+    factory = session_factory(engine)
+    with session_scope(factory) as session:
+        queries.sync_profiles(session, profiles, datetime.now(UTC))
+    return engine, factory
 
 
 @app.command()
@@ -621,16 +618,12 @@ def _check_secrets(settings: Settings, *, service: bool) -> None:
     """Fail fast, before anything starts, on a configuration that would only fail later."""
     from contextlib import ExitStack
 
-    from feedsvc.outbox import open_channels
+    from feedsvc.outbox import open_channels, signing_secret
 
-    if service and len(settings.secret_key.get_secret_value()) < 16:
-        raise _fail(
-            "FEEDSVC_SECRET_KEY is not set (16+ characters): the service signs feedback, unsubscribe and "
-            'confirmation links. Generate one: python -c "import secrets; print(secrets.token_urlsafe(32))"',
-            2,
-        )
     with ExitStack() as stack:  # builds the channels (no connection yet): a bad SMTP setting shows now
         try:
+            if service:
+                signing_secret(settings, "the service (feedback, unsubscribe and confirmation links)")
             open_channels(settings, stack)
         except ConfigError as e:
             raise _fail(str(e), 2) from None

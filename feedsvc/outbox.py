@@ -41,7 +41,8 @@ CLAIM = 4  # deliveries a worker claims at a time: few, so workers share the wor
 _ADDRESS = re.compile(r"^[^@\s<>\"',;]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
 
 
-def _signing_secret(settings: Settings, why: str) -> str:
+def signing_secret(settings: Settings, why: str) -> str:
+    """The key that signs links; ConfigError naming `why` it is needed when it is missing or short."""
     secret = settings.secret_key.get_secret_value()
     if len(secret) < signing.MIN_SECRET:
         raise ConfigError(
@@ -75,7 +76,7 @@ def open_channels(
             timeout=settings.smtp_timeout,
             sender=settings.mail_from,
             base_url=settings.base_url,
-            secret=_signing_secret(settings, "email delivery"),
+            secret=signing_secret(settings, "email delivery"),
         )
         stack.callback(email.close)
         channels["email"] = email
@@ -339,7 +340,7 @@ def request_email_subscription(
     """
     now = now or datetime.now(UTC)
     address = valid_address(address)
-    secret = _signing_secret(settings, "email subscription")
+    secret = signing_secret(settings, "email subscription")
     if channel is None and not settings.smtp_host:
         raise ConfigError(
             "email is not configured: set FEEDSVC_SMTP_HOST (and the other FEEDSVC_SMTP_* settings)"

@@ -11,18 +11,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from demo_day import demo_day
 from telegram_double import TelegramDouble
 
 from feedsvc import outbox, pipeline
 from feedsvc.bot import build_application
-from feedsvc.config import example_profiles_path, load_profiles
 from feedsvc.deliver.telegram import callback_data
-from feedsvc.demo import replay_settings, snapshot_routes
-from feedsvc.replay import ReplayServer
 from feedsvc.store import delivery, queries
 from feedsvc.store.db import session_scope
 
@@ -40,20 +37,15 @@ def tg() -> Iterator[TelegramDouble]:
 @pytest.fixture
 def world(tmp_path, factory, tg):
     """The demo day's digest built, and settings pointing the bot and the channel at the double."""
-    [profile] = load_profiles(example_profiles_path())
-    profile = replace(profile, channels={})
-    with ReplayServer(snapshot_routes()) as replay:
-        settings = replay_settings(
-            replay.url,
-            tmp_path / "data",
-            telegram_bot_token=tg.token,
-            telegram_api_url=tg.api_url,
-            telegram_chat_interval=0.0,
-            base_url="https://digest.example.org",
-        )
-        pipeline.collect(settings, factory, [profile], now=NOW)
-        [built] = pipeline.build_digests(settings, factory, [profile], day=DAY, now=NOW)
-        yield settings, profile, built.digest, replay
+    with demo_day(
+        factory,
+        tmp_path / "data",
+        telegram_bot_token=tg.token,
+        telegram_api_url=tg.api_url,
+        telegram_chat_interval=0.0,
+        base_url="https://digest.example.org",
+    ) as day:
+        yield day.settings, day.profile, day.digest
 
 
 def converse(
@@ -92,7 +84,7 @@ def replies(tg: TelegramDouble, chat: int = CHAT) -> list[str]:
 
 
 def test_subscribe_receive_once_vote_and_the_vote_changes_the_next_ranking(world, factory, tg) -> None:
-    settings, profile, digest, _ = world
+    settings, profile, digest = world
     code = outbox.new_telegram_code(factory, profile.name, NOW)
     converse(settings, factory, tg, lambda: tg.enqueue_message(CHAT, f"/start {code}"), lambda: replies(tg))
     assert "Subscribed to <b>seed-reader</b>" in replies(tg)[0]
@@ -153,7 +145,7 @@ def test_subscribe_receive_once_vote_and_the_vote_changes_the_next_ranking(world
 
 
 def test_commands_equation_image_forged_taps_and_stop(world, factory, tg) -> None:
-    settings, profile, digest, _ = world
+    settings, profile, digest = world
     code = outbox.new_telegram_code(factory, profile.name, NOW)
     with session_scope(factory) as session:
         recipient = delivery.redeem_subscription(session, "telegram", code, NOW, address=str(CHAT)).recipient
@@ -204,7 +196,7 @@ def test_commands_equation_image_forged_taps_and_stop(world, factory, tg) -> Non
 
 
 def test_the_outbox_waits_out_429_and_deactivates_a_chat_that_blocked_the_bot(world, factory, tg) -> None:
-    settings, profile, digest, _ = world
+    settings, profile, digest = world
     settings = settings.model_copy(update={"http_max_wait": 0.0})  # a 429 is handed back to the outbox
     for chat in (1001, 1002):
         code = outbox.new_telegram_code(factory, profile.name, NOW)

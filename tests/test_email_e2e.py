@@ -9,19 +9,16 @@ next ranking, and RFC 8058's one-click unsubscribe, after which nothing more arr
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from urllib.parse import urlsplit
 
 import pytest
+from demo_day import demo_day
 from fastapi.testclient import TestClient
 from smtp_server import SmtpServer, smtp_server_fixture  # noqa: F401  (the smtp_server fixture)
 
 from feedsvc import outbox, pipeline
-from feedsvc.config import example_profiles_path, load_profiles
-from feedsvc.demo import replay_settings, snapshot_routes
-from feedsvc.replay import ReplayServer
 from feedsvc.signing import read_token
 from feedsvc.store import delivery, queries
 from feedsvc.store.db import session_scope
@@ -36,23 +33,18 @@ BASE = "http://testserver"
 
 @pytest.fixture
 def world(tmp_path, factory, smtp_server: SmtpServer):
-    [profile] = load_profiles(example_profiles_path())
-    profile = replace(profile, channels={})
-    with ReplayServer(snapshot_routes()) as replay:
-        settings = replay_settings(
-            replay.url,
-            tmp_path / "data",
-            smtp_host=smtp_server.host,
-            smtp_port=smtp_server.port,
-            smtp_security="none",
-            secret_key=SECRET,
-            base_url=BASE,
-            mail_from="Daily Feed <digest@feedsvc.example>",
-        )
-        pipeline.collect(settings, factory, [profile], now=NOW)
-        [built] = pipeline.build_digests(settings, factory, [profile], day=DAY, now=NOW)
-        client = TestClient(create_app(settings, factory, clock=lambda: NOW))
-        yield settings, profile, built.digest, client
+    with demo_day(
+        factory,
+        tmp_path / "data",
+        smtp_host=smtp_server.host,
+        smtp_port=smtp_server.port,
+        smtp_security="none",
+        secret_key=SECRET,
+        base_url=BASE,
+        mail_from="Daily Feed <digest@feedsvc.example>",
+    ) as day:
+        client = TestClient(create_app(day.settings, factory, clock=lambda: NOW))
+        yield day.settings, day.profile, day.digest, client
 
 
 def links(text: str, kind: str) -> list[str]:

@@ -6,30 +6,21 @@ have their own end-to-end tests."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from demo_day import demo_day
 
-from feedsvc import outbox, pipeline
-from feedsvc.config import example_profiles_path, load_profiles
+from feedsvc import outbox
 from feedsvc.deliver.files import MarkdownFiles
-from feedsvc.demo import replay_settings, snapshot_routes
 from feedsvc.models import Profile
-from feedsvc.replay import ReplayServer
 from feedsvc.store import delivery, queries
 from feedsvc.store.db import session_scope
 
 DAY = date(2024, 11, 28)
 NOW = datetime(2024, 11, 28, 18, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ReplayServer]:
-    with ReplayServer(snapshot_routes()) as s:
-        yield s
 
 
 def with_dirs(profile: Profile, *dirs: Path) -> list[Profile]:
@@ -38,16 +29,10 @@ def with_dirs(profile: Profile, *dirs: Path) -> list[Profile]:
 
 
 @pytest.fixture
-def built(server, tmp_path, factory):
+def built(tmp_path, factory):
     """The demo day's digest built into the store, with its settings and profile."""
-    settings = replay_settings(
-        server.url, tmp_path / "data", delivery_retry_seconds=60, delivery_max_attempts=3
-    )
-    [profile] = load_profiles(example_profiles_path())
-    profile = replace(profile, channels={})  # recipients are added by each test
-    pipeline.collect(settings, factory, [profile], now=NOW)
-    pipeline.build_digests(settings, factory, [profile], day=DAY, now=NOW)
-    return settings, profile
+    with demo_day(factory, tmp_path / "data", delivery_retry_seconds=60, delivery_max_attempts=3) as day:
+        yield day.settings, day.profile
 
 
 def add_recipients(factory, profile: Profile, *dirs: Path) -> None:

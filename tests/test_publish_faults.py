@@ -19,12 +19,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from demo_day import demo_day
 from smtp_server import SmtpServer, smtp_server_fixture  # noqa: F401  (the smtp_server fixture)
 
-from feedsvc import outbox, pipeline
-from feedsvc.config import example_profiles_path, load_profiles
-from feedsvc.demo import replay_settings, snapshot_routes
-from feedsvc.replay import ReplayServer
+from feedsvc import outbox
+from feedsvc.demo import replay_settings
 from feedsvc.store import delivery, queries
 from feedsvc.store.db import session_scope
 
@@ -37,12 +36,8 @@ READERS = 30
 @pytest.fixture
 def subscribed(tmp_path, factory):
     """The demo day's digest in the store and READERS email recipients of its profile."""
-    [profile] = load_profiles(example_profiles_path())
-    profile = replace(profile, channels={})
-    with ReplayServer(snapshot_routes()) as replay:
-        settings = replay_settings(replay.url, tmp_path / "data")
-        pipeline.collect(settings, factory, [profile], now=NOW)
-        pipeline.build_digests(settings, factory, [profile], day=DAY, now=NOW)
+    with demo_day(factory, tmp_path / "data") as day:
+        profile = day.profile
     with session_scope(factory) as session:
         for i in range(READERS):
             p = replace(profile, channels={"email": {"to": f"reader{i:02d}@example.org"}})
