@@ -249,8 +249,8 @@ def demo(
     ] = Path("data/demo"),
     preview_lines: Annotated[int, typer.Option(help="How many lines of the digest to show.")] = 60,
 ) -> None:
-    settings = _settings()
     """Run the whole pipeline offline on a bundled snapshot of real recorded arXiv data."""
+    settings = _settings()
     from feedsvc.demo import SNAPSHOT_DAY, run_demo
 
     with _progress() as bar:

@@ -1,6 +1,6 @@
 """Settings (environment, `FEEDSVC_` prefix, `.env`) and profile loading: the only reader of the environment.
 
-Nothing is built at import time: call `Settings()` (or `load_settings()`) at the edge and pass the
+Nothing is built at import time: call `Settings()` at the edge and pass the
 object down. Profiles are data in a TOML file; `load_profiles` validates it and raises `ConfigError`
 naming the file, the profile and the field. Imports only `feedsvc.models`.
 """
