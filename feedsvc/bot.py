@@ -26,7 +26,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 
 from feedsvc.config import Settings
 from feedsvc.deliver.telegram import parse_callback, vote_keyboard
-from feedsvc.models import Card, Digest, Recipient
+from feedsvc.models import VOTES, Card, Digest, Recipient
 from feedsvc.render.equation_image import latex_to_png
 from feedsvc.render.math_text import latex_to_unicode
 from feedsvc.render.telegram import render_telegram
@@ -42,7 +42,6 @@ COMMANDS = (
     ("profile", "what feedsvc knows about you"),
     ("why", "why card N was picked: /why N"),
 )
-VOTE_WORDS = {"up": "👍 more like this", "down": "👎 not for me", "less": "less like this"}
 Clock = Callable[[], datetime]
 
 
@@ -209,7 +208,7 @@ def build_application(
         if parsed.action == "equation":
             await _send_equation(query, context, card)
             return
-        await query.answer(f"Noted: {VOTE_WORDS[parsed.action]}. Your next digest uses it.")
+        await query.answer(f"Noted: {VOTES[parsed.action].words}. Your next digest uses it.")
         try:
             await query.edit_message_reply_markup(
                 vote_keyboard(recipient.id, card.key, _has_equation(card), parsed.action)
@@ -258,10 +257,8 @@ def _profile_text(name: str, config: dict, votes: list) -> str:
         lines.append(f"• <b>{html.escape(t.get('name', ''))}</b>: {html.escape(t.get('about', '')[:200])}")
         if keywords:
             lines.append(f"  <i>{html.escape(keywords)}</i>")
-    counts = {v: sum(1 for f in votes if f.vote == v) for v in ("up", "down", "less")}
-    lines.append(
-        f"Your votes so far: 👍 {counts['up']}, 👎 {counts['down']}, less like this {counts['less']}."
-    )
+    counts = (f"{v.emoji or v.phrase} {sum(f.vote == v.name for f in votes)}" for v in VOTES.values())
+    lines.append(f"Your votes so far: {', '.join(counts)}.")
     return "\n".join(lines)
 
 

@@ -425,21 +425,13 @@ def feedback(
     """Record a vote, as the channels' buttons do; the next ranking uses it."""
     from datetime import UTC, datetime
 
-    from feedsvc.identity import canonical_key
+    from feedsvc.identity import ItemKey
     from feedsvc.store import queries
     from feedsvc.store.db import session_factory, session_scope
 
     settings = _settings()
     profiles = _profiles(settings, profile)
-    key = (
-        item
-        if ":" in item and not item.startswith("http") and not item.lower().startswith("arxiv:")
-        else (
-            canonical_key(item)
-            if item.startswith("http")
-            else canonical_key(f"arXiv:{item.removeprefix('arXiv:')}")
-        )
-    )
+    key = ItemKey.from_reader(item)
     engine = _engine(settings)
     try:
         with session_scope(session_factory(engine)) as session:

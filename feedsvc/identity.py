@@ -1,7 +1,9 @@
 """Canonical keys: one identity per item, whatever URL, version or source it arrives through.
 
-arXiv: `arxiv:<bare id without version>`; YouTube: `youtube:<video id>`; anything else:
-`url:<normalised URL>`. Pure functions; imports nothing from feedsvc.
+`ItemKey` is the key: `arxiv:<bare id without version>`, `youtube:<video id>`, `url:<normalised URL>`,
+`id:<an evaluation file's own id>` (not on arXiv) or `title:<slug>` (a library entry with neither id nor
+URL). Build keys with its constructors and take them apart with its properties, never by hand.
+Pure functions; imports nothing from feedsvc.
 """
 
 from __future__ import annotations
@@ -32,6 +34,100 @@ _YOUTUBE_PATTERNS = [
     re.compile(r"(?:https?://)?(?:www\.|m\.)?youtube\.com/(?:embed|shorts|live|v)/(?P<id>[\w-]{11})"),
     re.compile(r"(?:https?://)?youtu\.be/(?P<id>[\w-]{11})"),
 ]
+
+
+class ItemKey(str):
+    """An item key, `<scheme>:<value>`: the text itself is what the store, URLs and callback data hold.
+
+    A `str` subclass, not a dataclass: keys are dict keys, SQL parameters, JSON values and URL path
+    segments everywhere, and a key read back from the store (a plain `str`) must equal and hash like the
+    one written. `ItemKey(text)` wraps any text as it is (a text without ":" has scheme ""), so taking
+    apart a key from anywhere never raises; `ItemKey.parse(text)` also checks the scheme and value.
+    """
+
+    __slots__ = ()
+
+    SCHEMES = ("arxiv", "youtube", "url", "id", "title")
+
+    @classmethod
+    def arxiv(cls, bare_id: str) -> ItemKey:
+        """The key of an arXiv paper, from its bare id (no version: see `bare_arxiv_id`)."""
+        return cls(f"arxiv:{bare_id}")
+
+    @classmethod
+    def youtube(cls, video_id: str) -> ItemKey:
+        return cls(f"youtube:{video_id}")
+
+    @classmethod
+    def url(cls, url: str) -> ItemKey:
+        """The key of a page that is neither a paper nor a video: its URL, normalised."""
+        return cls(f"url:{normalise_url(url)}")
+
+    @classmethod
+    def external(cls, raw_id: str) -> ItemKey:
+        """The key of a candidate known only by an evaluation file's own id (not an arXiv id)."""
+        return cls(f"id:{raw_id}")
+
+    @classmethod
+    def titled(cls, title: str) -> ItemKey:
+        """The key of a library entry known only by its title: the title as a lower-case slug."""
+        return cls("title:" + re.sub(r"[^0-9a-z]+", "-", title.lower()).strip("-"))
+
+    @classmethod
+    def parse(cls, text: str) -> ItemKey:
+        """`text` as a key; ValueError unless it is `<known scheme>:<non-empty value>`."""
+        key = cls(text)
+        if key.scheme not in cls.SCHEMES or not key.value:
+            raise ValueError(f"not an item key: {text!r}")
+        return key
+
+    @classmethod
+    def from_reader(cls, text: str) -> ItemKey:
+        """What a reader typed for an item: a key as it is, a URL's canonical key, or an arXiv id's key
+        (`2411.17700v2`, `arXiv:2411.17700`)."""
+        if text.startswith("http"):
+            return canonical_key(text)
+        key = cls(text)
+        if key.scheme and key.scheme.lower() != "arxiv":
+            return key
+        return canonical_key(f"arXiv:{text.removeprefix('arXiv:')}")
+
+    @property
+    def scheme(self) -> str:
+        """One of `SCHEMES` for a key made here; "" for a text without ":"."""
+        scheme, sep, _ = self.partition(":")
+        return scheme if sep else ""
+
+    @property
+    def value(self) -> str:
+        """What follows the scheme: the bare arXiv id, the video id, the URL...; the whole text if none."""
+        return self.partition(":")[2] if self.scheme else str(self)
+
+    @property
+    def is_arxiv(self) -> bool:
+        return self.scheme == "arxiv"
+
+    @property
+    def is_youtube(self) -> bool:
+        return self.scheme == "youtube"
+
+    @property
+    def arxiv_id(self) -> str | None:
+        """The bare arXiv id of a paper's key, else None."""
+        return self.value if self.is_arxiv else None
+
+    @property
+    def youtube_id(self) -> str | None:
+        """The video id of a YouTube video's key, else None."""
+        return self.value if self.is_youtube else None
+
+    def page_url(self) -> str | None:
+        """The item's own page for an arXiv or YouTube key (abs page, watch page), else None."""
+        if self.is_arxiv:
+            return f"https://arxiv.org/abs/{self.value}"
+        if self.is_youtube:
+            return f"https://www.youtube.com/watch?v={self.value}"
+        return None
 
 
 def arxiv_id(text: str) -> tuple[str, int | None] | None:
@@ -73,18 +169,18 @@ def normalise_url(url: str) -> str:
     )
 
 
-def canonical_key(url: str, *texts: str) -> str:
+def canonical_key(url: str, *texts: str) -> ItemKey:
     """The canonical key of an item seen at `url`, also looking for arXiv ids in `texts` (titles, ...)."""
     for text in (url, *texts):
         if not text:
             continue
         found = arxiv_id(text)
         if found:
-            return f"arxiv:{found[0]}"
+            return ItemKey.arxiv(found[0])
     yt = youtube_id(url)
     if yt:
-        return f"youtube:{yt}"
-    return f"url:{normalise_url(url)}"
+        return ItemKey.youtube(yt)
+    return ItemKey.url(url)
 
 
 def title_fingerprint(title: str) -> str:

@@ -64,7 +64,8 @@ class DeliveryError(FeedsvcError):
 
 @dataclass(frozen=True)
 class Candidate:
-    """One item as a source saw it. `key` is the canonical identity (see `feedsvc.identity`)."""
+    """One item as a source saw it. `key` is the canonical identity, a `feedsvc.identity.ItemKey` (a `str`;
+    one read back from the store is a plain `str` of the same text)."""
 
     key: str
     kind: Kind
@@ -147,8 +148,49 @@ class Scored:
 
 
 @dataclass(frozen=True)
+class Vote:
+    """A vote a reader can give an item, and every way it is written.
+
+    `name` is what the store, the signed links and the rankers use; `code` stands for it in Telegram's
+    callback data; `phrase` is what it asks for ("not for me"), after `emoji` if it has one; `verb` says in
+    a card's reasons what the reader did ("you liked").
+    """
+
+    name: str
+    code: str
+    emoji: str
+    phrase: str
+    verb: str
+
+    @property
+    def words(self) -> str:
+        """The vote in a sentence: "👍 more like this"."""
+        return f"{self.emoji} {self.phrase}".strip()
+
+    @property
+    def label(self) -> str:
+        """The vote as a link or button text: "👍 More like this"."""
+        return f"{self.emoji} {self.phrase[:1].upper()}{self.phrase[1:]}".strip()
+
+    @property
+    def button(self) -> str:
+        """The vote on a Telegram button, where room is short: its emoji, else its label."""
+        return self.emoji or self.label
+
+
+VOTES: Mapping[str, Vote] = {  # in the order every surface shows them
+    v.name: v
+    for v in (
+        Vote("up", "u", "👍", "more like this", "liked"),
+        Vote("down", "d", "👎", "not for me", "marked 👎"),
+        Vote("less", "l", "", "less like this", "asked for less of"),
+    )
+}
+
+
+@dataclass(frozen=True)
 class Feedback:
-    """A reader's vote on an item ("up", "down" or "less": less like this), with the item and its thread."""
+    """A reader's vote on an item (a name in `VOTES`), with the item and its thread."""
 
     candidate: Candidate
     vote: str
@@ -246,7 +288,9 @@ class Rendered:
     """A digest in one channel's form.
 
     `parts`: the messages of a channel that splits (Telegram); `part_keys`: the item key of the card each
-    part carries ("" for the header or the note), for the channel's feedback buttons. `subject`, `html`
+    part carries ("" for the header or the note), for the channel's feedback buttons; `equations`: the key
+    equations (LaTeX, as quoted) of each card that has any, by item key, for a channel that offers them
+    apart (Telegram's equation-image button). `subject`, `html`
     and `images`: email's subject line, HTML alternative and inline images. Per-recipient links (feedback,
     unsubscribe) appear as placeholder URLs starting with `LINK_MARK`; the channel replaces them with
     signed URLs for each recipient.
@@ -257,6 +301,7 @@ class Rendered:
     mime: str = "text/markdown"
     parts: tuple[str, ...] = ()
     part_keys: tuple[str, ...] = ()
+    equations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     subject: str = ""
     html: str = ""
     images: tuple[Image, ...] = ()

@@ -82,3 +82,66 @@ def test_titles_match_across_sources_exactly_or_nearly() -> None:
         match_title("SMAC", {"smac": "arxiv:1"}) == "arxiv:1"
         and match_title("SMAC v2", {"smac": "arxiv:1"}) is None
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "scheme", "value"),
+    [
+        ("https://arxiv.org/abs/2411.17700v2", "arxiv", "2411.17700"),
+        ("http://arxiv.org/abs/astro-ph/0601001v1", "arxiv", "astro-ph/0601001"),
+        ("https://doi.org/10.48550/arXiv.2310.03240", "arxiv", "2310.03240"),
+        ("https://youtu.be/klW65MWJ1PY?t=42", "youtube", "klW65MWJ1PY"),
+        ("https://news.ycombinator.com/item?id=42183221", "url", "https://news.ycombinator.com/item?id=42183221"),
+    ],
+)
+def test_item_keys_take_apart_into_what_built_them(url: str, scheme: str, value: str) -> None:
+    from feedsvc.identity import ItemKey
+
+    key = canonical_key(url)
+    assert isinstance(key, ItemKey) and (key.scheme, key.value) == (scheme, value)
+    built = {"arxiv": ItemKey.arxiv, "youtube": ItemKey.youtube, "url": ItemKey.url}[scheme](value)
+    assert built == key and ItemKey.parse(str(key)) == key
+    assert key == f"{scheme}:{value}" and hash(key) == hash(f"{scheme}:{value}")  # the stored text
+    assert key.arxiv_id == (value if scheme == "arxiv" else None)
+    assert key.youtube_id == (value if scheme == "youtube" else None)
+
+
+def test_item_key_constructors_write_todays_stored_format() -> None:
+    from feedsvc.identity import ItemKey
+
+    assert ItemKey.arxiv("math.CO/0601001") == "arxiv:math.CO/0601001"
+    assert ItemKey.youtube("cRGKc-nAWho") == "youtube:cRGKc-nAWho"
+    assert ItemKey.url("http://www.example.org/a/?utm_source=x") == "url:https://example.org/a"
+    assert ItemKey.external("W2963403868") == "id:W2963403868"
+    assert ItemKey.titled("Soft Actor-Critic: Off-Policy RL") == "title:soft-actor-critic-off-policy-rl"
+    assert ItemKey.arxiv("2411.17700").page_url() == "https://arxiv.org/abs/2411.17700"
+    assert ItemKey.youtube("cRGKc-nAWho").page_url() == "https://www.youtube.com/watch?v=cRGKc-nAWho"
+    assert ItemKey.url("https://example.org/a").page_url() is None
+
+
+def test_item_keys_from_anywhere_come_apart_without_raising_but_parse_is_strict() -> None:
+    from feedsvc.identity import ItemKey
+
+    odd = ItemKey("h0123456789abcdef")  # a callback's key hash, not a key
+    assert (odd.scheme, odd.value, odd.is_arxiv, odd.arxiv_id) == ("", "h0123456789abcdef", False, None)
+    assert ItemKey("url:https://example.org/a:b").value == "https://example.org/a:b"  # split at the first ":"
+    for junk in ("h0123456789abcdef", "https://example.org/x", "arxiv:", "doi:10.1/x"):
+        with pytest.raises(ValueError):
+            ItemKey.parse(junk)
+
+
+@pytest.mark.parametrize(
+    ("typed", "key"),
+    [
+        ("2411.17700v2", "arxiv:2411.17700"),
+        ("arXiv:2411.17700", "arxiv:2411.17700"),
+        ("arxiv:2411.17700", "arxiv:2411.17700"),
+        ("https://arxiv.org/pdf/2411.17700v1", "arxiv:2411.17700"),
+        ("https://www.youtube.com/watch?v=cRGKc-nAWho", "youtube:cRGKc-nAWho"),
+        ("url:https://example.org/post", "url:https://example.org/post"),
+    ],
+)
+def test_what_a_reader_types_becomes_the_items_key(typed: str, key: str) -> None:
+    from feedsvc.identity import ItemKey
+
+    assert ItemKey.from_reader(typed) == key

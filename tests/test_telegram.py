@@ -30,7 +30,6 @@ from telegram_double import HtmlError, TelegramDouble, parse_html, utf16_len
 from feedsvc.cards.equations import key_equation
 from feedsvc.cards.fulltext import from_html, from_source
 from feedsvc.deliver.telegram import (
-    MATH_MARK,
     Callback,
     TelegramChannel,
     callback_data,
@@ -292,11 +291,12 @@ def test_the_demo_digests_render_within_telegrams_rules(digests: dict[str, Diges
             parts = "\n".join(p for p, k in zip(r.parts, r.part_keys, strict=True) if k == c.key)
             assert render.prose(c.title) in text and f'<a href="{c.url}">' in parts
             assert f'href="{BASE}/item/{c.key}"' in parts
-            assert (MATH_MARK in parts) == any(q.is_math for q in c.punch)  # what the channel relies on
+            latex = tuple(q.text for q in c.punch if q.is_math)
+            assert (render.MATH_OPEN in parts) == bool(latex)
+            assert r.equations.get(c.key, ()) == latex  # what the channel's equation button relies on
             for q in c.punch:
                 assert (latex_to_unicode(q.text) if q.is_math else render.prose(q.text)) in text
         assert "$" not in visible[1]  # inline math in the first card's title is Unicode now
-    assert MATH_MARK in render.MATH_OPEN  # the renderer and the channel agree on the marker
 
 
 def test_without_a_base_url_there_are_no_web_links(digests: dict[str, Digest]) -> None:

@@ -29,6 +29,7 @@ from feedsvc.cards.extractive import sentences
 from feedsvc.cards.fulltext import Equation, FullText, expand_macros
 from feedsvc.cards.grounding import is_grounded, normalise, numbers_grounded
 from feedsvc.cards.grounding_math import formula_grounded
+from feedsvc.identity import ItemKey
 from feedsvc.models import Candidate
 
 NO_LIMITATIONS = "The paper states no limitations in the text we read."
@@ -376,7 +377,7 @@ def _method(ft: FullText, picker: _Picker, key: Equation | None) -> tuple[str, t
 
 
 def _arxiv_id(c: Candidate) -> str:
-    bare = str(c.meta.get("id") or c.key.removeprefix("arxiv:"))
+    bare = str(c.meta.get("id") or ItemKey(c.key).arxiv_id or c.key)
     return f"{bare}v{c.version}" if c.version and not re.search(r"v\d+$", bare) else bare
 
 
@@ -423,7 +424,7 @@ def breakdown(c: Candidate, ft: FullText) -> Breakdown:
     return Breakdown(
         title=c.title,
         url=c.url,
-        arxiv_id=_arxiv_id(c) if c.key.startswith("arxiv:") or c.meta.get("id") else "",
+        arxiv_id=_arxiv_id(c) if ItemKey(c.key).is_arxiv or c.meta.get("id") else "",
         authors=tuple(c.authors),
         categories=tuple(c.categories),
         published=published,

@@ -45,14 +45,13 @@ from types import TracebackType
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from feedsvc.models import LINK_MARK, ConfigError, DeliveryError, PartSent, Recipient, Rendered
+from feedsvc.models import LINK_MARK, VOTES, ConfigError, DeliveryError, PartSent, Recipient, Rendered
 from feedsvc.signing import MIN_SECRET, link
 
 Security = Literal["starttls", "tls", "none"]
-VOTES = ("up", "down", "less")
 _PLACEHOLDER = re.compile(
     re.escape(LINK_MARK)
-    + r"(?:fb/(?P<vote>up|down|less)/(?P<key>[^\s\"'<>()\[\]]+)|(?P<unsub>unsubscribe)\b)"
+    + rf"(?:fb/(?P<vote>{'|'.join(VOTES)})/(?P<key>[^\s\"'<>()\[\]]+)|(?P<unsub>unsubscribe)\b)"
 )
 _TRAILING = ".,;:!?"  # sentence punctuation after a placeholder in plain text is not part of the key
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")

@@ -5,8 +5,8 @@ lifetime and exposes PTB's async `Bot` synchronously; call `close()` when done. 
 (calls are serialised); inside a running event loop (a PTB handler) call it via `asyncio.to_thread`.
 
 Each part goes out in order with parse mode HTML and link previews off; under the last part of each
-card sits an inline keyboard: 👍, 👎, "Less like this", and "∑ Equation image" when the card shows an
-equation (the renderer marks it with `MATH_MARK`). Callback data (at most 64 bytes):
+card sits an inline keyboard: a button per vote (`feedsvc.models.VOTES`: 👍, 👎, "Less like this"), and
+"∑ Equation image" when the card has a key equation (`Rendered.equations`). Callback data (at most 64 bytes):
 `f:<recipient id>:<u|d|l>:<item key>` for a vote and `e:<recipient id>:<item key>` for the equation;
 a key that would not fit is replaced by `h` + the first 16 hex digits of its SHA-1 (`key_hash`).
 
@@ -18,8 +18,8 @@ with back-off, then raised. `sent_parts` on the error says how many parts arrive
 a retry resumes with `start=sent_parts` and no part is sent twice. The token never reaches a log line
 or an error message: a filter on PTB's and httpx's loggers replaces it while the channel is open.
 
-Imports only `feedsvc.models` and python-telegram-bot (never `feedsvc.render`: the markers are
-duplicated here and a test keeps them equal).
+Imports only `feedsvc.models`, `feedsvc.identity` and python-telegram-bot (never `feedsvc.render`: what
+the channel needs besides the parts, the renderer puts in the `Rendered`).
 """
 
 from __future__ import annotations
@@ -49,15 +49,14 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
-from feedsvc.models import ConfigError, DeliveryError, PartSent, Recipient, Rendered
+from feedsvc.identity import ItemKey
+from feedsvc.models import VOTES, ConfigError, DeliveryError, PartSent, Recipient, Rendered
 
-MATH_MARK = '<code class="language-math">'  # = feedsvc.render.telegram.MATH_OPEN's code tag
 CALLBACK_LIMIT = 64  # bytes, Telegram's limit for callback_data
 CAPTION_LIMIT = 1024  # UTF-16 units
-Action = Literal["up", "down", "less", "equation"]
-ACTIONS: dict[str, str] = {"up": "u", "down": "d", "less": "l"}
-_CODES = {code: action for action, code in ACTIONS.items()}
-_VOTE = re.compile(r"f:(\d+):([udl]):(.+)", re.S)
+Action = Literal["up", "down", "less", "equation"]  # a vote's name, or the equation button
+_CODES = {v.code: v.name for v in VOTES.values()}
+_VOTE = re.compile(rf"f:(\d+):([{''.join(_CODES)}]):(.+)", re.S)
 _EQUATION = re.compile(r"e:(\d+):(.+)", re.S)
 _HASH = re.compile(r"h[0-9a-f]{16}")
 LOGGERS = ("httpx", "telegram.Bot", "telegram.request.BaseRequest", "telegram.request.HTTPXRequest")
@@ -87,12 +86,12 @@ def callback_data(recipient_id: int, action: str, key: str) -> str:
     """`f:<id>:<u|d|l>:<key>` for action up/down/less, `e:<id>:<key>` for equation; at most 64 bytes."""
     if action == "equation":
         prefix = f"e:{int(recipient_id)}:"
-    elif action in ACTIONS:
-        prefix = f"f:{int(recipient_id)}:{ACTIONS[action]}:"
+    elif action in VOTES:
+        prefix = f"f:{int(recipient_id)}:{VOTES[action].code}:"
     else:
         raise ValueError(f"unknown callback action {action!r}")
     data = prefix + key
-    if ":" not in key or len(data.encode("utf-8")) > CALLBACK_LIMIT:  # every item key has a scheme: "arxiv:"
+    if not ItemKey(key).scheme or len(data.encode("utf-8")) > CALLBACK_LIMIT:  # a hash has no scheme
         data = prefix + key_hash(key)
     return data
 
@@ -110,7 +109,7 @@ def parse_callback(data: str | None) -> Callback | None:
         if equation is None:
             return None
         rid, rest, action = int(equation.group(1)), equation.group(2), "equation"
-    if ":" in rest:
+    if ItemKey(rest).scheme:
         return Callback(rid, action, key=rest)
     if _HASH.fullmatch(rest):
         return Callback(rid, action, key_hash=rest)
@@ -121,12 +120,12 @@ def vote_keyboard(
     recipient_id: int, key: str, has_equation: bool, voted: str | None = None
 ) -> InlineKeyboardMarkup:
     """The buttons under a card; `voted` ("up", "down" or "less") is shown ticked, e.g. "👎 ✓"."""
-    labels = {"up": "👍", "down": "👎", "less": "Less like this"}
     row = [
         InlineKeyboardButton(
-            f"{label} ✓" if action == voted else label, callback_data=callback_data(recipient_id, action, key)
+            f"{v.button} ✓" if v.name == voted else v.button,
+            callback_data=callback_data(recipient_id, v.name, key),
         )
-        for action, label in labels.items()
+        for v in VOTES.values()
     ]
     rows = [row]
     if has_equation:
@@ -141,10 +140,8 @@ def vote_keyboard(
 
 
 def card_has_equation(rendered: Rendered, key: str) -> bool:
-    """Whether any part of the card `key` shows an equation (the renderer's math block)."""
-    return any(
-        k == key and MATH_MARK in part for part, k in zip(rendered.parts, rendered.part_keys, strict=False)
-    )
+    """Whether the card `key` has a key equation to offer as an image."""
+    return bool(rendered.equations.get(key))
 
 
 # --- the channel ------------------------------------------------------------------------------------------

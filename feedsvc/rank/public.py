@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from feedsvc.identity import arxiv_id
+from feedsvc.identity import ItemKey, arxiv_id
 from feedsvc.models import Candidate, Profile
 from feedsvc.rank.pool import build_pool
 from feedsvc.rank.ranker import MIN_SCORE, rank_pool, single_threaded_blas
@@ -62,7 +62,7 @@ def read_candidates(lines: Iterable[str]) -> CandidateFile:
             authors = row.get("authors") or []
             out.candidates.append(
                 Candidate(
-                    key=f"arxiv:{found[0]}" if found else f"id:{raw_id}",
+                    key=ItemKey.arxiv(found[0]) if found else ItemKey.external(raw_id),
                     kind="paper",
                     title=str(row["title"]),
                     text=str(row["abstract"]),

@@ -18,7 +18,8 @@ import numpy as np
 from scipy import sparse
 from threadpoolctl import threadpool_limits
 
-from feedsvc.models import Candidate, Feedback, Profile, Scored, Thread
+from feedsvc.identity import ItemKey
+from feedsvc.models import VOTES, Candidate, Feedback, Profile, Scored, Thread
 from feedsvc.rank import diversity
 from feedsvc.rank.learned import learned_scores, takeover
 from feedsvc.rank.library import library_scores, recency_weights
@@ -166,7 +167,7 @@ def rank_pool(
     library = library or {}
     for t, thread in enumerate(threads):
         keys = (
-            [f"arxiv:{s}" for s in thread.seed_papers]
+            [ItemKey.arxiv(s) for s in thread.seed_papers]
             + list(library.get(thread.name, ()))
             + list(library.get("", ()))
         )
@@ -292,7 +293,7 @@ def rank_pool(
             reasons.append("quality: " + ", ".join(q.reasons))
         if learned is not None and learned.nearest[r] is not None:
             title, vote, sim = learned.nearest[r]  # type: ignore[misc]
-            verb = {"up": "liked", "down": "marked 👎", "less": "asked for less of"}.get(vote, vote)
+            verb = VOTES[vote].verb if vote in VOTES else vote
             reasons.append(f"closest voted paper: *{title}*, which you {verb} (similarity {sim:.2f})")
         if r == exploring:
             reasons.append(

@@ -31,14 +31,13 @@ from urllib.parse import quote
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
 
-from feedsvc.models import LINK_MARK, Card, Digest, Image, Rendered
+from feedsvc.models import LINK_MARK, VOTES, Card, Digest, Image, Rendered
 from feedsvc.render.equation_image import latex_to_png, png_size
 from feedsvc.render.markdown import SOURCE_LABELS
 
 DPI = 192  # twice the CSS pixel density: equations stay sharp on high-density screens
 FONTSIZE = 16  # points: 21 CSS px once shown at half the PNG's pixel size, a little above body text
 CONTENT_WIDTH = 584  # the 640px column minus its padding: a wider equation is scaled down to fit
-VOTES = (("up", "👍 More like this"), ("down", "👎 Not for me"), ("less", "Less like this"))
 UNSUBSCRIBE = f"{LINK_MARK}unsubscribe"
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -57,7 +56,7 @@ class EquationView:
 
 def feedback_link(vote: str, key: str) -> str:
     """The placeholder the channel turns into a signed feedback URL: `feedsvc-link:fb/<vote>/<key>`."""
-    if vote not in {v for v, _ in VOTES}:
+    if vote not in VOTES:
         raise ValueError(f"unknown vote {vote!r}")
     encoded = quote(key, safe="")
     stripped = encoded.rstrip(".")  # the channel trims sentence punctuation after a placeholder
@@ -174,7 +173,9 @@ def render_email(digest: Digest, base_url: str = "") -> Rendered:
         equations=views,
         archive_url=archive,
         deeper={c.key: f"{base}/item/{quote(c.key, safe=':')}" if base else "" for c in digest.cards},
-        feedback={c.key: [(feedback_link(v, c.key), label) for v, label in VOTES] for c in digest.cards},
+        feedback={
+            c.key: [(feedback_link(v.name, c.key), v.label) for v in VOTES.values()] for c in digest.cards
+        },
         unsubscribe=UNSUBSCRIBE,
         where={c.key: _where(c) for c in digest.cards},
     )

@@ -10,7 +10,7 @@ never inside a tag; a paragraph longer than a whole message is cut at a characte
 and a note saying so.
 
 Key equations are shown as Unicode (`feedsvc.render.math_text`) in `<pre><code class="language-math">`;
-that class is also how the Telegram channel knows a part has an equation (it offers the image button).
+`Rendered.equations` carries them as LaTeX, so the channel can offer each card's as an image.
 Inline `$x$` in titles and prose becomes Unicode too. Pure: no I/O, no clock. Imports only
 `feedsvc.models` and its own package.
 """
@@ -28,7 +28,7 @@ from feedsvc.render.math_text import latex_to_unicode
 
 LIMIT = 4096  # Telegram's limit for a message's text, in UTF-16 code units
 MAX_URL = 2048  # longer links are not linked: a link must never crowd a message
-MATH_OPEN = '<pre><code class="language-math">'  # the channel looks for this (MATH_MARK there)
+MATH_OPEN = '<pre><code class="language-math">'
 MATH_CLOSE = "</code></pre>"
 CUT_NOTE = "… [cut here: too long for one Telegram message]"
 _INLINE_MATH = re.compile(r"\$(?![\s\d])([^$\n]{1,300}?)(?<!\s)\$")
@@ -213,6 +213,12 @@ def note_blocks(digest: Digest) -> list[Block]:
     return blocks
 
 
+def equations_by_card(digest: Digest) -> dict[str, tuple[str, ...]]:
+    """The key equations (LaTeX) of each card that has any, by item key."""
+    found = {c.key: tuple(q.text for q in c.punch if q.is_math) for c in digest.cards}
+    return {key: latex for key, latex in found.items() if latex}
+
+
 def render_telegram(digest: Digest, base_url: str = "") -> Rendered:
     """The digest as Telegram HTML messages: header, one or more parts per card, source-discovery note."""
     parts: list[str] = []
@@ -231,5 +237,6 @@ def render_telegram(digest: Digest, base_url: str = "") -> Rendered:
         mime="text/html",
         parts=tuple(parts),
         part_keys=tuple(keys),
+        equations=equations_by_card(digest),
         subject=digest.title,
     )

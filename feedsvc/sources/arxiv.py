@@ -24,7 +24,7 @@ import feedparser
 import requests
 
 from feedsvc.config import Settings
-from feedsvc.identity import arxiv_id
+from feedsvc.identity import ItemKey, arxiv_id
 from feedsvc.models import Candidate, Fetched, SourceError
 from feedsvc.sources.http import Response, SourceHttp, safe_url
 
@@ -196,7 +196,7 @@ class ArxivSource:
         if entry.get("rights"):
             meta["rights"] = entry["rights"]
         return Candidate(
-            key=f"arxiv:{bare}",
+            key=ItemKey.arxiv(bare),
             kind="paper",
             title=_squash(entry.get("title", "")),
             text=_PREFIX.sub("", description, count=1).strip(),
@@ -228,7 +228,7 @@ class ArxivSource:
         return found
 
     def _enrich(self, candidates: list[Candidate]) -> tuple[list[Candidate], str]:
-        ids = [c.key.removeprefix("arxiv:") for c in candidates]
+        ids = [ItemKey(c.key).value for c in candidates]
         try:
             found = self._query(ids)
         except SourceError as e:
@@ -237,7 +237,7 @@ class ArxivSource:
             return candidates, f"API enrichment failed: {_api_cause(e)}"
         out = []
         for c in candidates:
-            r = found.get(c.key.removeprefix("arxiv:"))
+            r = found.get(ItemKey(c.key).value)
             if r is None:
                 out.append(c)
                 continue
@@ -275,7 +275,7 @@ def _from_api(r: arxiv.Result) -> Candidate:
     found = arxiv_id(r.entry_id)
     bare, version = found if found else (r.get_short_id(), None)
     return Candidate(
-        key=f"arxiv:{bare}",
+        key=ItemKey.arxiv(bare),
         kind="paper",
         title=_squash(r.title),
         text=_squash(r.summary),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from feedsvc.config import Settings
+from feedsvc.identity import ItemKey
 from feedsvc.models import Candidate, SourceError
 from feedsvc.sources.http import SourceHttp
 
@@ -72,7 +73,7 @@ def paper_from_html(arxiv_id: str, page: bytes) -> Candidate | None:
     m = re.match(r"^(\d{2})(\d{2})\.\d{4,5}$", arxiv_id)
     published = datetime(2000 + int(m.group(1)), int(m.group(2)), 1, tzinfo=UTC) if m else None
     return Candidate(
-        key=f"arxiv:{arxiv_id}",
+        key=ItemKey.arxiv(arxiv_id),
         kind="paper",
         title=_plain(title.group(1)),
         text=_plain(abstract.group(1)).removeprefix("Abstract").strip(),

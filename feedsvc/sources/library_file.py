@@ -16,7 +16,7 @@ from pathlib import Path
 
 import bibtexparser
 
-from feedsvc.identity import arxiv_id, canonical_key, normalise_url
+from feedsvc.identity import ItemKey, arxiv_id, canonical_key
 from feedsvc.models import ConfigError
 
 MAX_BYTES = 20_000_000
@@ -34,15 +34,15 @@ class LibraryEntry:
     doi: str = ""
 
     @property
-    def key(self) -> str:
+    def key(self) -> ItemKey:
         """The item key this entry stands for."""
         if self.arxiv:
-            return f"arxiv:{self.arxiv}"
+            return ItemKey.arxiv(self.arxiv)
         if self.doi:
-            return f"url:{normalise_url('https://doi.org/' + self.doi)}"
+            return ItemKey.url("https://doi.org/" + self.doi)
         if self.url:
             return canonical_key(self.url)
-        return "title:" + re.sub(r"[^0-9a-z]+", "-", self.title.lower()).strip("-")
+        return ItemKey.titled(self.title)
 
 
 @dataclass

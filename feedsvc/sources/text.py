@@ -12,6 +12,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from feedsvc.identity import ItemKey
 from feedsvc.models import SourceError
 from feedsvc.sources.http import Response, safe_url
 
@@ -51,7 +52,8 @@ def clean_title(raw: str | None) -> str:
 
 def about_key(key: str) -> str | None:
     """`key` when it names a paper or a video (what a discussion is about), else None."""
-    return key if key.startswith(("arxiv:", "youtube:")) else None
+    item = ItemKey(key)
+    return item if item.is_arxiv or item.is_youtube else None
 
 
 def parse_json(source: str, response: Response) -> Any:

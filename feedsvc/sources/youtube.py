@@ -34,7 +34,7 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from feedsvc.config import Settings
-from feedsvc.identity import arxiv_id
+from feedsvc.identity import ItemKey, arxiv_id
 from feedsvc.models import Candidate, Fetched, SourceError
 from feedsvc.sources.text import clean_title, iso_time
 
@@ -192,7 +192,7 @@ class TalkCheck:
 
 def talk_match(paper: Candidate, video: Candidate) -> str | None:
     """Why `video` is about `paper` ("arXiv id in description", ...), or None when it is not."""
-    bare = paper.key.removeprefix("arxiv:") if paper.key.startswith("arxiv:") else None
+    bare = ItemKey(paper.key).arxiv_id
     if bare is None:
         found = arxiv_id(paper.url) or arxiv_id(paper.title)
         bare = found[0] if found else None
@@ -491,7 +491,7 @@ class YouTubeSource:
             if paper.published and video.published and video.published < paper.published:
                 refused.append(f"'{video.title}' matches ({why}) but was published before the paper")
                 continue
-            details, _ = self._videos([video.key.removeprefix("youtube:")])
+            details, _ = self._videos([ItemKey(video.key).value])
             talk = next((d for d in details if d.key == video.key), None) or video
             duration = talk.meta.get("duration_s")
             if duration is not None and duration < self.min_duration_s:
@@ -529,7 +529,7 @@ def _video(item: dict[str, Any]) -> Candidate | None:
     stats = item.get("statistics") or {}
     channel = clean_title(snippet.get("channelTitle"))
     return Candidate(
-        key=f"youtube:{vid}",
+        key=ItemKey.youtube(vid),
         kind="video",
         title=clean_title(snippet.get("title")),
         text=(snippet.get("description") or "").strip(),
@@ -555,7 +555,7 @@ def _search_result(item: dict[str, Any]) -> Candidate | None:
     snippet = item.get("snippet") or {}
     channel = clean_title(snippet.get("channelTitle"))
     return Candidate(
-        key=f"youtube:{vid}",
+        key=ItemKey.youtube(vid),
         kind="video",
         title=clean_title(snippet.get("title")),  # search titles come HTML-escaped ("World&#39;s")
         text=clean_title(snippet.get("description")),

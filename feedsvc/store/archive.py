@@ -12,7 +12,7 @@ Imports `feedsvc.models` and `feedsvc.store` only.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -22,8 +22,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from feedsvc.models import Candidate, Card, Digest, Discussion, Quote
+from feedsvc.models import Candidate, Card, Digest
 from feedsvc.store import queries
+from feedsvc.store.card_json import card_from_json
 from feedsvc.store.delivery import code_hash
 from feedsvc.store.tables import (
     DigestRow,
@@ -156,14 +157,6 @@ def digest_by_id(session: Session, digest_id: int) -> tuple[Digest, Listing] | N
 
 
 # --- items ---------------------------------------------------------------------------------------------
-
-
-def card_from_json(data: Mapping[str, Any]) -> Card:
-    """A stored card (a digest entry's JSON) as the `Card` it was saved from."""
-    fields = dict(data)
-    fields["punch"] = tuple(Quote(**q) for q in fields.get("punch", []))
-    fields["discussions"] = tuple(Discussion(**d) for d in fields.get("discussions", []))
-    return Card(**fields)
 
 
 @dataclass(frozen=True)

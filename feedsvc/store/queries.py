@@ -1,7 +1,8 @@
 """Every read and write the pipeline, CLI and web make: the only place SQL is spoken.
 
 Functions take a Session and plain values, and return feedsvc.models types or plain values.
-Imports `feedsvc.models` and `feedsvc.store.tables`; never sources, rank, cards, render or deliver.
+Imports `feedsvc.models`, `feedsvc.identity` and its own package; never sources, rank, cards, render or
+deliver.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from feedsvc.models import Candidate, Card, Digest, Discussion, Feedback, Profile, Quote, SourceReport
+from feedsvc.identity import ItemKey
+from feedsvc.models import VOTES, Candidate, Card, Digest, Discussion, Feedback, Profile, SourceReport
+from feedsvc.store.card_json import card_from_json, card_to_json
 from feedsvc.store.db import insert_or_skip
 from feedsvc.store.tables import (
     DigestRow,
@@ -92,12 +95,12 @@ def upsert_candidates(
         if item is None:
             item = Item(
                 key=about,
-                kind="video" if about.startswith("youtube:") else "paper",
+                kind="video" if ItemKey(about).is_youtube else "paper",
                 title=d.title,
                 text="",
                 authors=[],
                 categories=[],
-                url=_item_url(about, d.url),
+                url=ItemKey(about).page_url() or d.url,
                 published=None,
                 updated=None,
                 version=None,
@@ -152,14 +155,6 @@ def upsert_candidates(
         )
     session.flush()
     return len(batch) + len(discussions), new
-
-
-def _item_url(key: str, fallback: str) -> str:
-    if key.startswith("arxiv:"):
-        return f"https://arxiv.org/abs/{key.removeprefix('arxiv:')}"
-    if key.startswith("youtube:"):
-        return f"https://www.youtube.com/watch?v={key.removeprefix('youtube:')}"
-    return fallback
 
 
 SITES = {"hn": "Hacker News", "lobsters": "Lobsters"}
@@ -398,7 +393,7 @@ def save_digest(session: Session, digest: Digest, markdown: str, now: datetime) 
                 position=position,
                 thread=card.thread,
                 score=card.score,
-                card=_jsonable(asdict(card)),
+                card=card_to_json(card),
             )
         )
     session.flush()
@@ -411,7 +406,7 @@ def load_digest(session: Session, row: DigestRow) -> Digest:
     entries = session.scalars(
         select(EntryRow).where(EntryRow.digest_id == row.id).order_by(EntryRow.position)
     )
-    cards = [_card(e.card) for e in entries]
+    cards = [card_from_json(e.card) for e in entries]
     d = row.data
     return Digest(
         profile=profile.name if profile else "",
@@ -546,9 +541,6 @@ def library_of(session: Session, profile: str) -> dict[str, list[str]]:
     for thread, key in rows:
         out.setdefault(thread, []).append(key)
     return out
-
-
-VOTES = ("up", "down", "less")
 
 
 def record_feedback(
@@ -686,14 +678,7 @@ def card_in_digests(session: Session, profile: str, key: str) -> Card | None:
         .order_by(DigestRow.day.desc())
         .limit(1)
     )
-    return _card(data) if data is not None else None
-
-
-def _card(data: Mapping[str, Any]) -> Card:
-    fields = dict(data)
-    fields["punch"] = tuple(Quote(**q) for q in fields.get("punch", []))
-    fields["discussions"] = tuple(Discussion(**d) for d in fields.get("discussions", []))
-    return Card(**fields)
+    return card_from_json(data) if data is not None else None
 
 
 def profile_config(session: Session, profile: str) -> dict[str, Any] | None:

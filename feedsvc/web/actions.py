@@ -19,7 +19,7 @@ from fastapi import APIRouter, Form, Request
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from feedsvc.models import ConfigError, DeliveryError, FeedsvcError, Recipient
+from feedsvc.models import VOTES, ConfigError, DeliveryError, FeedsvcError, Recipient
 from feedsvc.signing import BadToken, Purpose, read_token
 from feedsvc.store import archive, delivery, queries
 from feedsvc.web.cache import PRIVATE, Page, respond
@@ -33,7 +33,6 @@ HTML = "text/html; charset=utf-8"
 FEEDBACK_MAX_AGE = timedelta(days=365)  # a vote from a year-old email still counts; older links expire
 # Unsubscribe links never expire (a reader must always be able to leave); confirmation links are bounded
 # by the subscription's own expiry in the store.
-VOTE_WORDS = {"up": "more like this", "down": "not for me", "less": "less like this"}
 
 
 class Refused(Exception):
@@ -88,7 +87,7 @@ class Vote:
 def _vote(st: WebState, session: Session, token: str) -> Vote:
     data = _payload(st, "feedback", token, FEEDBACK_MAX_AGE)
     key, vote = data.get("k"), data.get("v")
-    if not isinstance(key, str) or vote not in VOTE_WORDS:
+    if not isinstance(key, str) or vote not in VOTES:
         raise Refused("Nothing was changed: this link is not valid (damaged or not ours).")
     recipient = _recipient(session, data)
     item = archive.item(session, key)
@@ -108,9 +107,9 @@ def feedback_form(request: Request, st: StateDep, session: SessionDep, token: st
         st,
         "action.html.j2",
         heading="Record your vote",
-        question=f"Mark “{v.title}” as {VOTE_WORDS[v.vote]} for the profile {v.recipient.profile}?",
+        question=f"Mark “{v.title}” as {VOTES[v.vote].phrase} for the profile {v.recipient.profile}?",
         detail="Your votes steer which papers and talks this profile's next digests pick.",
-        button=f"Yes, {VOTE_WORDS[v.vote]}",
+        button=f"Yes, {VOTES[v.vote].phrase}",
         action=request.url.path,
     )
 
@@ -132,7 +131,7 @@ def feedback_post(request: Request, st: StateDep, session: SessionDep, now: NowD
         st,
         "message.html.j2",
         heading="Thank you",
-        text=f"Recorded: “{v.title}”, {VOTE_WORDS[v.vote]}.",
+        text=f"Recorded: “{v.title}”, {VOTES[v.vote].phrase}.",
         detail=f"The next digests of {v.recipient.profile} take it into account.",
         tone="success",
     )
