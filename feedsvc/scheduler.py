@@ -92,14 +92,14 @@ class Jobs:
 
 
 def pipeline_collect(settings: Settings, factory: Factory, profiles: Sequence[Profile], now: datetime) -> str:
-    from feedsvc.pipeline import collect  # imported when a job runs: tests with their own Jobs skip it
+    from feedsvc.pipeline.collect import collect  # imported when a job runs: tests with own Jobs skip it
 
     outcomes = collect(settings, factory, profiles, now=now)
     return ", ".join(f"{o.source} {o.status}" + (f" ({o.new} new)" if o.new else "") for o in outcomes)
 
 
 def pipeline_build(settings: Settings, factory: Factory, profile: Profile, day: date, now: datetime) -> str:
-    from feedsvc.pipeline import build_digests
+    from feedsvc.pipeline.digest import build_digests
 
     built = build_digests(settings, factory, [profile], day=day, now=now)
     return "; ".join(
@@ -112,7 +112,7 @@ def pipeline_build(settings: Settings, factory: Factory, profile: Profile, day: 
 def outbox_publish(
     settings: Settings, factory: Factory, profile: str | None, worker: str | None, clock: Clock
 ) -> str:
-    from feedsvc.outbox import publish
+    from feedsvc.pipeline.publish import publish
 
     # the clock, not a frozen `now`: a long publish claims each batch with a lease from the time it claims
     report: Any = publish(settings, factory, worker=worker, profile=profile, clock=clock)

@@ -33,11 +33,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from feedsvc import pipeline
 from feedsvc.config import Settings, load_profiles
 from feedsvc.demo import FULLTEXT_PAPERS, SNAPSHOT_DAY, SNAPSHOT_NOW, demo_profiles_path, replay_settings
 from feedsvc.demo import snapshot_routes as demo_routes
 from feedsvc.models import Candidate, Card, Digest, Discussion, Quote, SourceReport
+from feedsvc.pipeline.collect import SOURCE_NAMES, collect
+from feedsvc.pipeline.digest import Built, build_digests
+from feedsvc.pipeline.library import fetch_papers
 from feedsvc.replay import ReplayServer
 from feedsvc.signing import make_token
 from feedsvc.store import archive, delivery, queries
@@ -57,7 +59,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # --- the demo store, built once per module; each test gets its own copy -----------------------------
 
 
-def build_demo(data_dir: Path, database_url: str = "") -> list[pipeline.Built]:
+def build_demo(data_dir: Path, database_url: str = "") -> list[Built]:
     """The offline demo (recorded arXiv, HN, Lobsters, YouTube answers over loopback) into `database_url`."""
     profiles = load_profiles(demo_profiles_path())
     with ReplayServer(demo_routes()) as server:
@@ -66,9 +68,9 @@ def build_demo(data_dir: Path, database_url: str = "") -> list[pipeline.Built]:
         try:
             upgrade(engine)
             factory = session_factory(engine)
-            pipeline.collect(settings, factory, profiles, now=SNAPSHOT_NOW)
-            pipeline.fetch_papers(settings, factory, FULLTEXT_PAPERS, now=SNAPSHOT_NOW)
-            return pipeline.build_digests(settings, factory, profiles, day=SNAPSHOT_DAY, now=SNAPSHOT_NOW)
+            collect(settings, factory, profiles, now=SNAPSHOT_NOW)
+            fetch_papers(settings, factory, FULLTEXT_PAPERS, now=SNAPSHOT_NOW)
+            return build_digests(settings, factory, profiles, day=SNAPSHOT_DAY, now=SNAPSHOT_NOW)
         finally:
             engine.dispose()
 
@@ -76,7 +78,7 @@ def build_demo(data_dir: Path, database_url: str = "") -> list[pipeline.Built]:
 @dataclasses.dataclass(frozen=True)
 class Demo:
     data_dir: Path
-    built: dict[str, pipeline.Built]
+    built: dict[str, Built]
 
 
 @pytest.fixture(scope="module")
@@ -513,7 +515,7 @@ def test_healthz_reports_database_scheduler_sources_and_outbox(client, db) -> No
     h = r.json()
     assert h["database"]["ok"] is True and h["database"]["dialect"] == "sqlite"
     assert h["scheduler"]["status"] == "not running" and h["status"] == "degraded"
-    assert [s["source"] for s in h["sources"]] == list(pipeline.SOURCE_NAMES)
+    assert [s["source"] for s in h["sources"]] == list(SOURCE_NAMES)
     assert {s["last_status"] for s in h["sources"]} <= {"ok", "empty", "failed", "never run"}
     assert h["outbox"] == {}
     with session_scope(db) as s:

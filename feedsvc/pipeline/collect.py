@@ -64,7 +64,9 @@ def collect(
             for source in sources:
                 if progress:
                     progress(source.name)
-                outcomes.append(_skipped(session, settings, source.name, now) or _run(session, source, since, now))
+                outcomes.append(
+                    _skipped(session, settings, source.name, now) or _run(session, source, since, now)
+                )
         finally:
             for source in sources:
                 source.close()

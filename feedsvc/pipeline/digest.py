@@ -25,7 +25,7 @@ from feedsvc.cards.llm import write_card as llm_write_card
 from feedsvc.cards.writer import parse_fulltext, write_card
 from feedsvc.config import Settings
 from feedsvc.deliver.files import write_atomically
-from feedsvc.models import Candidate, Card, Digest, Profile, Scored
+from feedsvc.models import Candidate, Card, Digest, Feedback, Profile, Scored
 from feedsvc.pipeline import notes
 from feedsvc.pipeline.talks import TalkFinder, record_talk_search, talk_check, youtube_for_talks
 from feedsvc.rank.pool import build_pool
@@ -170,7 +170,7 @@ class _Reader:
     seed_keys: list[str]
     seeds: dict[str, Candidate]
     sent: set[str]
-    feedback: list
+    feedback: list[Feedback]
 
 
 def make_digest(
@@ -200,7 +200,8 @@ def make_digest(
     cards += [build_card(s) for s in videos.picks]
     cards = _with_discussions(session, cards)
     runs = queries.latest_runs(session, exclude_notes=("author-talk checks",))
-    failing = {s: queries.failing_since(session, s) for s, run in runs.items() if run.status == "failed"}
+    failed = [s for s in notes.SOURCES if s in runs and runs[s].status == "failed"]
+    failing = {s: queries.failing_since(session, s) for s in failed}
     digest = Digest(
         profile=profile.name,
         day=day,
@@ -268,8 +269,8 @@ def _rank(
 
     pool = build_pool(candidates, embedder=embedder, cached=cached, on_embedded=on_embedded)
     if embedder is not None:
-        queries_ = [thread_query(t) for t in profile.threads]
-        pool.text_cache.update(queries.text_embeddings(session, queries_, embedder.name))
+        thread_texts = [thread_query(t) for t in profile.threads]
+        pool.text_cache.update(queries.text_embeddings(session, thread_texts, embedder.name))
     ranking = rank_pool(
         profile,
         pool,

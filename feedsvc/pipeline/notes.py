@@ -105,7 +105,8 @@ def _result(
     site = SOURCE_LABELS[source]  # a discussion names its site by the source's label
     on_picks = sum(1 for c in cards for d in c.discussions if d.site == site)
     return (
-        f"{on_picks} thread(s) on today's picks; stories not about a paper or talk are not picked by this build.",
+        f"{on_picks} thread(s) on today's picks; stories not about a paper or talk are not picked by "
+        "this build.",
         0,
     )
 
@@ -116,7 +117,10 @@ def _run_note(run: Run | None, failing_since: datetime | None, result: str) -> s
         return f"never fetched. {result}"
     if run.status == "failed":
         since = failing_since or run.started
-        return f"failed since {since:%Y-%m-%d %H:%M} UTC ({run.error}); using what the store already had: {result}"
+        return (
+            f"failed since {since:%Y-%m-%d %H:%M} UTC ({run.error}); "
+            f"using what the store already had: {result}"
+        )
     if run.status == "empty":
         return f"{run.note or 'nothing new'} (checked {run.finished:%Y-%m-%d %H:%M} UTC). {result}"
     return (
