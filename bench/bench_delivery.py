@@ -1,5 +1,5 @@
 """Benchmark: publishing one digest to 10,000 email recipients through a local SMTP server and to 1,000
-Telegram chats through the local Bot API test double, with `feedsvc.outbox.publish` and the real channels.
+Telegram chats through the local Bot API test double, with `feedsvc.pipeline.publish` and the real channels.
 
 Run: `.venv/bin/python bench/bench_delivery.py [--emails 10000] [--chats 1000] [--database-url URL]`.
 The SMTP server (aiosmtpd, counting what arrives) and the Bot API double run in subprocesses, so they do
