@@ -30,7 +30,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, func, select, update
+from sqlalchemy import create_engine, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from feedsvc.config import Settings, load_profiles
@@ -44,7 +44,15 @@ from feedsvc.replay import ReplayServer
 from feedsvc.signing import make_token
 from feedsvc.store import archive, delivery, queries
 from feedsvc.store.db import make_engine, session_factory, session_scope, upgrade
-from feedsvc.store.tables import DeliveryRow, DigestRow, FeedbackRow, RecipientRow, SubscriptionRow
+from feedsvc.store.tables import (
+    DeliveryRow,
+    DigestRow,
+    EntryRow,
+    FeedbackRow,
+    FullTextRow,
+    RecipientRow,
+    SubscriptionRow,
+)
 from feedsvc.web.app import CSP, create_app
 
 SECRET = "test-secret-0123456789-abcdefghij"
@@ -276,6 +284,20 @@ def test_the_home_page_shows_each_profiles_latest_bundle_and_the_archive_pages(c
     assert client.get(f"/d/{PROFILE}/2024-02-30").status_code == 404
     assert client.get(f"/d/{PROFILE}/20241128").status_code == 404  # one address per digest
     assert client.get(f"/d/{PROFILE}/2001-01-01").status_code == 404
+
+
+def test_the_item_page_shows_the_page_stored_with_the_digest_not_one_rebuilt(client, db, demo) -> None:
+    key = "arxiv:2310.03240"
+    before = client.get(f"/item/{key}").text
+    assert "Formula notes" in before
+    with session_scope(db) as s:  # the full text gone: the page is the digest's, not derived from it
+        s.execute(delete(FullTextRow))
+    assert client.get(f"/item/{key}").text == before
+    with session_scope(db) as s:  # a digest from before pages were stored: the card, no breakdown
+        s.execute(update(EntryRow).values(page=None))
+    doc = Doc(client.get(f"/item/{key}").text)
+    assert "Breakdown" not in doc.headings and "Formula notes" not in doc.headings
+    assert doc.headings[0] == next(c.title for c in demo.built[PROFILE].digest.cards if c.key == key)
 
 
 def test_an_item_page_has_its_card_breakdown_formula_notes_discussions_and_talks(client, db, demo) -> None:

@@ -11,13 +11,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
-from feedsvc.cards.breakdown import breakdown, formula_notes
+from feedsvc.cards.breakdown import breakdown, formula_notes, page_data
 from feedsvc.cards.extractive import build_card
 from feedsvc.cards.fulltext import FullText
 from feedsvc.cards.llm import ChatClient, client_from_settings
@@ -39,6 +39,15 @@ from feedsvc.store import queries
 from feedsvc.store.db import session_scope
 
 TextFinder = Callable[[Candidate], FullText | None]
+
+
+@dataclass(frozen=True)
+class PaperPage:
+    """A paper pick's page: written as Markdown beside the digest, stored as data for the web."""
+
+    path: str  # relative to the digest's directory: papers/<id>.md
+    markdown: str
+    data: dict[str, Any]  # `feedsvc.cards.breakdown.page_data`
 
 
 @dataclass(frozen=True)
@@ -135,21 +144,22 @@ def _save(
     settings: Settings,
     session: Session,
     digest: Digest,
-    pages: Mapping[str, str],
+    pages: Mapping[str, PaperPage],
     now: datetime,
     dry_run: bool,
 ) -> Built:
-    """Render the digest; unless `dry_run`, store it and write it and its paper pages beside each other."""
+    """Render the digest; unless `dry_run`, store it with its paper pages and write both as Markdown."""
     rendered = render_markdown(digest)
     path = None
     if not dry_run:
-        queries.save_digest(session, digest, rendered.body, now)
+        queries.save_digest(session, digest, rendered.body, now, {k: p.data for k, p in pages.items()})
         path = _digest_path(settings, digest.profile, digest.day)
-        for rel, page in pages.items():
-            write_atomically(path.parent / rel, page)
+        for page in pages.values():
+            write_atomically(path.parent / page.path, page.markdown)
         write_atomically(path, rendered.body)
         session.commit()
-    return Built(digest.profile, digest.day, digest, rendered.body, path, pages=pages)
+    markdown_pages = {p.path: p.markdown for p in pages.values()}
+    return Built(digest.profile, digest.day, digest, rendered.body, path, pages=markdown_pages)
 
 
 def _digest_path(settings: Settings, profile: str, day: date) -> Path:
@@ -182,8 +192,8 @@ def make_digest(
     embedder: Embedder | None,
     find_text: TextFinder | None = None,
     llm_client: ChatClient | None = None,
-) -> tuple[Digest, dict[str, str]]:
-    """One profile's digest for `day`, and its paper pages (relative path -> Markdown)."""
+) -> tuple[Digest, dict[str, PaperPage]]:
+    """One profile's digest for `day`, and the pages of its paper picks (by item key)."""
     reader = _reader(session, profile, day)
     papers = _rank(session, profile, reader, embedder, now, "paper", reader.sent | reader.own)
     talk_lines, talks = talk_check(session, papers.picks, find_talk, now)
@@ -289,15 +299,17 @@ def _rank(
 
 def _paper_cards(
     picks: Sequence[Scored], texts: Mapping[str, FullText | None]
-) -> tuple[list[Card], dict[str, str]]:
-    """A card per paper pick, and for each pick with a full text its page (breakdown and formula notes)."""
+) -> tuple[list[Card], dict[str, PaperPage]]:
+    """A card per paper pick, and for each pick with a full text its page (breakdown and formula notes),
+    built here once: the Markdown file and the web's item page both come from it."""
     cards = [write_card(s, texts[s.candidate.key]) for s in picks]
-    pages: dict[str, str] = {}
+    pages: dict[str, PaperPage] = {}
     for i, s in enumerate(picks):
         ft = texts[s.candidate.key]
         if ft is not None and ft.source != "abstract":
             rel = f"papers/{s.candidate.key.removeprefix('arxiv:').replace('/', '_')}.md"
-            pages[rel] = render_paper_markdown(breakdown(s.candidate, ft), formula_notes(ft))
+            b, notes = breakdown(s.candidate, ft), formula_notes(ft)
+            pages[s.candidate.key] = PaperPage(rel, render_paper_markdown(b, notes), page_data(b, notes))
             cards[i] = replace(cards[i], details=rel)
     return cards, pages
 
