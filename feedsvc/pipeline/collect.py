@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from feedsvc.config import Settings
 from feedsvc.identity import match_title, title_fingerprint
 from feedsvc.models import Candidate, Profile, Source, SourceError
+from feedsvc.pipeline.talks import NOTE as TALK_NOTE
 from feedsvc.sources import SOURCES, build_sources
 from feedsvc.sources.http import Validators
 from feedsvc.sources.youtube import QuotaBudget
@@ -180,7 +181,7 @@ def source_health(
     now = now or datetime.now(UTC)
     out = []
     with session_scope(factory) as session:
-        runs = queries.latest_runs(session, exclude_notes=("author-talk checks",))
+        runs = queries.latest_runs(session, exclude_notes=(TALK_NOTE,))
         for name in SOURCE_NAMES:
             run = runs.get(name)
             streak = queries.failure_streak(session, name)

@@ -25,9 +25,9 @@ from feedsvc.cards.llm import write_card as llm_write_card
 from feedsvc.cards.writer import parse_fulltext, write_card
 from feedsvc.config import Settings
 from feedsvc.deliver.files import write_atomically
-from feedsvc.models import Candidate, Card, Digest, Feedback, Profile, Scored
+from feedsvc.models import Candidate, Card, Digest, Feedback, Profile, Scored, SourceReport
 from feedsvc.pipeline import notes
-from feedsvc.pipeline.talks import TalkFinder, record_talk_search, talk_check, youtube_for_talks
+from feedsvc.pipeline.talks import NOTE, TalkFinder, record_talk_search, talk_check, youtube_for_talks
 from feedsvc.rank.pool import build_pool
 from feedsvc.rank.ranker import Ranking, rank_pool, single_threaded_blas, thread_query
 from feedsvc.rank.semantic import Embedder, load_embedder
@@ -209,9 +209,6 @@ def make_digest(
     cards += [replace(build_card(s), talk_for=paper) for paper, s in talks]
     cards += [build_card(s) for s in videos.picks]
     cards = _with_discussions(session, cards)
-    runs = queries.latest_runs(session, exclude_notes=("author-talk checks",))
-    failed = [s for s in notes.SOURCES if s in runs and runs[s].status == "failed"]
-    failing = {s: queries.failing_since(session, s) for s in failed}
     digest = Digest(
         profile=profile.name,
         day=day,
@@ -221,18 +218,7 @@ def make_digest(
         papers_wanted=profile.papers,
         videos_wanted=profile.videos,
         talk_check=" ".join(talk_lines),
-        sources=tuple(
-            notes.source_reports(
-                profile,
-                papers,
-                videos,
-                cards,
-                runs=runs,
-                failing_since=failing,
-                missing=len(reader.seed_keys) - len(reader.seeds),
-                texts=texts,
-            )
-        ),
+        sources=_source_reports(session, profile, reader, papers, videos, cards, texts),
         shortfall=notes.shortfall(profile, papers, videos, len(talks)),
     )
     return digest, pages
@@ -317,6 +303,31 @@ def _paper_cards(
 def _with_discussions(session: Session, cards: list[Card]) -> list[Card]:
     threads = queries.discussions_for(session, [c.key for c in cards])
     return [replace(c, discussions=tuple(threads.get(c.key, ()))) for c in cards]
+
+
+def _source_reports(
+    session: Session,
+    profile: Profile,
+    reader: _Reader,
+    papers: Ranking,
+    videos: Ranking,
+    cards: Sequence[Card],
+    texts: Mapping[str, FullText | None],
+) -> tuple[SourceReport, ...]:
+    """The source-discovery note: each source's last run, as the store recorded it, told by `notes`."""
+    runs = queries.latest_runs(session, exclude_notes=(NOTE,))
+    failed = [s for s in notes.SOURCES if s in runs and runs[s].status == "failed"]
+    reports = notes.source_reports(
+        profile,
+        papers,
+        videos,
+        cards,
+        runs=runs,
+        failing_since={s: queries.failing_since(session, s) for s in failed},
+        missing=len(reader.seed_keys) - len(reader.seeds),
+        texts=texts,
+    )
+    return tuple(reports)
 
 
 def _llm_cards(
