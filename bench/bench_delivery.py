@@ -1,5 +1,5 @@
 """Benchmark: publishing one digest to 10,000 email recipients through a local SMTP server and to 1,000
-Telegram chats through the local Bot API test double, with `feedsvc.outbox.publish` and the real channels.
+Telegram chats through the local Bot API test double, with `feedsvc.pipeline.publish` and the real channels.
 
 Run: `.venv/bin/python bench/bench_delivery.py [--emails 10000] [--chats 1000] [--database-url URL]`.
 The SMTP server (aiosmtpd, counting what arrives) and the Bot API double run in subprocesses, so they do
@@ -23,9 +23,11 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from feedsvc import outbox, pipeline
 from feedsvc.config import example_profiles_path, load_profiles
 from feedsvc.demo import SNAPSHOT_DAY, SNAPSHOT_NOW, replay_settings, snapshot_routes
+from feedsvc.pipeline.collect import collect
+from feedsvc.pipeline.digest import build_digests
+from feedsvc.pipeline.publish import publish
 from feedsvc.replay import ReplayServer
 from feedsvc.store.db import make_engine, session_factory, session_scope, upgrade
 from feedsvc.store.tables import ProfileRow, RecipientRow
@@ -109,8 +111,8 @@ def main() -> None:
         engine = make_engine(settings.resolved_database_url())
         upgrade(engine)
         factory = session_factory(engine)
-        pipeline.collect(settings, factory, [profile], now=SNAPSHOT_NOW)
-        pipeline.build_digests(settings, factory, [profile], day=SNAPSHOT_DAY, now=SNAPSHOT_NOW)
+        collect(settings, factory, [profile], now=SNAPSHOT_NOW)
+        build_digests(settings, factory, [profile], day=SNAPSHOT_DAY, now=SNAPSHOT_NOW)
     now = datetime.now(UTC)
     with session_scope(factory) as session:
         pid = session.query(ProfileRow.id).filter_by(name=profile.name).scalar()
@@ -130,7 +132,7 @@ def main() -> None:
         update=dict(smtp_host="127.0.0.1", smtp_port=int(smtp_port), smtp_security="none")
     )
     t0 = time.perf_counter()
-    report = outbox.publish(email_only, factory)
+    report = publish(email_only, factory)
     t1 = time.perf_counter()
     [arrived] = finish(smtp)
     rows.append(("email", args.emails, report.sent, int(arrived), t1 - t0, rss_mib()))
@@ -140,7 +142,7 @@ def main() -> None:
         update=dict(telegram_bot_token=SecretStr(tg_token), telegram_api_url=tg_url, **limits)
     )
     t0 = time.perf_counter()
-    report = outbox.publish(telegram_only, factory)
+    report = publish(telegram_only, factory)
     t1 = time.perf_counter()
     arrived_messages, refused = finish(tg)
     rows.append(("telegram", args.chats, report.sent, int(arrived_messages), t1 - t0, rss_mib()))

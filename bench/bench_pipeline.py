@@ -13,9 +13,10 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from feedsvc import pipeline
 from feedsvc.config import Settings, example_profiles_path, load_profiles
 from feedsvc.demo import SNAPSHOT_DAY, SNAPSHOT_NOW, snapshot_routes
+from feedsvc.pipeline.collect import collect
+from feedsvc.pipeline.digest import build_digests
 from feedsvc.replay import ReplayServer
 from feedsvc.store.db import make_engine, session_factory, upgrade
 
@@ -30,9 +31,9 @@ def once(tmp: Path) -> dict[str, float]:
         upgrade(engine)
         factory = session_factory(engine)
         t0 = time.perf_counter()
-        pipeline.collect(settings, factory, profiles, now=SNAPSHOT_NOW)
+        collect(settings, factory, profiles, now=SNAPSHOT_NOW)
         t1 = time.perf_counter()
-        pipeline.build_digests(settings, factory, profiles, day=SNAPSHOT_DAY, now=SNAPSHOT_NOW, dry_run=True)
+        build_digests(settings, factory, profiles, day=SNAPSHOT_DAY, now=SNAPSHOT_NOW, dry_run=True)
         t2 = time.perf_counter()
         engine.dispose()
     return {

@@ -155,14 +155,15 @@ def fetch(
     ] = None,
 ) -> None:
     """Fetch new items from every source into the store (or, with --ids, particular papers)."""
-    from feedsvc import pipeline
+    from feedsvc.pipeline.collect import collect
+    from feedsvc.pipeline.library import fetch_papers
     from feedsvc.store.db import session_factory
 
     settings = _settings()
     if ids:
         engine = _engine(settings)
         try:
-            got = pipeline.fetch_papers(settings, session_factory(engine), ids)
+            got = fetch_papers(settings, session_factory(engine), ids)
         except ValueError as e:
             raise _fail(str(e), 2) from None
         finally:
@@ -178,7 +179,7 @@ def fetch(
     try:
         with _progress() as bar:
             task = bar.add_task("fetching", total=None)
-            outcomes = pipeline.collect(
+            outcomes = collect(
                 settings,
                 session_factory(engine),
                 profiles,
@@ -195,13 +196,13 @@ def fetch(
 @app.command()
 def sources() -> None:
     """Each source's health: last run, last success, failures in a row, back-off, the last error."""
-    from feedsvc import pipeline
+    from feedsvc.pipeline.collect import source_health
     from feedsvc.store.db import session_factory
 
     settings = _settings()
     engine = _engine(settings)
     try:
-        health = pipeline.source_health(settings, session_factory(engine))
+        health = source_health(settings, session_factory(engine))
     finally:
         engine.dispose()
     table = Table(
@@ -263,7 +264,7 @@ def digest(
     ] = False,
 ) -> None:
     """Rank, write cards and render each profile's digest."""
-    from feedsvc import pipeline
+    from feedsvc.pipeline.digest import build_digests
     from feedsvc.store.db import session_factory
 
     settings = _settings()
@@ -276,7 +277,7 @@ def digest(
     try:
         with _progress() as bar:
             bar.add_task("ranking and writing cards", total=None)
-            built = pipeline.build_digests(
+            built = build_digests(
                 settings, session_factory(engine), profiles, day=the_day, dry_run=dry_run
             )
     except FeedsvcError as e:
@@ -389,7 +390,7 @@ def profile_import(
     thread: Annotated[str, typer.Option("--thread", help="Only this thread (default: every thread).")] = "",
 ) -> None:
     """Import a library: its papers become seeds of the profile's threads."""
-    from feedsvc import pipeline
+    from feedsvc.pipeline.library import import_library
     from feedsvc.store.db import session_factory
 
     settings = _settings()
@@ -398,7 +399,7 @@ def profile_import(
     try:
         with _progress() as bar:
             bar.add_task(f"importing {file.name}", total=None)
-            result = pipeline.import_library(
+            result = import_library(
                 settings, session_factory(engine), profiles, profile, file, thread=thread
             )
     except FeedsvcError as e:
@@ -513,12 +514,12 @@ def subscribe_telegram(
     profile: Annotated[str, typer.Option("--profile", help="The profile the chat will receive.")],
 ) -> None:
     """Print a one-time code (valid 24 hours) to send to the bot as `/start CODE`."""
-    from feedsvc import outbox
+    from feedsvc.pipeline.subscribe import new_telegram_code
 
     settings = _settings()
     engine, factory = _synced(settings, profile)
     try:
-        code = outbox.new_telegram_code(factory, profile)
+        code = new_telegram_code(factory, profile)
     finally:
         engine.dispose()
     out.print(f"Send this to the bot within 24 hours (it works once):\n\n  /start {code}\n", highlight=False)
@@ -536,12 +537,12 @@ def subscribe_email(
     profile: Annotated[str, typer.Option("--profile", help="The profile the address will receive.")],
 ) -> None:
     """Mail a confirmation link (double opt-in); the address receives digests once it is clicked."""
-    from feedsvc import outbox
+    from feedsvc.pipeline.subscribe import request_email_subscription
 
     settings = _settings()
     engine, factory = _synced(settings, profile)
     try:
-        outbox.request_email_subscription(settings, factory, address, profile)
+        request_email_subscription(settings, factory, address, profile)
     except (ValueError, LookupError) as e:
         raise _fail(str(e).strip("'\""), 2) from None
     except FeedsvcError as e:
@@ -555,16 +556,13 @@ def subscribe_email(
 
 def _synced(settings: Settings, profile: str):
     """The engine and a session factory, with `profile` from the profile file mirrored into the store."""
-    from datetime import UTC, datetime
-
-    from feedsvc.store import queries
-    from feedsvc.store.db import session_factory, session_scope
+    from feedsvc.pipeline.subscribe import sync_profiles
+    from feedsvc.store.db import session_factory
 
     profiles = _profiles(settings, profile)
     engine = _engine(settings)
     factory = session_factory(engine)
-    with session_scope(factory) as session:
-        queries.sync_profiles(session, profiles, datetime.now(UTC))
+    sync_profiles(factory, profiles)
     return engine, factory
 
 
@@ -573,7 +571,7 @@ def publish(
     profile: Annotated[str | None, typer.Option("--profile", help="Only this profile's deliveries.")] = None,
 ) -> None:
     """Send every due delivery once (new digests, retries); safe to run from several workers at once."""
-    from feedsvc import outbox
+    from feedsvc.pipeline.publish import publish as publish_due
     from feedsvc.store.db import session_factory
 
     settings = _settings()
@@ -583,7 +581,7 @@ def publish(
     try:
         with _progress() as bar:
             task = bar.add_task("publishing", total=None)
-            report = outbox.publish(
+            report = publish_due(
                 settings,
                 session_factory(engine),
                 profile=profile,
@@ -686,7 +684,7 @@ def _check_secrets(settings: Settings, *, service: bool) -> None:
     """Fail fast, before anything starts, on a configuration that would only fail later."""
     from contextlib import ExitStack
 
-    from feedsvc.outbox import open_channels, signing_secret
+    from feedsvc.pipeline.publish import open_channels, signing_secret
 
     with ExitStack() as stack:  # builds the channels (no connection yet): a bad SMTP setting shows now
         try:

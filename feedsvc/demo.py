@@ -14,8 +14,10 @@ from datetime import UTC, date, datetime
 from importlib import resources
 from pathlib import Path
 
-from feedsvc import pipeline
 from feedsvc.config import Settings, load_profiles
+from feedsvc.pipeline.collect import Progress, RunOutcome, collect
+from feedsvc.pipeline.digest import Built, build_digests
+from feedsvc.pipeline.library import fetch_papers
 from feedsvc.replay import ReplayServer, Reply
 from feedsvc.store.db import make_engine, session_factory, upgrade
 
@@ -25,8 +27,8 @@ SNAPSHOT_NOW = datetime(2024, 11, 28, 18, 0, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class DemoResult:
-    built: list[pipeline.Built]
-    outcomes: list[pipeline.RunOutcome]
+    built: list[Built]
+    outcomes: list[RunOutcome]
     data_dir: Path
 
 
@@ -100,7 +102,7 @@ def replay_settings(url: str, data_dir: Path, **overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
-def run_demo(data_dir: Path, progress: pipeline.Progress | None = None, semantic: str = "auto") -> DemoResult:
+def run_demo(data_dir: Path, progress: Progress | None = None, semantic: str = "auto") -> DemoResult:
     """Run fetch and digest on the snapshot into a fresh `data_dir`; returns what was built."""
     if data_dir.exists():
         shutil.rmtree(data_dir)
@@ -111,11 +113,11 @@ def run_demo(data_dir: Path, progress: pipeline.Progress | None = None, semantic
         try:
             upgrade(engine)
             factory = session_factory(engine)
-            outcomes = pipeline.collect(settings, factory, profiles, now=SNAPSHOT_NOW, progress=progress)
+            outcomes = collect(settings, factory, profiles, now=SNAPSHOT_NOW, progress=progress)
             if progress:
                 progress("three papers by id (their full text is bundled)")
-            pipeline.fetch_papers(settings, factory, FULLTEXT_PAPERS, now=SNAPSHOT_NOW)
-            built = pipeline.build_digests(settings, factory, profiles, day=SNAPSHOT_DAY, now=SNAPSHOT_NOW)
+            fetch_papers(settings, factory, FULLTEXT_PAPERS, now=SNAPSHOT_NOW)
+            built = build_digests(settings, factory, profiles, day=SNAPSHOT_DAY, now=SNAPSHOT_NOW)
         finally:
             engine.dispose()
     return DemoResult(built=built, outcomes=outcomes, data_dir=data_dir)

@@ -97,10 +97,17 @@ class Fetched:
 
 
 class Source(Protocol):
+    """What the pipeline runs: `fetch` (raises SourceError); `units_spent`, the API quota units spent so
+    far (0 for a source without a quota); `close`, which frees its connections once the run is over."""
+
     name: str
 
-    def fetch(self, since: datetime) -> Fetched:  # raises SourceError
-        ...
+    @property
+    def units_spent(self) -> int: ...
+
+    def fetch(self, since: datetime) -> Fetched: ...
+
+    def close(self) -> None: ...
 
 
 # --- profiles ------------------------------------------------------------------------------------------

@@ -1,4 +1,7 @@
-"""The scheduler: APScheduler jobs that call the pipeline. Nothing else.
+"""The scheduler: when the pipeline's runs happen. It holds the APScheduler jobs that call the pipeline,
+and what it takes to run them safely: the single-runner locks, the liveness heartbeat, the signal
+handling of `run_forever`, and a patch of APScheduler's sleep (`_WallClockWakeups`, so a machine that
+was suspended still finds the 07:30 digest due). What a job does lives in `feedsvc.pipeline`.
 
 Jobs: `fetch` on `fetch_cron` (UTC) collects the sources; `digest:<profile>` at the profile's `send_at` in
 its time zone builds that day's digest and publishes it; `publish` every `publish_interval_seconds`
@@ -11,8 +14,8 @@ job's outcome goes to the store's heartbeats under the job's name, and every min
 heartbeat says this scheduler is alive (the one /healthz judges). `run_forever` stops on SIGTERM/SIGINT
 and waits for the running jobs (the outbox's leases cover a process that dies instead).
 
-An edge: imports the config, the models, the store and (when a job runs) the pipeline and the outbox;
-nothing but the CLI imports it.
+An edge: imports the config, the models, the store and (when a job runs) `feedsvc.pipeline`'s collect,
+digest and publish; nothing but the CLI imports it.
 """
 
 from __future__ import annotations
@@ -92,14 +95,14 @@ class Jobs:
 
 
 def pipeline_collect(settings: Settings, factory: Factory, profiles: Sequence[Profile], now: datetime) -> str:
-    from feedsvc.pipeline import collect  # imported when a job runs: tests with their own Jobs skip it
+    from feedsvc.pipeline.collect import collect  # imported when a job runs: tests with own Jobs skip it
 
     outcomes = collect(settings, factory, profiles, now=now)
     return ", ".join(f"{o.source} {o.status}" + (f" ({o.new} new)" if o.new else "") for o in outcomes)
 
 
 def pipeline_build(settings: Settings, factory: Factory, profile: Profile, day: date, now: datetime) -> str:
-    from feedsvc.pipeline import build_digests
+    from feedsvc.pipeline.digest import build_digests
 
     built = build_digests(settings, factory, [profile], day=day, now=now)
     return "; ".join(
@@ -112,7 +115,7 @@ def pipeline_build(settings: Settings, factory: Factory, profile: Profile, day: 
 def outbox_publish(
     settings: Settings, factory: Factory, profile: str | None, worker: str | None, clock: Clock
 ) -> str:
-    from feedsvc.outbox import publish
+    from feedsvc.pipeline.publish import publish
 
     # the clock, not a frozen `now`: a long publish claims each batch with a lease from the time it claims
     report: Any = publish(settings, factory, worker=worker, profile=profile, clock=clock)

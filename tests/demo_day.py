@@ -11,10 +11,11 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from feedsvc import pipeline
 from feedsvc.config import Settings, example_profiles_path, load_profiles
 from feedsvc.demo import replay_settings, snapshot_routes
 from feedsvc.models import Digest, Profile
+from feedsvc.pipeline.collect import collect
+from feedsvc.pipeline.digest import build_digests
 from feedsvc.replay import ReplayServer
 
 DAY = date(2024, 11, 28)
@@ -36,6 +37,6 @@ def demo_day(factory: sessionmaker[Session], data_dir: Path, **overrides: object
     profile = replace(profile, channels={})
     with ReplayServer(snapshot_routes()) as replay:
         settings = replay_settings(replay.url, data_dir, **overrides)
-        pipeline.collect(settings, factory, [profile], now=NOW)
-        [built] = pipeline.build_digests(settings, factory, [profile], day=DAY, now=NOW)
+        collect(settings, factory, [profile], now=NOW)
+        [built] = build_digests(settings, factory, [profile], day=DAY, now=NOW)
         yield DemoDay(settings, profile, built.digest)

@@ -17,9 +17,11 @@ import pytest
 from demo_day import demo_day
 from telegram_double import TelegramDouble
 
-from feedsvc import outbox, pipeline
 from feedsvc.bot import build_application
 from feedsvc.deliver.telegram import callback_data
+from feedsvc.pipeline.digest import build_digests
+from feedsvc.pipeline.publish import publish
+from feedsvc.pipeline.subscribe import new_telegram_code
 from feedsvc.store import delivery, queries
 from feedsvc.store.db import session_scope
 
@@ -85,12 +87,12 @@ def replies(tg: TelegramDouble, chat: int = CHAT) -> list[str]:
 
 def test_subscribe_receive_once_vote_and_the_vote_changes_the_next_ranking(world, factory, tg) -> None:
     settings, profile, digest = world
-    code = outbox.new_telegram_code(factory, profile.name, NOW)
+    code = new_telegram_code(factory, profile.name, NOW)
     converse(settings, factory, tg, lambda: tg.enqueue_message(CHAT, f"/start {code}"), lambda: replies(tg))
     assert "Subscribed to <b>seed-reader</b>" in replies(tg)[0]
     assert {c["command"] for c in tg.commands} >= {"start", "stop", "digest", "profile", "why"}
 
-    first = outbox.publish(settings, factory, now=NOW)
+    first = publish(settings, factory, now=NOW)
     assert (first.enqueued, first.sent) == (1, 1)
     parts = replies(tg)[1:]
     assert len(parts) >= 2 + len(digest.cards)  # header, the cards, the source note
@@ -98,7 +100,7 @@ def test_subscribe_receive_once_vote_and_the_vote_changes_the_next_ranking(world
         assert any(card.title.split(":")[0][:30] in p for p in parts)
     keyboards = [c.params.get("reply_markup") for c in tg.messages(CHAT)[1:] if c.params.get("reply_markup")]
     assert len(keyboards) == len(digest.cards)
-    again = outbox.publish(settings, factory, now=NOW + timedelta(hours=1))
+    again = publish(settings, factory, now=NOW + timedelta(hours=1))
     assert again.sent == 0 and len(replies(tg)) == 1 + len(parts)  # exactly once
 
     # 👎 on the first card: stored, answered, buttons show the vote
@@ -112,7 +114,7 @@ def test_subscribe_receive_once_vote_and_the_vote_changes_the_next_ranking(world
     ]
     message_id = card_message.answer["result"]["message_id"]
     next_day = DAY + timedelta(days=1)
-    [before] = pipeline.build_digests(settings, factory, [profile], day=next_day, now=NOW, dry_run=True)
+    [before] = build_digests(settings, factory, [profile], day=next_day, now=NOW, dry_run=True)
     for card in digest.cards:  # the reader turns down every card of the first card's thread
         if card.thread != target.thread:
             continue
@@ -140,13 +142,13 @@ def test_subscribe_receive_once_vote_and_the_vote_changes_the_next_ranking(world
         b["text"] for row in tg.message(CHAT, message_id)["reply_markup"]["inline_keyboard"] for b in row
     ]
     assert "👎 ✓" in buttons
-    [after] = pipeline.build_digests(settings, factory, [profile], day=next_day, now=NOW, dry_run=True)
+    [after] = build_digests(settings, factory, [profile], day=next_day, now=NOW, dry_run=True)
     assert [c.key for c in before.digest.cards] != [c.key for c in after.digest.cards]
 
 
 def test_commands_equation_image_forged_taps_and_stop(world, factory, tg) -> None:
     settings, profile, digest = world
-    code = outbox.new_telegram_code(factory, profile.name, NOW)
+    code = new_telegram_code(factory, profile.name, NOW)
     with session_scope(factory) as session:
         recipient = delivery.redeem_subscription(session, "telegram", code, NOW, address=str(CHAT)).recipient
 
@@ -199,17 +201,17 @@ def test_the_outbox_waits_out_429_and_deactivates_a_chat_that_blocked_the_bot(wo
     settings, profile, digest = world
     settings = settings.model_copy(update={"http_max_wait": 0.0})  # a 429 is handed back to the outbox
     for chat in (1001, 1002):
-        code = outbox.new_telegram_code(factory, profile.name, NOW)
+        code = new_telegram_code(factory, profile.name, NOW)
         with session_scope(factory) as session:
             delivery.redeem_subscription(session, "telegram", code, NOW, address=str(chat))
     tg.fail_next(1, "flood", chat_id=1001, retry_after=120)
     tg.block(1002)
-    report = outbox.publish(settings, factory, now=NOW)
+    report = publish(settings, factory, now=NOW)
     assert (report.sent, report.retrying, report.gone) == (0, 1, 1)
     with session_scope(factory) as session:
         [flooded] = delivery.deliveries(session, status="failed")
         assert flooded.due >= NOW + timedelta(seconds=120)
         assert [r.address for r in delivery.active_recipients(session)] == ["1001"]
-    later = outbox.publish(settings, factory, now=NOW + timedelta(seconds=120))
+    later = publish(settings, factory, now=NOW + timedelta(seconds=120))
     assert later.sent == 1
     assert len(tg.messages(1001)) == 2 + len(digest.cards)  # each part once, after the wait

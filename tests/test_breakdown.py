@@ -7,6 +7,7 @@ heading of the page has the property its name promises.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -15,7 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc.cards.breakdown import NO_LIMITATIONS, Breakdown, FormulaNotes, breakdown, formula_notes
+from feedsvc.cards.breakdown import (
+    NO_LIMITATIONS,
+    Breakdown,
+    FormulaNotes,
+    breakdown,
+    formula_notes,
+    page_data,
+    page_from_data,
+)
 from feedsvc.cards.equations import candidate_reason, key_equation
 from feedsvc.cards.fulltext import Equation, FullText, from_abstract, from_html, from_source
 from feedsvc.cards.grounding import is_grounded, normalise, numbers_grounded
@@ -307,3 +316,13 @@ def test_each_heading_has_its_property(name: str) -> None:
         for sym in n.symbols:  # symbols named in the check are in the text just before the display
             assert f"${sym}$" in n.verify
     assert [n.index for n in notes] == sorted(n.index for n in notes)
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_the_stored_page_reads_back_as_it_was_built(name: str) -> None:
+    _, _, b, notes, page = _page(name)
+    stored = json.loads(json.dumps(page_data(b, notes)))  # as the digest entry's JSON column keeps it
+    b2, notes2 = page_from_data(stored)
+    assert b2 == b and list(notes2) == list(notes)
+    assert (notes2.dropped, notes2.omitted) == (notes.dropped, notes.omitted)
+    assert render_paper_markdown(b2, notes2) == page

@@ -18,7 +18,9 @@ from demo_day import demo_day
 from fastapi.testclient import TestClient
 from smtp_server import SmtpServer, smtp_server_fixture  # noqa: F401  (the smtp_server fixture)
 
-from feedsvc import outbox, pipeline
+from feedsvc.pipeline.digest import build_digests
+from feedsvc.pipeline.publish import publish
+from feedsvc.pipeline.subscribe import request_email_subscription
 from feedsvc.signing import read_token
 from feedsvc.store import delivery, queries
 from feedsvc.store.db import session_scope
@@ -66,7 +68,7 @@ def test_opt_in_receive_once_vote_and_unsubscribe(world, factory, smtp_server: S
     settings, profile, digest, client = world
 
     # double opt-in: the confirmation mail, then its link
-    outbox.request_email_subscription(settings, factory, READER, profile.name, NOW)
+    request_email_subscription(settings, factory, READER, profile.name, NOW)
     [confirmation] = smtp_server.received
     [confirm_url] = links(confirmation.message().get_body(preferencelist=("plain",)).get_content(), "confirm")
     assert client.get(path(confirm_url)).status_code == 200
@@ -78,8 +80,8 @@ def test_opt_in_receive_once_vote_and_unsubscribe(world, factory, smtp_server: S
     assert (recipient.channel, recipient.address) == ("email", READER)
 
     # the bundle arrives once
-    assert outbox.publish(settings, factory, now=NOW).sent == 1
-    assert outbox.publish(settings, factory, now=NOW + timedelta(hours=1)).sent == 0
+    assert publish(settings, factory, now=NOW).sent == 1
+    assert publish(settings, factory, now=NOW + timedelta(hours=1)).sent == 0
     [mail] = smtp_server.received[1:]
     msg = mail.message()
     assert mail.rcpt_tos == (READER,)
@@ -98,7 +100,7 @@ def test_opt_in_receive_once_vote_and_unsubscribe(world, factory, smtp_server: S
 
     # 👎 from the email on every card of the first card's thread: GET asks, POST records
     next_day = DAY + timedelta(days=1)
-    [before] = pipeline.build_digests(settings, factory, [profile], day=next_day, now=NOW, dry_run=True)
+    [before] = build_digests(settings, factory, [profile], day=next_day, now=NOW, dry_run=True)
     feedback = links(html.replace("&amp;", "&"), "f")
     assert len(feedback) == 3 * len(digest.cards)
     voted = []
@@ -116,7 +118,7 @@ def test_opt_in_receive_once_vote_and_unsubscribe(world, factory, smtp_server: S
     with session_scope(factory) as session:
         votes = {f.candidate.key: f.vote for f in queries.feedback_for(session, profile.name)}
     assert votes == {key: "down" for key in voted} and voted
-    [after] = pipeline.build_digests(settings, factory, [profile], day=next_day, now=NOW, dry_run=True)
+    [after] = build_digests(settings, factory, [profile], day=next_day, now=NOW, dry_run=True)
     assert [c.key for c in before.digest.cards] != [c.key for c in after.digest.cards]
 
     # RFC 8058: the mail client's one-click POST unsubscribes; nothing more arrives
@@ -128,14 +130,14 @@ def test_opt_in_receive_once_vote_and_unsubscribe(world, factory, smtp_server: S
     assert answer.status_code == 200
     with session_scope(factory) as session:
         assert delivery.active_recipients(session) == []
-    pipeline.build_digests(settings, factory, [profile], day=next_day, now=NOW)
-    assert outbox.publish(settings, factory, now=NOW + timedelta(days=1)).enqueued == 0
+    build_digests(settings, factory, [profile], day=next_day, now=NOW)
+    assert publish(settings, factory, now=NOW + timedelta(days=1)).enqueued == 0
     assert len(smtp_server.received) == 2
 
 
 def test_forged_and_wrong_purpose_links_change_nothing(world, factory, smtp_server: SmtpServer) -> None:
     settings, profile, _digest, client = world
-    outbox.request_email_subscription(settings, factory, READER, profile.name, NOW)
+    request_email_subscription(settings, factory, READER, profile.name, NOW)
     [confirm_url] = links(smtp_server.received[0].message().get_body(("plain",)).get_content(), "confirm")
     token = confirm_url.rsplit("/", 1)[1]
     assert client.post(f"/u/{token}").status_code == 400  # a confirm token is no unsubscribe token
@@ -143,4 +145,4 @@ def test_forged_and_wrong_purpose_links_change_nothing(world, factory, smtp_serv
     with session_scope(factory) as session:
         assert delivery.active_recipients(session) == []
     with pytest.raises(ValueError):
-        outbox.request_email_subscription(settings, factory, "not an address\r\nBcc: x@y", profile.name, NOW)
+        request_email_subscription(settings, factory, "not an address\r\nBcc: x@y", profile.name, NOW)

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc import pipeline
 from feedsvc.cards.fulltext import from_html
 from feedsvc.cards.grounding_math import formula_grounded
 from feedsvc.cards.writer import write_card
 from feedsvc.config import parse_profiles
 from feedsvc.demo import replay_settings
 from feedsvc.models import Candidate, Scored
+from feedsvc.pipeline.digest import build_digests
 from feedsvc.replay import ReplayServer, Reply
 from feedsvc.store import queries
 from feedsvc.store.db import session_scope
@@ -105,13 +105,13 @@ def test_picks_get_full_text_from_html_else_the_eprint_and_it_is_cached(
     }
     with ReplayServer(routes) as server:
         settings = replay_settings(server.url, tmp_path)
-        [built] = pipeline.build_digests(settings, factory, PROFILE, day=date(2024, 11, 28), now=NOW)
+        [built] = build_digests(settings, factory, PROFILE, day=date(2024, 11, 28), now=NOW)
 
         def texts() -> list[str]:
             return [r.path for r in server.requests if r.path.startswith(("/html", "/e-print"))]
 
         fetched = texts()
-        pipeline.build_digests(settings, factory, PROFILE, day=date(2024, 11, 29), now=NOW, dry_run=True)
+        build_digests(settings, factory, PROFILE, day=date(2024, 11, 29), now=NOW, dry_run=True)
         assert texts() == fetched  # cached: nothing fetched twice
     cards = {c.key: c for c in built.digest.cards}
     sphere, cheb = cards["arxiv:2012.15000"], cards["arxiv:1606.09375"]
@@ -139,7 +139,7 @@ def test_without_any_full_text_the_card_keeps_the_abstract_and_says_why(
     }
     with ReplayServer(routes) as server:
         settings = replay_settings(server.url, tmp_path)
-        [built] = pipeline.build_digests(
+        [built] = build_digests(
             settings, factory, PROFILE, day=date(2024, 11, 28), now=NOW, dry_run=True
         )
     sphere = next(c for c in built.digest.cards if c.key == "arxiv:2012.15000")
@@ -185,7 +185,7 @@ def test_the_llm_writes_prose_in_the_digest_and_an_invented_number_never_shows(
         settings = replay_settings(
             server.url, tmp_path, llm_base_url=f"{server.url}/v1", llm_model="test-model"
         )
-        [built] = pipeline.build_digests(settings, factory, PROFILE, day=date(2024, 11, 28), now=NOW)
+        [built] = build_digests(settings, factory, PROFILE, day=date(2024, 11, 28), now=NOW)
     card = next(c for c in built.digest.cards if c.key == "arxiv:2012.15000")
     assert card.writer == "llm:test-model" and card.intuition == first
     assert "87%" not in built.markdown  # the invented number was replaced by the extractive sentence

@@ -1,4 +1,5 @@
-"""The design map's import rules: data flows one way, and only the edges touch the store."""
+"""The design map's import rules: data flows one way, only the edges touch the store, and the edges meet
+in `feedsvc.pipeline` rather than in each other's internals."""
 
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ import pytest
 PKG = Path(__file__).parent.parent / "feedsvc"
 STAGES = ("sources", "rank", "cards", "render", "deliver")
 SHARED = {"feedsvc.models", "feedsvc.config", "feedsvc.identity", "feedsvc.retry_after", "feedsvc.signing"}
-EDGES = {"pipeline", "cli", "web", "demo", "scheduler", "bot", "outbox", "__main__"}
+EDGES = {"pipeline", "cli", "web", "demo", "scheduler", "bot", "__main__"}
+# the command line is where the program is put together: it starts the web app, the bot, the scheduler
+# and the demo; every other edge reaches the others only through the pipeline
+WIRING = {("__main__", "cli"), ("cli", "web"), ("cli", "bot"), ("cli", "scheduler"), ("cli", "demo")}
+CLOCK_CALLS = {"now", "today", "utcnow", "time", "monotonic"}
 
 
 def feedsvc_imports(path: Path) -> set[str]:
@@ -23,6 +28,10 @@ def feedsvc_imports(path: Path) -> set[str]:
     return found
 
 
+def top_level(path: Path) -> str:
+    return path.relative_to(PKG).parts[0].removesuffix(".py")
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_stages_import_only_models_config_identity_and_themselves(stage: str) -> None:
     for path in (PKG / stage).glob("*.py"):
@@ -33,10 +42,41 @@ def test_stages_import_only_models_config_identity_and_themselves(stage: str) ->
 def test_only_the_edges_import_the_store_and_nothing_imports_the_edges() -> None:
     for path in PKG.rglob("*.py"):
         rel = path.relative_to(PKG)
-        top = rel.parts[0].removesuffix(".py")
+        top = top_level(path)
         for module in feedsvc_imports(path):
             if module.startswith("feedsvc.store"):
                 assert top in EDGES | {"store"}, f"{rel} imports {module}"
             edge = module.removeprefix("feedsvc.").split(".")[0]
             if edge in EDGES and top not in EDGES:
                 pytest.fail(f"{rel} imports the edge {module}")
+
+
+def test_the_edges_meet_in_the_pipeline() -> None:
+    for path in PKG.rglob("*.py"):
+        top = top_level(path)
+        if top not in EDGES:
+            continue
+        for module in feedsvc_imports(path):
+            edge = module.removeprefix("feedsvc.").split(".")[0]
+            if edge in EDGES and edge not in (top, "pipeline"):
+                assert (top, edge) in WIRING, f"{path.relative_to(PKG)} imports the edge {module}"
+            if top == "pipeline":
+                assert edge not in EDGES - {"pipeline"}, f"{path.relative_to(PKG)} imports the edge {module}"
+
+
+def test_the_pipeline_package_re_exports_nothing() -> None:
+    tree = ast.parse((PKG / "pipeline" / "__init__.py").read_text(encoding="utf-8"))
+    assert all(isinstance(node, ast.Expr) for node in tree.body), "pipeline/__init__.py is its docstring only"
+
+
+def test_the_notes_are_pure() -> None:
+    path = PKG / "pipeline" / "notes.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    assert not any(m.startswith("feedsvc.store") for m in feedsvc_imports(path)), "notes.py imports the store"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            assert not {a.name for a in node.names} & {"time", "sqlalchemy"}, "notes.py imports clock or SQL"
+        if isinstance(node, ast.ImportFrom):
+            assert node.module not in ("time", "sqlalchemy"), f"notes.py imports from {node.module}"
+        if isinstance(node, ast.Attribute):
+            assert node.attr not in CLOCK_CALLS, f"notes.py reads the clock (.{node.attr})"

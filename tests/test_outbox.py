@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from demo_day import demo_day
 
-from feedsvc import outbox
 from feedsvc.deliver.files import MarkdownFiles
 from feedsvc.models import Profile
+from feedsvc.pipeline.publish import publish
+from feedsvc.pipeline.subscribe import new_telegram_code
 from feedsvc.store import delivery, queries
 from feedsvc.store.db import session_scope
 
@@ -46,14 +47,14 @@ def test_each_recipient_gets_the_digest_exactly_once(built, factory, tmp_path) -
     a, b = tmp_path / "reader-a", tmp_path / "reader-b"
     add_recipients(factory, profile, a, b)
     channels = {"markdown": MarkdownFiles()}
-    first = outbox.publish(settings, factory, now=NOW, channels=channels)
+    first = publish(settings, factory, now=NOW, channels=channels)
     assert (first.enqueued, first.sent, first.retrying) == (2, 2, 0)
     for d in (a, b):
         text = (d / profile.name / "2024-11-28.md").read_text()
         with session_scope(factory) as session:
             stored = queries.find_digest(session, profile.name, DAY).markdown
         assert text == stored
-    again = outbox.publish(settings, factory, now=NOW + timedelta(hours=1), channels=channels)
+    again = publish(settings, factory, now=NOW + timedelta(hours=1), channels=channels)
     assert (again.enqueued, again.sent) == (0, 0)
     with session_scope(factory) as session:
         rows = delivery.deliveries(session)
@@ -73,22 +74,22 @@ def test_a_failing_recipient_is_retried_with_backoff_then_given_up_and_the_other
     add_recipients(factory, profile, good, blocked)
     channels = {"markdown": MarkdownFiles()}
 
-    first = outbox.publish(settings, factory, now=NOW, channels=channels)
+    first = publish(settings, factory, now=NOW, channels=channels)
     assert (first.sent, first.retrying, first.gave_up) == (1, 1, 0)
     with session_scope(factory) as session:
         [failed] = delivery.deliveries(session, status="failed")
     assert failed.address == str(blocked) and "cannot write" in failed.last_error
     assert failed.due == NOW + timedelta(seconds=60)
 
-    early = outbox.publish(settings, factory, now=NOW + timedelta(seconds=30), channels=channels)
+    early = publish(settings, factory, now=NOW + timedelta(seconds=30), channels=channels)
     assert (early.sent, early.retrying) == (0, 0)  # not due yet: nothing is tried
-    second = outbox.publish(settings, factory, now=NOW + timedelta(seconds=60), channels=channels)
+    second = publish(settings, factory, now=NOW + timedelta(seconds=60), channels=channels)
     assert second.retrying == 1
     with session_scope(factory) as session:
         [failed] = delivery.deliveries(session, status="failed")
     assert failed.attempts == 2 and failed.due == NOW + timedelta(seconds=60 + 120)  # doubled
 
-    last = outbox.publish(settings, factory, now=NOW + timedelta(seconds=180), channels=channels)
+    last = publish(settings, factory, now=NOW + timedelta(seconds=180), channels=channels)
     assert last.gave_up == 1 and "given up after 3 attempts" in last.notices[0]
     with session_scope(factory) as session:
         [gave_up] = delivery.deliveries(session, status="gave_up")
@@ -100,7 +101,7 @@ def test_deliveries_of_an_unconfigured_channel_wait_visibly(built, factory) -> N
     settings, profile = built
     with session_scope(factory) as session:
         queries.sync_profiles(session, [replace(profile, channels={"email": {"to": "r@example.org"}})], NOW)
-    report = outbox.publish(settings, factory, now=NOW, channels={"markdown": MarkdownFiles()})
+    report = publish(settings, factory, now=NOW, channels={"markdown": MarkdownFiles()})
     assert report.waiting == {"email": 1} and "email is not configured" in report.summary()
     with session_scope(factory) as session:
         [row] = delivery.deliveries(session)
@@ -149,13 +150,13 @@ def test_a_new_subscriber_gets_the_latest_digest_once_and_an_unsubscribed_one_no
     settings, profile = built
     add_recipients(factory, profile, tmp_path / "early")
     channels = {"markdown": MarkdownFiles()}
-    assert outbox.publish(settings, factory, now=NOW, channels=channels).sent == 1
+    assert publish(settings, factory, now=NOW, channels=channels).sent == 1
     add_recipients(factory, profile, tmp_path / "late", tmp_path / "leaving")
     with session_scope(factory) as session:
         [leaving] = [r for r in delivery.active_recipients(session) if r.address.endswith("leaving")]
         assert delivery.deactivate_recipient(session, leaving.id, "unsubscribed by link", NOW) is True
         assert delivery.deactivate_recipient(session, leaving.id, "unsubscribed by link", NOW) is False
-    report = outbox.publish(settings, factory, now=NOW, channels=channels)
+    report = publish(settings, factory, now=NOW, channels=channels)
     assert (report.enqueued, report.sent) == (1, 1)
     assert (tmp_path / "late" / profile.name / "2024-11-28.md").exists()
     assert not (tmp_path / "leaving").exists()
@@ -163,7 +164,7 @@ def test_a_new_subscriber_gets_the_latest_digest_once_and_an_unsubscribed_one_no
 
 def test_one_time_codes_work_once_and_expire(built, factory) -> None:
     _, profile = built
-    code = outbox.new_telegram_code(factory, profile.name, NOW)
+    code = new_telegram_code(factory, profile.name, NOW)
     with session_scope(factory) as session:
         with pytest.raises(LookupError, match="not known"):
             delivery.redeem_subscription(session, "telegram", code + "x", NOW, address="42")
@@ -175,7 +176,7 @@ def test_one_time_codes_work_once_and_expire(built, factory) -> None:
         )
         with pytest.raises(LookupError, match="already used"):
             delivery.redeem_subscription(session, "telegram", code, NOW, address="43")
-    late = outbox.new_telegram_code(factory, profile.name, NOW)
+    late = new_telegram_code(factory, profile.name, NOW)
     with session_scope(factory) as session:
         with pytest.raises(LookupError, match="expired"):
             delivery.redeem_subscription(session, "telegram", late, NOW + timedelta(hours=25), address="42")

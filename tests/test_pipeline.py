@@ -11,11 +11,13 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from feedsvc import pipeline
 from feedsvc.config import Settings, example_profiles_path, load_profiles
 from feedsvc.demo import replay_settings, snapshot_routes
 from feedsvc.models import Fetched, Profile
+from feedsvc.pipeline.collect import collect
+from feedsvc.pipeline.digest import build_digests
 from feedsvc.replay import ReplayServer, Reply, in_turn
+from feedsvc.sources import build_sources
 from feedsvc.store import queries
 from feedsvc.store.db import session_scope
 
@@ -49,7 +51,7 @@ def settings_for(server: ReplayServer, tmp_path: Path, **kw) -> Settings:
 
 def test_fetch_then_digest_end_to_end(server, tmp_path, factory, profiles) -> None:
     settings = settings_for(server, tmp_path)
-    outcomes = {o.source: o for o in pipeline.collect(settings, factory, profiles, now=NOW)}
+    outcomes = {o.source: o for o in collect(settings, factory, profiles, now=NOW)}
     assert list(outcomes) == ["arxiv", "youtube", "hn", "lobsters"]
     outcome = outcomes["arxiv"]
     assert (outcome.source, outcome.status, outcome.scanned) == ("arxiv", "ok", 1504)
@@ -57,7 +59,7 @@ def test_fetch_then_digest_end_to_end(server, tmp_path, factory, profiles) -> No
     assert [outcomes[s].status for s in ("youtube", "hn", "lobsters")] == ["empty", "empty", "empty"]
     assert outcomes["lobsters"].scanned == 34 and outcomes["hn"].scanned == 20
     assert outcome.fetched == outcome.new > 100
-    [built] = pipeline.build_digests(settings, factory, profiles, day=DAY, now=NOW)
+    [built] = build_digests(settings, factory, profiles, day=DAY, now=NOW)
 
     feed_ids = {e.link.rsplit("/", 1)[1] for e in feedparser.parse(FEED).entries}
     assert [c.kind for c in built.digest.cards] == ["paper"] * 3
@@ -77,11 +79,11 @@ def test_fetch_then_digest_end_to_end(server, tmp_path, factory, profiles) -> No
 
 def test_a_digest_is_immutable_and_never_repeats_a_paper(server, tmp_path, factory, profiles) -> None:
     settings = settings_for(server, tmp_path)
-    pipeline.collect(settings, factory, profiles, now=NOW)
-    [first] = pipeline.build_digests(settings, factory, profiles, day=DAY, now=NOW)
-    [again] = pipeline.build_digests(settings, factory, profiles, day=DAY, now=NOW + timedelta(hours=1))
+    collect(settings, factory, profiles, now=NOW)
+    [first] = build_digests(settings, factory, profiles, day=DAY, now=NOW)
+    [again] = build_digests(settings, factory, profiles, day=DAY, now=NOW + timedelta(hours=1))
     assert again.existed and again.markdown == first.markdown
-    [next_day] = pipeline.build_digests(settings, factory, profiles, day=DAY + timedelta(days=1), now=NOW)
+    [next_day] = build_digests(settings, factory, profiles, day=DAY + timedelta(days=1), now=NOW)
     assert next_day.digest.cards
     assert not {c.key for c in first.digest.cards} & {c.key for c in next_day.digest.cards}
     assert "3 already sent" in next_day.digest.sources[0].note
@@ -89,8 +91,8 @@ def test_a_digest_is_immutable_and_never_repeats_a_paper(server, tmp_path, facto
 
 def test_dry_run_stores_and_writes_nothing(server, tmp_path, factory, profiles) -> None:
     settings = settings_for(server, tmp_path)
-    pipeline.collect(settings, factory, profiles, now=NOW)
-    [built] = pipeline.build_digests(settings, factory, profiles, day=DAY, now=NOW, dry_run=True)
+    collect(settings, factory, profiles, now=NOW)
+    [built] = build_digests(settings, factory, profiles, day=DAY, now=NOW, dry_run=True)
     assert built.path is None and built.digest.cards
     assert not (tmp_path / "digests").exists()
     with session_scope(factory) as s:
@@ -99,10 +101,10 @@ def test_dry_run_stores_and_writes_nothing(server, tmp_path, factory, profiles) 
 
 def test_no_announcement_is_not_an_error(tmp_path, factory, profiles) -> None:
     with ReplayServer(routes(**{"/rss/*": Reply(body=EMPTY, headers=RSS)})) as server:
-        outcome = pipeline.collect(settings_for(server, tmp_path), factory, profiles, now=NOW)[0]
+        outcome = collect(settings_for(server, tmp_path), factory, profiles, now=NOW)[0]
     assert (outcome.source, outcome.status, outcome.error) == ("arxiv", "empty", None)
     assert "no announcement" in outcome.note
-    [built] = pipeline.build_digests(settings_for(server, tmp_path), factory, profiles, day=DAY, now=NOW)
+    [built] = build_digests(settings_for(server, tmp_path), factory, profiles, day=DAY, now=NOW)
     assert built.digest.cards == ()
     assert "no announcement" in built.markdown and "failed" not in built.markdown
     assert "0 of 3 paper picks" in built.markdown
@@ -117,11 +119,11 @@ def test_a_failing_source_is_recorded_and_the_digest_uses_what_is_stored(tmp_pat
     )
     with ReplayServer(routes(**{"/rss/*": in_turn(Reply(body=FEED, headers=RSS), down)})) as server:
         settings = settings_for(server, tmp_path)
-        ok = pipeline.collect(settings, factory, profiles, now=NOW)[0]
-        failed = pipeline.collect(settings, factory, profiles, now=NOW + timedelta(hours=1))[0]
+        ok = collect(settings, factory, profiles, now=NOW)[0]
+        failed = collect(settings, factory, profiles, now=NOW + timedelta(hours=1))[0]
     assert ok.status == "ok" and failed.status == "failed"
     assert failed.error and "503" in failed.error
-    [built] = pipeline.build_digests(settings, factory, profiles, day=DAY, now=NOW)
+    [built] = build_digests(settings, factory, profiles, day=DAY, now=NOW)
     assert len(built.digest.cards) == 3
     note = built.digest.sources[0].note
     assert note.startswith("failed since ") and "503" in note and "using what the store already had" in note
@@ -130,14 +132,18 @@ def test_a_failing_source_is_recorded_and_the_digest_uses_what_is_stored(tmp_pat
 def test_one_crashing_source_never_stops_the_others(server, tmp_path, factory, profiles) -> None:
     class Broken:  # a source with a bug: the pipeline must record it and go on
         name = "broken"
+        units_spent = 0
+
+        def close(self) -> None:
+            pass
 
         def fetch(self, since: datetime) -> Fetched:
             raise KeyError("hits")
 
     def sources(settings, profs, validators, quota):
-        return [Broken(), *pipeline.default_sources(settings, profs, validators, quota)]
+        return [Broken(), *build_sources(settings, profs, validators, quota)]
 
-    outcomes = pipeline.collect(
+    outcomes = collect(
         settings_for(server, tmp_path), factory, profiles, now=NOW, make_sources=sources
     )
     assert [(o.source, o.status) for o in outcomes][:2] == [("broken", "failed"), ("arxiv", "ok")]
@@ -149,10 +155,10 @@ def test_one_crashing_source_never_stops_the_others(server, tmp_path, factory, p
 
 def test_exclude_terms_of_the_profile_veto_papers(server, tmp_path, factory, profiles) -> None:
     settings = settings_for(server, tmp_path)
-    pipeline.collect(settings, factory, profiles, now=NOW)
-    [built] = pipeline.build_digests(settings, factory, profiles, day=DAY, now=NOW, dry_run=True)
+    collect(settings, factory, profiles, now=NOW)
+    [built] = build_digests(settings, factory, profiles, day=DAY, now=NOW, dry_run=True)
     first = built.digest.cards[0]
     strict = [replace(profiles[0], exclude=(*profiles[0].exclude, first.title))]
-    [vetoed] = pipeline.build_digests(settings, factory, strict, day=DAY, now=NOW, dry_run=True)
+    [vetoed] = build_digests(settings, factory, strict, day=DAY, now=NOW, dry_run=True)
     assert first.key not in {c.key for c in vetoed.digest.cards}
     assert "vetoed by exclude terms" in vetoed.digest.sources[0].note

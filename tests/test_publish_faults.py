@@ -22,8 +22,8 @@ import pytest
 from demo_day import demo_day
 from smtp_server import SmtpServer, smtp_server_fixture  # noqa: F401  (the smtp_server fixture)
 
-from feedsvc import outbox
 from feedsvc.demo import replay_settings
+from feedsvc.pipeline.publish import publish
 from feedsvc.store import delivery, queries
 from feedsvc.store.db import session_scope
 
@@ -123,12 +123,12 @@ def test_dropped_connections_and_451_are_retried_and_arrive_once(
         secret_key=SECRET,
         delivery_retry_seconds=60,
     )
-    first = outbox.publish(settings, factory, now=NOW)
+    first = publish(settings, factory, now=NOW)
     assert (first.sent, first.retrying) == (READERS - 3, 3)
     with session_scope(factory) as session:
         failed = delivery.deliveries(session, status="failed")
     assert len(failed) == 3 and all("451" in f.last_error for f in failed)
-    second = outbox.publish(settings, factory, now=NOW + timedelta(seconds=60))
+    second = publish(settings, factory, now=NOW + timedelta(seconds=60))
     assert (second.sent, second.retrying) == (3, 0)
     got = arrivals(smtp_server)
     assert len(got) == READERS and set(got.values()) == {1}

@@ -15,10 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from feedsvc import pipeline
 from feedsvc.config import Settings, example_profiles_path, load_profiles
 from feedsvc.demo import replay_settings, snapshot_routes
 from feedsvc.models import Candidate, Feedback, Profile, Thread
+from feedsvc.pipeline.collect import collect
+from feedsvc.pipeline.digest import build_digests
+from feedsvc.pipeline.library import import_library
 from feedsvc.rank.learned import learned_scores, takeover
 from feedsvc.rank.public import rank_candidates, read_candidates
 from feedsvc.rank.quality import quality
@@ -165,10 +167,10 @@ def test_a_vote_from_a_channel_changes_the_next_days_digest(tmp_path, factory) -
     profiles = load_profiles(example_profiles_path())
     with ReplayServer(snapshot_routes()) as server:
         settings = replay_settings(server.url, tmp_path)
-        pipeline.collect(settings, factory, profiles, now=SNAP_NOW)
-        [today] = pipeline.build_digests(settings, factory, profiles, day=DAY, now=SNAP_NOW)
+        collect(settings, factory, profiles, now=SNAP_NOW)
+        [today] = build_digests(settings, factory, profiles, day=DAY, now=SNAP_NOW)
         next_day = DAY + timedelta(days=1)
-        [before] = pipeline.build_digests(
+        [before] = build_digests(
             settings, factory, profiles, day=next_day, now=SNAP_NOW, dry_run=True
         )
         with session_scope(factory) as s:
@@ -177,7 +179,7 @@ def test_a_vote_from_a_channel_changes_the_next_days_digest(tmp_path, factory) -
             ) in today.digest.cards:  # the reader turns down everything of the first thread it was sent
                 vote = "less" if card.thread == today.digest.cards[0].thread else "up"
                 queries.record_feedback(s, "seed-reader", card.key, vote, channel="telegram", now=SNAP_NOW)
-        [after] = pipeline.build_digests(
+        [after] = build_digests(
             settings, factory, profiles, day=next_day, now=SNAP_NOW, dry_run=True
         )
     assert [c.key for c in before.digest.cards] != [c.key for c in after.digest.cards]
@@ -213,7 +215,7 @@ def test_bibtex_import_skips_broken_entries_and_imports_the_rest(tmp_path, facto
     bib = tmp_path / "library.bib"
     bib.write_text(BIB, encoding="utf-8")
     settings = replay_settings(api.url, tmp_path, arxiv_api_url=f"{api.url}/api/query", arxiv_delay_seconds=0)
-    got = pipeline.import_library(settings, factory, profiles, "seed-reader", bib, thread="RL theory")
+    got = import_library(settings, factory, profiles, "seed-reader", bib, thread="RL theory")
     assert (got.read, got.fetched, got.added) == (3, 1, 2)
     assert any(p.startswith("BibTeX entry at line 4 skipped: Unexpected block start") for p in got.problems)
     assert any("ghost" in p and "0808.05394" in p for p in got.problems)
@@ -222,7 +224,7 @@ def test_bibtex_import_skips_broken_entries_and_imports_the_rest(tmp_path, facto
         assert library["RL theory"][0] == "arxiv:1707.08567"
         item = queries.items_by_keys(s, ["arxiv:1707.08567"])["arxiv:1707.08567"]
         assert item.title.startswith("Proceedings of Workshop AEW10")  # arXiv's record, not the file's title
-    again = pipeline.import_library(settings, factory, profiles, "seed-reader", bib, thread="RL theory")
+    again = import_library(settings, factory, profiles, "seed-reader", bib, thread="RL theory")
     assert again.added == 0  # importing twice adds nothing
 
 
@@ -231,7 +233,7 @@ def test_id_lists_and_zotero_csv_and_bad_threads(tmp_path, factory, api) -> None
     settings = replay_settings(api.url, tmp_path, arxiv_api_url=f"{api.url}/api/query", arxiv_delay_seconds=0)
     ids = tmp_path / "ids.txt"
     ids.write_text("# constructed\nhttps://arxiv.org/abs/1707.08567v1\nsoft actor critic\n", encoding="utf-8")
-    got = pipeline.import_library(settings, factory, profiles, "seed-reader", ids)
+    got = import_library(settings, factory, profiles, "seed-reader", ids)
     assert (got.read, got.added) == (1, 1) and got.problems == [
         "line 3 skipped: 'soft actor critic' is not an arXiv id or URL"
     ]
@@ -242,14 +244,14 @@ def test_id_lists_and_zotero_csv_and_bad_threads(tmp_path, factory, api) -> None
         '"A2","preprint","2017","X","Proceedings","","","arXiv: 1707.08567"\n',
         encoding="utf-8",
     )
-    got = pipeline.import_library(settings, factory, profiles, "seed-reader", csv_file)
+    got = import_library(settings, factory, profiles, "seed-reader", csv_file)
     assert (got.read, got.added) == (2, 1)  # the arXiv paper was already in the library
     with pytest.raises(Exception, match="has no thread 'Poetry'"):
-        pipeline.import_library(settings, factory, profiles, "seed-reader", ids, thread="Poetry")
+        import_library(settings, factory, profiles, "seed-reader", ids, thread="Poetry")
     empty = tmp_path / "empty.bib"
     empty.write_text("", encoding="utf-8")
     assert (
-        pipeline.import_library(settings, factory, profiles, "seed-reader", empty)
+        import_library(settings, factory, profiles, "seed-reader", empty)
         .problems[0]
         .endswith("no entries found")
     )

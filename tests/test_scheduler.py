@@ -393,7 +393,7 @@ def test_the_digest_is_for_the_day_whose_send_time_came_and_fetches_only_when_th
 def test_the_default_jobs_run_the_pipeline_and_the_outbox(
     tmp_path: Path, db_url: str, engine: Engine
 ) -> None:
-    # the real collect (every source disabled: no network), build_digests and outbox.publish, delivering
+    # the real collect (every source disabled: no network), build_digests and publish, delivering
     # the day's digest to a Markdown recipient
     rec = Recorder()
     settings = make_settings(

@@ -13,10 +13,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from feedsvc import pipeline
 from feedsvc.config import example_profiles_path, load_profiles
 from feedsvc.demo import replay_settings, snapshot_routes
 from feedsvc.models import Profile
+from feedsvc.pipeline.collect import collect, source_health
+from feedsvc.pipeline.digest import build_digests
 from feedsvc.render.markdown import render_markdown
 from feedsvc.replay import ReplayServer, Reply
 from feedsvc.store import queries
@@ -79,10 +80,10 @@ def serve(**overrides: object) -> ReplayServer:
 def test_an_hn_story_about_a_paper_becomes_that_papers_discussion(tmp_path, factory, profiles) -> None:
     with serve(**{"/api/v1/search_by_date": Reply(body=HN_ABOUT_PAPERS, headers=JSON)}) as server:
         settings = replay_settings(server.url, tmp_path)
-        outcomes = {o.source: o for o in pipeline.collect(settings, factory, profiles, now=NOW)}
+        outcomes = {o.source: o for o in collect(settings, factory, profiles, now=NOW)}
         # only the unrelated story is a new item; the two about papers are discussions of them
         assert outcomes["hn"].status == "ok" and (outcomes["hn"].fetched, outcomes["hn"].new) == (3, 1)
-        [built] = pipeline.build_digests(settings, factory, profiles, day=DAY, now=NOW)
+        [built] = build_digests(settings, factory, profiles, day=DAY, now=NOW)
     cards = {c.key: c for c in built.digest.cards}
     paper = cards[f"arxiv:{PAPER}"]
     assert paper.title == PAPER_TITLE  # the story did not overwrite the paper
@@ -120,8 +121,8 @@ def test_a_story_about_a_paper_not_yet_in_the_store_waits_as_a_placeholder(
     ).encode()  # constructed
     with serve(**{"/api/v1/search_by_date": Reply(body=body, headers=JSON)}) as server:
         settings = replay_settings(server.url, tmp_path)
-        pipeline.collect(settings, factory, profiles, now=NOW)
-        [built] = pipeline.build_digests(settings, factory, profiles, day=DAY, now=NOW, dry_run=True)
+        collect(settings, factory, profiles, now=NOW)
+        [built] = build_digests(settings, factory, profiles, day=DAY, now=NOW, dry_run=True)
     assert "arxiv:2412.00001" not in {c.key for c in built.digest.cards}  # nothing to judge it by yet
     with session_scope(factory) as s:
         item = queries.items_by_keys(s, ["arxiv:2412.00001"])["arxiv:2412.00001"]
@@ -170,8 +171,8 @@ def youtube_talk_routes() -> dict[str, Reply]:
 def test_the_author_talk_check_turns_a_real_talk_into_a_video_pick(tmp_path, factory, profiles) -> None:
     with serve(**youtube_talk_routes()) as server:
         settings = replay_settings(server.url, tmp_path)
-        pipeline.collect(settings, factory, profiles, now=NOW)
-        [built] = pipeline.build_digests(
+        collect(settings, factory, profiles, now=NOW)
+        [built] = build_digests(
             settings, factory, profiles, day=DAY + timedelta(days=1), now=NOW + timedelta(days=1)
         )
     videos = [c for c in built.digest.cards if c.kind == "video"]
@@ -190,8 +191,8 @@ def test_the_author_talk_check_turns_a_real_talk_into_a_video_pick(tmp_path, fac
 def test_without_a_youtube_key_the_bundle_says_so_and_nothing_breaks(tmp_path, factory, profiles) -> None:
     with serve() as server:
         settings = replay_settings(server.url, tmp_path, youtube_api_key="")
-        outcomes = {o.source: o for o in pipeline.collect(settings, factory, profiles, now=NOW)}
-        [built] = pipeline.build_digests(settings, factory, profiles, day=DAY, now=NOW, dry_run=True)
+        outcomes = {o.source: o for o in collect(settings, factory, profiles, now=NOW)}
+        [built] = build_digests(settings, factory, profiles, day=DAY, now=NOW, dry_run=True)
     assert outcomes["youtube"].status == "empty" and "no YouTube API key" in outcomes["youtube"].note
     assert outcomes["arxiv"].status == "ok"
     assert "not run: no YouTube API key is configured" in built.digest.talk_check
@@ -211,20 +212,20 @@ def test_retry_after_and_back_off_are_respected_and_reported(
     tmp_path, factory, profiles, down_lobsters
 ) -> None:
     settings = replay_settings(down_lobsters.url, tmp_path, backoff_minutes=30)
-    first = {o.source: o for o in pipeline.collect(settings, factory, profiles, now=NOW)}
+    first = {o.source: o for o in collect(settings, factory, profiles, now=NOW)}
     assert first["lobsters"].status == "failed" and "429" in (first["lobsters"].error or "")
     assert first["arxiv"].status == "ok"  # one failing source never stops the others
     soon = {
-        o.source: o for o in pipeline.collect(settings, factory, profiles, now=NOW + timedelta(minutes=5))
+        o.source: o for o in collect(settings, factory, profiles, now=NOW + timedelta(minutes=5))
     }
     assert soon["lobsters"].status == "backoff" and soon["hn"].status == "empty"
     later = NOW + timedelta(minutes=11)
-    assert {o.source: o for o in pipeline.collect(settings, factory, profiles, now=later)}[
+    assert {o.source: o for o in collect(settings, factory, profiles, now=later)}[
         "lobsters"
     ].status == "failed"
     # two failures in a row: 30 minutes of back-off from the second, then 60 after a third
     health = {
-        h.source: h for h in pipeline.source_health(settings, factory, now=later + timedelta(minutes=1))
+        h.source: h for h in source_health(settings, factory, now=later + timedelta(minutes=1))
     }
     lob = health["lobsters"]
     assert (lob.last_status, lob.failures, lob.failing_since) == ("failed", 2, NOW)
@@ -238,8 +239,8 @@ def test_retry_after_and_back_off_are_respected_and_reported(
 def test_a_disabled_source_is_not_run(tmp_path, factory, profiles) -> None:
     with serve() as server:
         settings = replay_settings(server.url, tmp_path, disabled_sources=["hn", "youtube"])
-        outcomes = {o.source: o.status for o in pipeline.collect(settings, factory, profiles, now=NOW)}
-        health = {h.source: h for h in pipeline.source_health(settings, factory, now=NOW)}
+        outcomes = {o.source: o.status for o in collect(settings, factory, profiles, now=NOW)}
+        health = {h.source: h for h in source_health(settings, factory, now=NOW)}
     assert outcomes == {"arxiv": "ok", "youtube": "disabled", "hn": "disabled", "lobsters": "empty"}
     assert not health["hn"].enabled and health["hn"].last_status == "never run"
 
@@ -260,8 +261,8 @@ def test_scraped_html_never_reaches_the_markdown(tmp_path, factory, profiles) ->
     ).encode()
     with serve(**{"/api/v1/search_by_date": Reply(body=body, headers=JSON)}) as server:
         settings = replay_settings(server.url, tmp_path)
-        pipeline.collect(settings, factory, profiles, now=NOW)
-        [built] = pipeline.build_digests(settings, factory, profiles, day=DAY, now=NOW, dry_run=True)
+        collect(settings, factory, profiles, now=NOW)
+        [built] = build_digests(settings, factory, profiles, day=DAY, now=NOW, dry_run=True)
     md = render_markdown(built.digest).body
     assert "<script" not in md.lower() and "99 points, 9 comments on Hacker News" in md
 
@@ -272,7 +273,7 @@ def test_feedsvc_sources_prints_the_health_table(tmp_path, factory, profiles, do
     from feedsvc.cli import app
 
     settings = replay_settings(down_lobsters.url, tmp_path)
-    pipeline.collect(settings, factory, profiles, now=datetime.now(UTC))
+    collect(settings, factory, profiles, now=datetime.now(UTC))
     env = {"FEEDSVC_DATABASE_URL": engine.url.render_as_string(hide_password=False), "COLUMNS": "250"}
     result = CliRunner().invoke(app, ["sources"], env=env)
     assert result.exit_code == 0, result.output

@@ -30,19 +30,29 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, func, select, update
+from sqlalchemy import create_engine, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from feedsvc import pipeline
 from feedsvc.config import Settings, load_profiles
 from feedsvc.demo import FULLTEXT_PAPERS, SNAPSHOT_DAY, SNAPSHOT_NOW, demo_profiles_path, replay_settings
 from feedsvc.demo import snapshot_routes as demo_routes
 from feedsvc.models import Candidate, Card, Digest, Discussion, Quote, SourceReport
+from feedsvc.pipeline.collect import SOURCE_NAMES, collect
+from feedsvc.pipeline.digest import Built, build_digests
+from feedsvc.pipeline.library import fetch_papers
 from feedsvc.replay import ReplayServer
 from feedsvc.signing import make_token
 from feedsvc.store import archive, delivery, queries
 from feedsvc.store.db import make_engine, session_factory, session_scope, upgrade
-from feedsvc.store.tables import DeliveryRow, DigestRow, FeedbackRow, RecipientRow, SubscriptionRow
+from feedsvc.store.tables import (
+    DeliveryRow,
+    DigestRow,
+    EntryRow,
+    FeedbackRow,
+    FullTextRow,
+    RecipientRow,
+    SubscriptionRow,
+)
 from feedsvc.web.app import CSP, create_app
 
 SECRET = "test-secret-0123456789-abcdefghij"
@@ -57,7 +67,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # --- the demo store, built once per module; each test gets its own copy -----------------------------
 
 
-def build_demo(data_dir: Path, database_url: str = "") -> list[pipeline.Built]:
+def build_demo(data_dir: Path, database_url: str = "") -> list[Built]:
     """The offline demo (recorded arXiv, HN, Lobsters, YouTube answers over loopback) into `database_url`."""
     profiles = load_profiles(demo_profiles_path())
     with ReplayServer(demo_routes()) as server:
@@ -66,9 +76,9 @@ def build_demo(data_dir: Path, database_url: str = "") -> list[pipeline.Built]:
         try:
             upgrade(engine)
             factory = session_factory(engine)
-            pipeline.collect(settings, factory, profiles, now=SNAPSHOT_NOW)
-            pipeline.fetch_papers(settings, factory, FULLTEXT_PAPERS, now=SNAPSHOT_NOW)
-            return pipeline.build_digests(settings, factory, profiles, day=SNAPSHOT_DAY, now=SNAPSHOT_NOW)
+            collect(settings, factory, profiles, now=SNAPSHOT_NOW)
+            fetch_papers(settings, factory, FULLTEXT_PAPERS, now=SNAPSHOT_NOW)
+            return build_digests(settings, factory, profiles, day=SNAPSHOT_DAY, now=SNAPSHOT_NOW)
         finally:
             engine.dispose()
 
@@ -76,7 +86,7 @@ def build_demo(data_dir: Path, database_url: str = "") -> list[pipeline.Built]:
 @dataclasses.dataclass(frozen=True)
 class Demo:
     data_dir: Path
-    built: dict[str, pipeline.Built]
+    built: dict[str, Built]
 
 
 @pytest.fixture(scope="module")
@@ -274,6 +284,20 @@ def test_the_home_page_shows_each_profiles_latest_bundle_and_the_archive_pages(c
     assert client.get(f"/d/{PROFILE}/2024-02-30").status_code == 404
     assert client.get(f"/d/{PROFILE}/20241128").status_code == 404  # one address per digest
     assert client.get(f"/d/{PROFILE}/2001-01-01").status_code == 404
+
+
+def test_the_item_page_shows_the_page_stored_with_the_digest_not_one_rebuilt(client, db, demo) -> None:
+    key = "arxiv:2310.03240"
+    before = client.get(f"/item/{key}").text
+    assert "Formula notes" in before
+    with session_scope(db) as s:  # the full text gone: the page is the digest's, not derived from it
+        s.execute(delete(FullTextRow))
+    assert client.get(f"/item/{key}").text == before
+    with session_scope(db) as s:  # a digest from before pages were stored: the card, no breakdown
+        s.execute(update(EntryRow).values(page=None))
+    doc = Doc(client.get(f"/item/{key}").text)
+    assert "Breakdown" not in doc.headings and "Formula notes" not in doc.headings
+    assert doc.headings[0] == next(c.title for c in demo.built[PROFILE].digest.cards if c.key == key)
 
 
 def test_an_item_page_has_its_card_breakdown_formula_notes_discussions_and_talks(client, db, demo) -> None:
@@ -513,7 +537,7 @@ def test_healthz_reports_database_scheduler_sources_and_outbox(client, db) -> No
     h = r.json()
     assert h["database"]["ok"] is True and h["database"]["dialect"] == "sqlite"
     assert h["scheduler"]["status"] == "not running" and h["status"] == "degraded"
-    assert [s["source"] for s in h["sources"]] == list(pipeline.SOURCE_NAMES)
+    assert [s["source"] for s in h["sources"]] == list(SOURCE_NAMES)
     assert {s["last_status"] for s in h["sources"]} <= {"ok", "empty", "failed", "never run"}
     assert h["outbox"] == {}
     with session_scope(db) as s:

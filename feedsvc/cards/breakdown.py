@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from feedsvc.cards.equations import (
     MIN_SCORE,
@@ -454,3 +455,35 @@ __all__ = [
     "breakdown",
     "formula_notes",
 ]
+
+
+# ---------------------------------------------------------------- stored --------------------------------
+
+
+def page_data(b: Breakdown, notes: FormulaNotes) -> dict[str, Any]:
+    """The breakdown and formula notes as plain JSON data, as the digest stores them for the item page."""
+    return {
+        "breakdown": asdict(b),
+        "notes": [asdict(n) for n in notes],
+        "dropped": [asdict(d) for d in notes.dropped],
+        "omitted": notes.omitted,
+    }
+
+
+def page_from_data(data: dict[str, Any]) -> tuple[Breakdown, FormulaNotes]:
+    """`page_data` read back: equal to the breakdown and notes it was made from."""
+    b = dict(data["breakdown"])
+    for name in ("overview", "contributions", "method", "results", "implications", "limitations"):
+        b[name] = tuple(Sentence(**s) for s in b[name])
+    b["authors"], b["categories"] = tuple(b["authors"]), tuple(b["categories"])
+    b["key_equation"] = _note_from_data(b["key_equation"]) if b["key_equation"] else None
+    b["dropped"] = tuple(Dropped(**d) for d in b["dropped"])
+    notes = FormulaNotes(
+        (_note_from_data(n) for n in data["notes"]), (Dropped(**d) for d in data["dropped"]), data["omitted"]
+    )
+    return Breakdown(**b), notes
+
+
+def _note_from_data(data: dict[str, Any]) -> FormulaNote:
+    tuples = {name: tuple(data[name]) for name in ("path", "symbols", "expanded")}
+    return FormulaNote(**{**data, **tuples})

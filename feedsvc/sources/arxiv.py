@@ -101,6 +101,7 @@ def _api_cause(e: Exception) -> str:
 
 class ArxivSource:
     name = NAME
+    units_spent = 0  # no API quota
 
     def __init__(
         self,
@@ -115,6 +116,9 @@ class ArxivSource:
         self.categories = tuple(c.strip() for c in categories if c.strip())
         self._factory = api_client_factory or (lambda: default_api_client(settings))
         self._api: arxiv.Client | None = None
+
+    def close(self) -> None:
+        self.http.close()
 
     @property
     def feed_url(self) -> str:

@@ -38,6 +38,7 @@ def _as_int(value: Any) -> int:
 
 class HackerNewsSource:
     name = NAME
+    units_spent = 0  # no API quota
 
     def __init__(
         self,
@@ -53,6 +54,9 @@ class HackerNewsSource:
         self.queries = tuple(q.strip() for q in queries if q.strip())
         self.min_points = min_points
         self.base_url = base_url.rstrip("/")
+
+    def close(self) -> None:
+        self.http.close()
 
     def fetch(self, since: datetime) -> Fetched:
         if not self.queries:

@@ -40,6 +40,7 @@ def _submitter(story: dict[str, Any]) -> tuple[str, ...]:
 
 class LobstersSource:
     name = NAME
+    units_spent = 0  # no API quota
 
     def __init__(
         self,
@@ -53,6 +54,9 @@ class LobstersSource:
         self.http = http
         self.tags = tuple(t.strip().lower() for t in tags if t.strip())
         self.base_url = base_url.rstrip("/")
+
+    def close(self) -> None:
+        self.http.close()
 
     def fetch(self, since: datetime) -> Fetched:
         stories: dict[str, dict[str, Any]] = {}

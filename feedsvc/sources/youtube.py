@@ -250,6 +250,7 @@ class YouTubeSource:
         self.max_wait = settings.http_max_wait
         self._sleep = sleep
         self._api: Any = None
+        self.units_spent = 0  # quota units this source spent
 
     def __repr__(self) -> str:  # never show the key
         return f"YouTubeSource(channels={self.channels!r}, topic_queries={self.topic_queries!r})"
@@ -277,7 +278,16 @@ class YouTubeSource:
     # --- calls -----------------------------------------------------------------------------------------
 
     def _pay(self, method: str) -> bool:
-        return self.quota.spend(COSTS[method])
+        if not self.quota.spend(COSTS[method]):
+            return False
+        self.units_spent += COSTS[method]
+        return True
+
+    def close(self) -> None:
+        """Close the API client's connections, if it was built."""
+        if self._api is not None:
+            self._api.close()
+            self._api = None
 
     def _backoff(self, attempt: int) -> float:
         return float(min(2 ** (attempt - 1), self.max_wait))

@@ -29,7 +29,6 @@ from feedsvc.store.delivery import code_hash
 from feedsvc.store.tables import (
     DigestRow,
     EntryRow,
-    FullTextRow,
     HeartbeatRow,
     Item,
     ProfileRow,
@@ -210,11 +209,18 @@ def keys_titled(session: Session, title: str, kind: str = "paper") -> list[str]:
     )
 
 
-def fulltext_fetched(session: Session, key: str) -> datetime | None:
-    """When the item's full text was stored (a cache key for pages derived from it), or None."""
-    return session.scalar(
-        select(FullTextRow.fetched).join(Item, Item.id == FullTextRow.item_id).where(Item.key == key)
-    )
+def paper_page(session: Session, key: str) -> tuple[int, dict[str, Any]] | None:
+    """The page stored with the latest digest that picked the paper: (its entry's id, the page's data);
+    None when no digest stored one (not a paper pick, read from the abstract only, or built before
+    pages were stored)."""
+    row = session.execute(
+        select(EntryRow.id, EntryRow.page)
+        .join(Item, Item.id == EntryRow.item_id)
+        .where(Item.key == key, EntryRow.page.is_not(None))
+        .order_by(EntryRow.id.desc())
+        .limit(1)
+    ).first()
+    return (row[0], row[1]) if row else None
 
 
 # --- search --------------------------------------------------------------------------------------------

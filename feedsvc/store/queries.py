@@ -359,8 +359,15 @@ def find_digest(session: Session, profile: str, day: date) -> DigestRow | None:
     )
 
 
-def save_digest(session: Session, digest: Digest, markdown: str, now: datetime) -> int:
-    """Store a digest and its cards; a digest is immutable, so saving the same (profile, day) twice fails."""
+def save_digest(
+    session: Session,
+    digest: Digest,
+    markdown: str,
+    now: datetime,
+    pages: Mapping[str, dict[str, Any]] | None = None,
+) -> int:
+    """Store a digest and its cards, with each paper pick's page from `pages` (item key -> page data); a
+    digest is immutable, so saving the same (profile, day) twice fails."""
     profile_id = session.scalar(select(ProfileRow.id).where(ProfileRow.name == digest.profile))
     if profile_id is None:
         raise LookupError(f"profile {digest.profile!r} is not in the store; sync the profiles first")
@@ -394,6 +401,7 @@ def save_digest(session: Session, digest: Digest, markdown: str, now: datetime) 
                 thread=card.thread,
                 score=card.score,
                 card=card_to_json(card),
+                page=(pages or {}).get(card.key),
             )
         )
     session.flush()

@@ -184,6 +184,9 @@ class EntryRow(Base):
     thread: Mapped[str] = mapped_column(String(256), default="")
     score: Mapped[float] = mapped_column(Float, default=0.0)
     card: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # a paper pick's page (breakdown and formula notes, `feedsvc.cards.breakdown.page_data`), built with
+    # the digest; NULL for other picks and for digests built before migration 0007
+    page: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
 
     __table_args__ = (UniqueConstraint("digest_id", "item_id", name="uq_digest_entries_item"),)
 

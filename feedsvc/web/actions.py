@@ -5,7 +5,7 @@ GET never changes anything: it checks the link and shows what pressing the butto
 An unsubscribe URL also takes a mail client's RFC 8058 one-click POST (body `List-Unsubscribe=One-Click`,
 no cookie, no other token). A forged, damaged, expired or wrong-purpose token gets a 400 page saying so
 and nothing changes. Without FEEDSVC_SECRET_KEY these endpoints answer 503; the archive still works.
-Imports the store, `feedsvc.signing` and the outbox edge (which mails the confirmation link).
+Imports the store, `feedsvc.signing` and `feedsvc.pipeline.subscribe` (which mails the confirmation link).
 """
 
 from __future__ import annotations
@@ -238,7 +238,7 @@ def subscribe_post(
             request, st, session, 400, address=address, error="Choose one of the profiles."
         )
     session.close()  # the outbox opens its own sessions
-    from feedsvc.outbox import request_email_subscription
+    from feedsvc.pipeline.subscribe import request_email_subscription
 
     try:
         request_email_subscription(st.settings, st.factory, address, profile, now)

@@ -1,9 +1,10 @@
-"""A paper's breakdown and formula notes for its item page, derived from the full text in the store.
+"""A paper's breakdown and formula notes for its item page, as the digest that picked it stored them.
 
-The pipeline writes these pages only as Markdown files beside the digest (`papers/<id>.md`); the store
-keeps the full text they came from. The same extractive functions run again on that text (they are
-deterministic: the result equals the Markdown page) and the result is kept in memory per item and
-fetch time. Imports the cards stage and the store: an edge module.
+The digest run builds each paper pick's page once, from the full text, and stores it with the digest
+(`digest_entries.page`); this module only reads it back, from the latest digest that stored one, and
+keeps it in memory per digest entry. A paper with no stored page (never a pick, read from the abstract
+only, or picked by a digest built before pages were stored) shows its card only: nothing is rebuilt here.
+Imports the cards stage (for the page's types) and the store: an edge module.
 """
 
 from __future__ import annotations
@@ -15,11 +16,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from feedsvc.cards.breakdown import Breakdown, Dropped, FormulaNotes, breakdown, formula_notes
-from feedsvc.cards.writer import parse_fulltext
-from feedsvc.config import Settings
+from feedsvc.cards.breakdown import Breakdown, Dropped, FormulaNotes, page_from_data
 from feedsvc.models import Candidate
-from feedsvc.store import archive, queries
+from feedsvc.store import archive
 from feedsvc.web.cache import LRU
 
 
@@ -37,33 +36,26 @@ def _pdf_url(arxiv_id: str) -> str:
     return f"https://arxiv.org/pdf/{arxiv_id}" if re.fullmatch(r"[\w./-]+", arxiv_id or "") else ""
 
 
-def paper_page(session: Session, settings: Settings, item: Candidate, memo: LRU[Any]) -> PaperPage | None:
-    """The page of a paper whose full text (HTML or LaTeX source) is stored; None for abstract-only."""
+def paper_page(session: Session, item: Candidate, memo: LRU[Any]) -> PaperPage | None:
+    """The stored page of a paper pick; None when no digest stored one (see the module docstring)."""
     if item.kind != "paper":
         return None
-    fetched = archive.fulltext_fetched(session, item.key)
-    if fetched is None:
+    stored = archive.paper_page(session, item.key)
+    if stored is None:
         return None
-    memo_key = ("paper", item.key, fetched)
+    entry_id, data = stored
+    memo_key = ("paper", item.key, entry_id)
     page = memo.get(memo_key)
-    if page is not None:
-        return page or None
-    cached = queries.cached_fulltext(session, item.key)
-    page = False
-    if cached is not None and cached[0] in ("html", "eprint"):
-        kind, content, reason = cached
-        ft = parse_fulltext(kind, content, item.text, reason, settings.fulltext_max_bytes)
-        if ft.source != "abstract":
-            notes = formula_notes(ft)
-            b = breakdown(item, ft)
-            skipped = Counter(d.reason for d in notes.dropped if d.kind == "display")
-            page = PaperPage(
-                breakdown=b,
-                notes=notes,
-                skipped=sorted(skipped.items()),
-                failed=[d for d in notes.dropped if d.kind != "display"],
-                omitted=notes.omitted,
-                pdf_url=_pdf_url(b.arxiv_id),
-            )
-    memo.put(page, memo_key)
-    return page or None
+    if page is None:
+        b, notes = page_from_data(data)
+        skipped = Counter(d.reason for d in notes.dropped if d.kind == "display")
+        page = PaperPage(
+            breakdown=b,
+            notes=notes,
+            skipped=sorted(skipped.items()),
+            failed=[d for d in notes.dropped if d.kind != "display"],
+            omitted=notes.omitted,
+            pdf_url=_pdf_url(b.arxiv_id),
+        )
+        memo.put(page, memo_key)
+    return page

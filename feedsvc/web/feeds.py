@@ -168,7 +168,7 @@ def api_item(request: Request, st: StateDep, session: SessionDep, key: str) -> R
         if item.kind == "paper"
         else []
     )
-    paper = paper_page(session, st.settings, item, st.papers)
+    paper = paper_page(session, item, st.papers)
     data = {
         "key": item.key,
         "kind": item.kind,

@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from feedsvc import pipeline
+from feedsvc.pipeline.collect import source_health
 from feedsvc.store import archive, delivery
 from feedsvc.web.cache import PRIVATE
 from feedsvc.web.deps import NowDep, StateDep
@@ -81,7 +81,7 @@ def healthz(request: Request, st: StateDep, now: NowDep) -> Response:
             problems.append(f"the scheduler's last heartbeat is {round(age.total_seconds())} s old")
 
     try:
-        sources = pipeline.source_health(st.settings, st.factory, now)
+        sources = source_health(st.settings, st.factory, now)
     except Exception as e:
         log.error("healthz: source health: %s", e)
         sources = []

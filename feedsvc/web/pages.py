@@ -154,7 +154,7 @@ def item_page(request: Request, st: StateDep, session: SessionDep, key: str) -> 
         item=item,
         placeholder=bool(item.meta.get("placeholder")),
         appearances=appearances,
-        paper=paper_page(session, st.settings, item, st.papers),
+        paper=paper_page(session, item, st.papers),
         discussions=queries.discussions_for(session, [key]).get(key, []),
         talks=talks,
         papers_of_talk=papers_of_talk,

@@ -1,10 +1,10 @@
-"""Publishing: the outbox worker and subscriptions. Wires render -> deliver to the store's outbox.
+"""Publishing, the outbox run: wires render -> deliver to the store's outbox.
 
 `publish` enqueues each active recipient's latest digest once, claims due deliveries (see
 `feedsvc.store.delivery` for the claim and its crash semantics), renders each digest once per channel,
 sends, and records every outcome: sent, retried with back-off, given up with a notice, or the recipient
 deactivated when the channel says they are gone (bot blocked, address refused). A channel that is not
-configured leaves its deliveries pending and visible. An edge: it may import the store and every stage.
+configured leaves its deliveries pending and visible.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
-import secrets
 import socket
 import threading
 from collections.abc import Callable, Mapping
@@ -21,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,12 +32,12 @@ from feedsvc.store import delivery, queries
 from feedsvc.store.db import session_scope
 from feedsvc.store.tables import DigestRow
 
+if TYPE_CHECKING:
+    from feedsvc.deliver.email import EmailChannel
+
 log = logging.getLogger(__name__)
 
-TELEGRAM_CODE_TTL = timedelta(hours=24)
-EMAIL_CONFIRM_TTL = timedelta(days=7)
 CLAIM = 4  # deliveries a worker claims at a time: few, so workers share the work evenly
-_ADDRESS = re.compile(r"^[^@\s<>\"',;]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
 
 
 def signing_secret(settings: Settings, why: str) -> str:
@@ -65,19 +64,7 @@ def open_channels(
     if only in (None, "markdown"):
         channels["markdown"] = MarkdownFiles(settings.data_dir)
     if settings.smtp_host and only in (None, "email"):
-        from feedsvc.deliver.email import EmailChannel
-
-        email = EmailChannel(
-            settings.smtp_host,
-            settings.smtp_port,
-            security=settings.smtp_security,
-            username=settings.smtp_username,
-            password=settings.smtp_password.get_secret_value(),
-            timeout=settings.smtp_timeout,
-            sender=settings.mail_from,
-            base_url=settings.base_url,
-            secret=signing_secret(settings, "email delivery"),
-        )
+        email = email_channel(settings)
         stack.callback(email.close)
         channels["email"] = email
     token = settings.telegram_bot_token.get_secret_value()
@@ -94,6 +81,23 @@ def open_channels(
         stack.callback(telegram.close)
         channels["telegram"] = telegram
     return channels
+
+
+def email_channel(settings: Settings) -> EmailChannel:
+    """The SMTP channel the settings describe (it connects when it first sends; the caller closes it)."""
+    from feedsvc.deliver.email import EmailChannel
+
+    return EmailChannel(
+        settings.smtp_host,
+        settings.smtp_port,
+        security=settings.smtp_security,
+        username=settings.smtp_username,
+        password=settings.smtp_password.get_secret_value(),
+        timeout=settings.smtp_timeout,
+        sender=settings.mail_from,
+        base_url=settings.base_url,
+        secret=signing_secret(settings, "email delivery"),
+    )
 
 
 def render_for(channel: str, digest: Digest, settings: Settings) -> Rendered:
@@ -302,57 +306,3 @@ def _deliver_one(
     with session_scope(factory) as session:
         delivery.mark_sent(session, job.id, external_id, tick())
     return "sent", ""
-
-
-# --- subscriptions -------------------------------------------------------------------------------------
-
-
-def new_telegram_code(factory: sessionmaker[Session], profile: str, now: datetime | None = None) -> str:
-    """A one-time code a chat sends as `/start CODE` to subscribe to `profile` (valid 24 hours)."""
-    now = now or datetime.now(UTC)
-    code = secrets.token_urlsafe(12)
-    with session_scope(factory) as session:
-        delivery.create_subscription(session, profile, "telegram", code, now, TELEGRAM_CODE_TTL)
-    return code
-
-
-def valid_address(address: str) -> str:
-    """The address, trimmed, if it looks like a deliverable mailbox; ValueError otherwise."""
-    value = address.strip()
-    if len(value) > 254 or not _ADDRESS.match(value):
-        raise ValueError(f"{address!r} is not an email address")
-    return value
-
-
-def request_email_subscription(
-    settings: Settings,
-    factory: sessionmaker[Session],
-    address: str,
-    profile: str,
-    now: datetime | None = None,
-    *,
-    channel: Channel | None = None,
-) -> str:
-    """Double opt-in, step one: store a pending subscription and mail its confirmation link.
-
-    Returns the confirmation URL. Raises ConfigError when email is not configured, ValueError for a bad
-    address, LookupError for an unknown profile.
-    """
-    now = now or datetime.now(UTC)
-    address = valid_address(address)
-    secret = signing_secret(settings, "email subscription")
-    if channel is None and not settings.smtp_host:
-        raise ConfigError(
-            "email is not configured: set FEEDSVC_SMTP_HOST (and the other FEEDSVC_SMTP_* settings)"
-        )
-    code = secrets.token_urlsafe(16)
-    with session_scope(factory) as session:
-        delivery.create_subscription(session, profile, "email", code, now, EMAIL_CONFIRM_TTL, address=address)
-    url = signing.link(settings.base_url, secret, "confirm", {"c": code})
-    from feedsvc.deliver.email import confirmation_message
-
-    message = confirmation_message(address, profile, url, sender=settings.mail_from, now=now)
-    with ExitStack() as stack:
-        email = channel if channel is not None else open_channels(settings, stack)["email"]
-        email.send_message(message)  # type: ignore[attr-defined]
-    return url

@@ -1,0 +1,205 @@
+"""Which sources ran and what they brought: `collect` runs every registered source into the store, one
+recorded run each, and `source_health` says what those runs add up to (failures, back-off, quota).
+
+Errors from one source are recorded on its run and never stop the others. A source that keeps failing
+waits: after the Retry-After it was given, and after two failures in a row for a back-off that doubles.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from feedsvc.config import Settings
+from feedsvc.identity import match_title, title_fingerprint
+from feedsvc.models import Candidate, Profile, Source, SourceError
+from feedsvc.pipeline.talks import NOTE as TALK_NOTE
+from feedsvc.sources import SOURCES, build_sources
+from feedsvc.sources.http import Validators
+from feedsvc.sources.youtube import QuotaBudget
+from feedsvc.store import queries
+from feedsvc.store.db import session_scope
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+SourcesFactory = Callable[[Settings, Sequence[Profile], Validators, QuotaBudget], list[Source]]
+SOURCE_NAMES = tuple(SOURCES)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    source: str
+    status: str  # ok | empty | failed | disabled | backoff
+    scanned: int = 0
+    fetched: int = 0
+    new: int = 0
+    error: str | None = None
+    note: str = ""
+
+
+def collect(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    profiles: Sequence[Profile],
+    *,
+    now: datetime | None = None,
+    make_sources: SourcesFactory = build_sources,
+    progress: Progress | None = None,
+) -> list[RunOutcome]:
+    """Fetch every enabled source into the store, one recorded run each; a source that keeps failing
+    waits (exponential back-off, or the Retry-After it was given) and says until when."""
+    now = now or datetime.now(UTC)
+    since = now - timedelta(days=max((p.max_age_days for p in profiles), default=365))
+    outcomes: list[RunOutcome] = []
+    with session_scope(factory) as session:
+        queries.sync_profiles(session, profiles, now)
+        session.commit()
+        quota = queries.StoreQuota(session, "youtube", settings.youtube_daily_quota, now)
+        sources = make_sources(settings, profiles, queries.StoreValidators(session, now), quota)
+        try:
+            for source in sources:
+                if progress:
+                    progress(source.name)
+                outcomes.append(
+                    _skipped(session, settings, source.name, now) or _run(session, source, since, now)
+                )
+        finally:
+            for source in sources:
+                source.close()
+    return outcomes
+
+
+def _skipped(session: Session, settings: Settings, source: str, now: datetime) -> RunOutcome | None:
+    """The outcome of a source that does not run now (disabled, or backing off); None when it runs."""
+    if source in settings.disabled_sources:
+        return RunOutcome(source, "disabled", note="disabled by FEEDSVC_DISABLED_SOURCES")
+    wait = backoff_until(session, settings, source, now)
+    if wait is not None:
+        return RunOutcome(source, "backoff", note=f"backing off until {wait:%Y-%m-%d %H:%M} UTC")
+    return None
+
+
+def backoff_until(session: Session, settings: Settings, source: str, now: datetime) -> datetime | None:
+    """When `source` may run again, if not now: after the Retry-After it was given, and after two or more
+    failures in a row, `backoff_minutes` doubling with each further failure (at most a day)."""
+    streak = queries.failure_streak(session, source)
+    if not streak:
+        return None
+    last = streak[0]
+    until = last.retry_at
+    if len(streak) >= 2 and last.finished is not None:
+        pause = timedelta(minutes=settings.backoff_minutes * 2 ** (len(streak) - 2))
+        until = max(filter(None, (until, last.finished + min(pause, timedelta(days=1)))))
+    return until if until is not None and until > now else None
+
+
+def _run(session: Session, source: Source, since: datetime, now: datetime) -> RunOutcome:
+    """Run one source into the store and record the run: its counts, its error, the quota it spent."""
+    run_id = queries.start_run(session, source.name, now)
+    session.commit()
+    spent_before = source.units_spent
+    retry_at = None
+    try:
+        fetched = source.fetch(since)
+        candidates = _attach_by_title(session, fetched.candidates, now)
+        count, new = queries.upsert_candidates(session, candidates, run_id=run_id, now=now)
+        outcome = RunOutcome(source.name, fetched.status, fetched.scanned, count, new, None, fetched.note)
+    except SourceError as e:
+        session.rollback()
+        outcome = RunOutcome(source.name, "failed", error=e.cause)
+        if e.retry_after:
+            retry_at = now + timedelta(seconds=e.retry_after)
+        log.warning("%s", e)
+    except Exception as e:  # a bug in one source must not stop the others; it is recorded, not hidden
+        session.rollback()
+        log.exception("source %s crashed", source.name)
+        outcome = RunOutcome(source.name, "failed", error=f"unexpected {type(e).__name__}: {e}")
+    queries.finish_run(
+        session,
+        run_id,
+        status=outcome.status,
+        now=datetime.now(UTC),
+        scanned=outcome.scanned,
+        fetched=outcome.fetched,
+        new=outcome.new,
+        error=outcome.error,
+        note=outcome.note,
+        retry_at=retry_at,
+        units=source.units_spent - spent_before,
+    )
+    session.commit()
+    return outcome
+
+
+def _attach_by_title(session: Session, candidates: list[Candidate], now: datetime) -> list[Candidate]:
+    """A story whose link is not a paper but whose title is a known paper's (or nearly) discusses it."""
+    links = [c for c in candidates if c.kind == "link" and not c.meta.get("about")]
+    if not links:
+        return candidates
+    index = {
+        title_fingerprint(t): k for k, t in queries.titles_since(session, now - timedelta(days=730)).items()
+    }
+    out = []
+    for c in candidates:
+        if c.kind == "link" and not c.meta.get("about"):
+            key = match_title(c.title, index)
+            if key:
+                c = replace(c, meta={**c.meta, "about": key, "matched_by": "title"})
+        out.append(c)
+    return out
+
+
+# --- health --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Health:
+    """One source's health, as `feedsvc sources` and /healthz report it."""
+
+    source: str
+    enabled: bool
+    last_status: str  # ok | empty | failed | never run
+    last_run: datetime | None
+    last_success: datetime | None
+    failing_since: datetime | None
+    failures: int
+    next_try: datetime | None
+    error: str | None
+    note: str
+    units_today: int = 0
+
+
+def source_health(
+    settings: Settings, factory: sessionmaker[Session], now: datetime | None = None
+) -> list[Health]:
+    """What each source's recorded runs say: the truth, including failures and back-off."""
+    now = now or datetime.now(UTC)
+    out = []
+    with session_scope(factory) as session:
+        runs = queries.latest_runs(session, exclude_notes=(TALK_NOTE,))
+        for name in SOURCE_NAMES:
+            run = runs.get(name)
+            streak = queries.failure_streak(session, name)
+            out.append(
+                Health(
+                    source=name,
+                    enabled=name not in settings.disabled_sources,
+                    last_status=run.status if run else "never run",
+                    last_run=run.finished if run else None,
+                    last_success=queries.last_success(session, name),
+                    failing_since=streak[-1].started if streak else None,
+                    failures=len(streak),
+                    next_try=backoff_until(session, settings, name, now),
+                    error=run.error if run and run.status == "failed" else None,
+                    note=run.note if run else "",
+                    units_today=queries.StoreQuota(session, name, 0, now).used_before
+                    if name == "youtube"
+                    else 0,
+                )
+            )
+    return out
