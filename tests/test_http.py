@@ -12,7 +12,7 @@ from fakes import FakeSleep
 from feedsvc.config import Settings
 from feedsvc.models import SourceError
 from feedsvc.replay import ReplayServer, Reply, in_turn
-from feedsvc.retry_after import retry_after_seconds
+from feedsvc.retry import retry_after_seconds
 from feedsvc.sources.http import MemoryValidators, SourceHttp, safe_url
 
 

@@ -9,7 +9,7 @@ import pytest
 
 PKG = Path(__file__).parent.parent / "feedsvc"
 STAGES = ("sources", "rank", "cards", "render", "deliver")
-SHARED = {"feedsvc.models", "feedsvc.config", "feedsvc.identity", "feedsvc.retry_after", "feedsvc.signing"}
+SHARED = {"feedsvc.models", "feedsvc.config", "feedsvc.identity", "feedsvc.retry", "feedsvc.signing"}
 EDGES = {"pipeline", "cli", "web", "demo", "scheduler", "bot", "outbox", "__main__"}
 
 
