@@ -11,7 +11,8 @@ Without an API key nothing is fetched: `fetch` returns an "empty" result with a 
 HTTP errors, time-outs and malformed answers raise `SourceError` with the API's reason and message;
 the key (sent as `key=` in every request URL) never appears in messages, and is redacted from the
 client library's own log records.
-Imports only feedsvc.models, feedsvc.config, feedsvc.identity and feedsvc.sources (never feedsvc.store).
+Imports only feedsvc.models, feedsvc.config, feedsvc.identity, feedsvc.retry and feedsvc.sources (never
+feedsvc.store).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from googleapiclient.errors import HttpError
 from feedsvc.config import Settings
 from feedsvc.identity import arxiv_id
 from feedsvc.models import Candidate, Fetched, SourceError
+from feedsvc.retry import GaveUp, RetryPolicy, Transient
 from feedsvc.sources.text import clean_title, iso_time
 
 NAME = "youtube"
@@ -245,10 +247,8 @@ class YouTubeSource:
         self.search_budget = max(0, search_budget)
         self.base_url = base_url
         self.quota: QuotaBudget = quota if quota is not None else MemoryQuota(settings.youtube_daily_quota)
-        self.retries = max(0, settings.http_retries)
         self.timeout = settings.http_timeout
-        self.max_wait = settings.http_max_wait
-        self._sleep = sleep
+        self.retry = RetryPolicy.from_settings(settings, sleep=sleep)
         self._api: Any = None
 
     def __repr__(self) -> str:  # never show the key
@@ -270,6 +270,8 @@ class YouTubeSource:
                 static_discovery=True,
                 cache_discovery=False,
                 client_options={"api_endpoint": self.base_url} if self.base_url else None,
+                # httplib2 stays: the client takes no httpx transport, and its requests and error model are
+                # what the recorded-response tests pin; retries are ours (num_retries=0, feedsvc.retry)
                 http=httplib2.Http(timeout=self.timeout),
             )
         return self._api
@@ -279,56 +281,48 @@ class YouTubeSource:
     def _pay(self, method: str) -> bool:
         return self.quota.spend(COSTS[method])
 
-    def _backoff(self, attempt: int) -> float:
-        return float(min(2 ** (attempt - 1), self.max_wait))
-
     def _execute(self, method: str, make: Callable[[Any], Any]) -> dict[str, Any]:
-        """Run one API request built by `make(client)`, retrying 5xx, 429 and time-outs like SourceHttp."""
-        attempts = self.retries + 1
-        for attempt in range(1, attempts + 1):
-            last = attempt == attempts
-            try:
-                answer = make(self._client()).execute(num_retries=0)
-            except HttpError as e:
-                status = int(getattr(e.resp, "status", 0) or 0)
-                cause = self._http_error_cause(e, status)
-                if (status >= 500 or status == 429) and not last:
-                    self._sleep(self._backoff(attempt))
-                    continue
-                suffix = f" after {attempts} attempts" if status >= 500 or status == 429 else ""
-                # a spent daily quota comes back at midnight Pacific time: say when, so runs can wait
-                retry_after = self._until_quota_reset() if "quotaExceeded" in cause else None
-                raise SourceError(NAME, f"{cause}{suffix} ({method})", retry_after=retry_after) from None
-            except TimeoutError:  # socket.timeout is an alias
-                if last:
-                    raise SourceError(
-                        NAME, f"YouTube API timed out after {self.timeout} s ({attempts} attempts) ({method})"
-                    ) from None
-                self._sleep(self._backoff(attempt))
-                continue
-            except (OSError, httplib2.HttpLib2Error) as e:
-                if last:
-                    detail = _redact(f"{type(e).__name__}: {e}".splitlines()[0], self._key)
-                    raise SourceError(
-                        NAME, f"YouTube API connection failed: {detail} ({attempts} attempts) ({method})"
-                    ) from None
-                self._sleep(self._backoff(attempt))
-                continue
-            except ValueError as e:  # the JSON model could not parse the body
-                detail = _redact(str(e).splitlines()[0] if str(e) else type(e).__name__, self._key)
-                raise SourceError(
-                    NAME, f"malformed answer from the YouTube API: {detail} ({method})"
-                ) from None
-            if isinstance(answer, str | bytes):  # the JSON model hands back a body it could not parse
-                raise SourceError(
-                    NAME,
-                    f"malformed answer from the YouTube API: not JSON ({len(answer)} chars; truncated?) "
-                    f"({method})",
-                )
-            if not isinstance(answer, dict):
-                raise SourceError(NAME, f"unexpected answer from the YouTube API: not an object ({method})")
-            return answer
-        raise AssertionError("unreachable")  # pragma: no cover
+        """Run one API request built by `make(client)` under the retry policy (5xx, 429, time-outs)."""
+        try:
+            answer = self.retry.call(f"YouTube {method}", lambda: self._try(make))
+        except GaveUp as e:
+            tries = f"after {e.attempts} attempts" if " HTTP " in e.cause else f"({e.attempts} attempts)"
+            wait = self._quota_wait(e.cause)
+            raise SourceError(NAME, f"{e.cause} {tries} ({method})", retry_after=wait) from None
+        except SourceError as e:
+            raise SourceError(NAME, f"{e.cause} ({method})", retry_after=e.retry_after) from None
+        if isinstance(answer, str | bytes):  # the JSON model hands back a body it could not parse
+            raise SourceError(
+                NAME,
+                f"malformed answer from the YouTube API: not JSON ({len(answer)} chars; truncated?) "
+                f"({method})",
+            )
+        if not isinstance(answer, dict):
+            raise SourceError(NAME, f"unexpected answer from the YouTube API: not an object ({method})")
+        return answer
+
+    def _try(self, make: Callable[[Any], Any]) -> Any:
+        """One request; `Transient` for 5xx, 429, time-outs and connection errors, else `SourceError`."""
+        try:
+            return make(self._client()).execute(num_retries=0)
+        except HttpError as e:
+            status = int(getattr(e.resp, "status", 0) or 0)
+            cause = self._http_error_cause(e, status)
+            if status >= 500 or status == 429:
+                raise Transient(cause) from None
+            raise SourceError(NAME, cause, retry_after=self._quota_wait(cause)) from None
+        except TimeoutError:  # socket.timeout is an alias
+            raise Transient(f"YouTube API timed out after {self.timeout} s") from None
+        except (OSError, httplib2.HttpLib2Error) as e:
+            detail = _redact(f"{type(e).__name__}: {e}".splitlines()[0], self._key)
+            raise Transient(f"YouTube API connection failed: {detail}") from None
+        except ValueError as e:  # the JSON model could not parse the body
+            detail = _redact(str(e).splitlines()[0] if str(e) else type(e).__name__, self._key)
+            raise SourceError(NAME, f"malformed answer from the YouTube API: {detail}") from None
+
+    def _quota_wait(self, cause: str) -> float | None:
+        """A spent daily quota comes back at midnight Pacific time: say when, so runs can wait."""
+        return self._until_quota_reset() if "quotaExceeded" in cause else None
 
     def _until_quota_reset(self) -> float:
         now = datetime.now(UTC).astimezone(MemoryQuota._ZONE)
