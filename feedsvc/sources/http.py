@@ -1,12 +1,12 @@
 """The HTTP client every source uses: User-Agent, time-out, retries with back-off, Retry-After, ETags.
 
-`SourceHttp.get` returns a `Response` or raises `SourceError(source, one-line cause)`. 5xx answers,
-429, time-outs and transport errors are retried under the one policy (`feedsvc.retry`: up to
+`SourceHttp.get` returns a `Response` or raises `SourceError(source, one-line cause)`. 5xx answers, 429,
+time-outs and transport errors are retried under the one policy (`feedsvc.retry`: up to
 `settings.http_retries` more tries, jittered back-off 1 s, 2 s, 4 s ... capped by `http_max_wait`); a
 429/503 with `Retry-After` waits that long when it is within `http_max_wait`, else fails at once with
-`retry_after` set; other 4xx fail at once. With `conditional=True` the request carries the validators
-remembered for the URL, and a 304 comes back as `Response(not_modified=True)`. Waiting goes through the
-injected `sleep`, so tests never wait.
+`retry_after` set; other 4xx fail at once (unless `retry_4xx`). With `conditional=True` the request
+carries the validators remembered for the URL, and a 304 comes back as `Response(not_modified=True)`.
+Waiting goes through the injected `sleep`, so tests never wait.
 Imports only feedsvc.models, feedsvc.config and feedsvc.retry (never feedsvc.store).
 """
 
@@ -122,7 +122,12 @@ class SourceHttp:
         return SourceError(self.source, f"{cause} (GET {safe_url(url)})", retry_after=retry_after)
 
     def get(
-        self, url: str, *, params: Mapping[str, Any] | None = None, conditional: bool = False
+        self,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        conditional: bool = False,
+        retry_4xx: bool = False,
     ) -> Response:
         full = str(httpx.URL(url, params=params)) if params else url
         headers: dict[str, str] = {}
@@ -136,7 +141,8 @@ class SourceHttp:
                     headers["If-Modified-Since"] = modified
         try:
             return self.retry.call(
-                f"GET {safe_url(full)}", lambda: self._try(full, headers, conditional=conditional)
+                f"GET {safe_url(full)}",
+                lambda: self._try(full, headers, conditional=conditional, retry_4xx=retry_4xx),
             )
         except GaveUp as e:
             if e.too_long:
@@ -146,8 +152,9 @@ class SourceHttp:
             tries = f"after {n} attempts" if e.cause.startswith("HTTP") else f"({n} attempts)"
             raise self._fail(f"{e.cause} {tries}", full, retry_after=e.retry_after) from None
 
-    def _try(self, full: str, headers: dict[str, str], *, conditional: bool) -> Response:
-        """One GET: the response, or `Transient` for time-outs, transport errors, 5xx and 429."""
+    def _try(self, full: str, headers: dict[str, str], *, conditional: bool, retry_4xx: bool) -> Response:
+        """One GET: the response, or `Transient` for time-outs, transport errors, 5xx, 429 (any 4xx with
+        `retry_4xx`)."""
         try:
             response = self._client.get(full, headers=headers)
         except httpx.TimeoutException:
@@ -163,7 +170,7 @@ class SourceHttp:
                 if etag or modified:
                     self.validators.put(full, etag, modified)
             return Response(status, response.content, response.headers, str(response.url))
-        if status >= 500 or status == 429:
+        if status >= 500 or status == 429 or (retry_4xx and status >= 400):
             wait = retry_after_seconds(response.headers.get("Retry-After")) if status in (429, 503) else None
             raise Transient(_reason(response), retry_after=wait)
         raise self._fail(_reason(response), full)
