@@ -112,15 +112,13 @@ class RetryPolicy:
 
     # --- tenacity's hooks ------------------------------------------------------------------------------
 
-    def _too_long(self, state: tenacity.RetryCallState) -> float | None:
-        """The Retry-After of the last failure, when it would take the waits beyond `max_wait`."""
+    def _too_long(self, state: tenacity.RetryCallState) -> bool:
+        """Whether the last failure's Retry-After would take the waits beyond `max_wait` in total."""
         wanted = _transient(state).retry_after
-        if wanted is not None and state.idle_for + wanted > self.max_wait:
-            return wanted
-        return None
+        return wanted is not None and state.idle_for + wanted > self.max_wait
 
     def _stop(self, state: tenacity.RetryCallState, defer: bool) -> bool:
-        return state.attempt_number >= self.attempts or (defer and self._too_long(state) is not None)
+        return state.attempt_number >= self.attempts or (defer and self._too_long(state))
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         wanted = _transient(state).retry_after
@@ -144,7 +142,7 @@ class RetryPolicy:
 
     def _give_up(self, what: str, state: tenacity.RetryCallState, defer: bool) -> Any:
         last = _transient(state)
-        too_long = defer and self._too_long(state) is not None
+        too_long = defer and self._too_long(state)
         pause = last.retry_after
         if pause is not None and pause > LONGEST_PAUSE:
             log.warning("%s: Retry-After %.0fs capped at %.0fs", what, pause, LONGEST_PAUSE)
