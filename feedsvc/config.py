@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     http_max_wait: float = Field(
         60.0, description="Longest Retry-After or back-off feedsvc will wait inside one run, in seconds."
     )
+    http_jitter: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Up to this fraction of each back-off is drawn off at random, so retries do not bunch.",
+    )
     youtube_api_key: SecretStr = Field(
         SecretStr(""),
         description="YouTube Data API v3 key (a secret); empty: YouTube is skipped with a notice.",

@@ -50,6 +50,7 @@ class Rig:
             "arxiv_enrich": False,
             "http_timeout": 5.0,
             "http_retries": 1,
+            "http_jitter": 0.0,  # exact waits; the jitter is tested in test_retry.py
         }
         values.update(settings)
         self.settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]

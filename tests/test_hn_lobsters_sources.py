@@ -45,6 +45,7 @@ class Rig:
     def __init__(self, routes: dict[str, Route], source: str, **settings: object) -> None:
         self.server = ReplayServer(routes).start()
         values: dict[str, object] = {"http_timeout": 5.0, "http_retries": 2, "http_max_wait": 60.0}
+        values["http_jitter"] = 0.0  # exact waits; the jitter is tested in test_retry.py
         values.update(settings)
         self.settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
         self.sleep = FakeSleep()

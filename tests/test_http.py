@@ -12,12 +12,13 @@ from fakes import FakeSleep
 from feedsvc.config import Settings
 from feedsvc.models import SourceError
 from feedsvc.replay import ReplayServer, Reply, in_turn
-from feedsvc.retry_after import retry_after_seconds
+from feedsvc.retry import retry_after_seconds
 from feedsvc.sources.http import MemoryValidators, SourceHttp, safe_url
 
 
 def make_settings(**overrides: object) -> Settings:
     values: dict[str, object] = {"http_timeout": 5.0, "http_retries": 3, "http_max_wait": 60.0}
+    values["http_jitter"] = 0.0  # exact waits; the jitter is tested in test_retry.py
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 

@@ -138,6 +138,7 @@ def settings_for(fake: FakeChatServer | None, **overrides: Any) -> Settings:
         "llm_timeout": 5.0,
         "llm_retries": 2,
         "http_max_wait": 60.0,
+        "http_jitter": 0.0,  # exact waits; the jitter is tested in test_retry.py
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

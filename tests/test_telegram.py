@@ -193,8 +193,8 @@ def tg() -> Iterator[TelegramDouble]:
 
 def channel(tg: TelegramDouble, **kw: object) -> TelegramChannel:
     options: dict[str, object] = dict(
-        base_url=tg.api_url, chat_interval=0.0, global_rate=0.0, sleep=FakeSleep()
-    )
+        base_url=tg.api_url, chat_interval=0.0, global_rate=0.0, sleep=FakeSleep(), jitter=0.0
+    )  # exact waits; the jitter is tested in test_retry.py
     options.update(kw)
     return TelegramChannel(tg.token, **options)  # type: ignore[arg-type]
 

@@ -1,9 +1,8 @@
-"""YouTubeSource through google-api-python-client against recorded API bodies on a loopback replay server.
+"""YouTubeSource (httpx, the YouTube Data API v3) against recorded API bodies on a loopback replay server.
 
-The client is built from its bundled discovery document with `api_endpoint` = the replay server, so
-requests arrive at `/youtube/v3/<method>`. Recorded bytes live in tests/fixtures/youtube/ (see
-PROVENANCE.md there); everything built in this file (search bodies with arXiv ids, 5xx replies, paper
-Candidates) is marked "constructed". No real network.
+`base_url` is the replay server, so requests arrive at `/youtube/v3/<method>`. Recorded bytes live in
+tests/fixtures/youtube/ (see PROVENANCE.md there); everything built in this file (search bodies with arXiv
+ids, 5xx replies, paper Candidates) is marked "constructed". No real network.
 """
 
 from __future__ import annotations
@@ -58,6 +57,7 @@ class Rig:
     def __init__(self, routes: dict[str, Route], **settings: object) -> None:
         self.server = ReplayServer(routes).start()
         values: dict[str, object] = {"http_timeout": 5.0, "http_retries": 2, "http_max_wait": 60.0}
+        values["http_jitter"] = 0.0  # exact waits; the jitter is tested in test_retry.py
         values.update(settings)
         self.settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
         self.sleep = FakeSleep()
@@ -261,7 +261,7 @@ def test_403_recorded_error_names_reason_without_key(
     rigs: list[Rig], caplog: pytest.LogCaptureFixture, name: str, reason: str, message: str
 ) -> None:
     rig = make(rigs, api_routes(playlistItems=recorded(name, 403)))
-    caplog.set_level(logging.DEBUG, logger="googleapiclient")
+    caplog.set_level(logging.DEBUG, logger="httpx")
     with pytest.raises(SourceError) as err:
         rig.source(channels=[CHANNEL]).fetch(SINCE)
     cause = err.value.cause
@@ -272,7 +272,7 @@ def test_403_recorded_error_names_reason_without_key(
     assert "\n" not in str(err.value)
     assert len(rig.server.requests) == 1  # 403 is not retried
     assert rig.sleep.calls == []
-    assert KEY not in caplog.text  # the client library's debug log of the request URL is redacted
+    assert KEY not in caplog.text  # httpx logs the request URL: redacted
     assert rig.server.requests[0].query["key"] == KEY
 
 

@@ -8,7 +8,9 @@ punch_intro, significance, why): the equation and numbers stay the extractive on
 goes through the grounding check (numbers, `$...$` formulas, "quotations" must occur in the source); a field
 that fails is replaced by the extractive one and recorded. Without an endpoint, or when the request fails,
 the extractive card is returned with a one-line reason. The key is sent only in the Authorization header,
-never put in a message or log. Imports only httpx, `feedsvc.models`, `feedsvc.config` and `feedsvc.cards`.
+never put in a message or log. Retries follow `feedsvc.retry`'s policy (a Retry-After beyond
+`http_max_wait` is cut to it). Imports only httpx, `feedsvc.models`, `feedsvc.config`, `feedsvc.retry` and
+`feedsvc.cards`.
 """
 
 from __future__ import annotations
@@ -29,13 +31,14 @@ from feedsvc.cards.grounding import is_grounded, normalise, numbers_in
 from feedsvc.cards.grounding_math import formula_grounded
 from feedsvc.config import Settings
 from feedsvc.models import Card, Scored
-from feedsvc.retry_after import retry_after_seconds
+from feedsvc.retry import GaveUp, RetryPolicy, Transient, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
 FIELDS = ("intuition", "punch_intro", "significance", "why")
 MAX_CHARS = {"intuition": 900, "punch_intro": 300, "significance": 400, "why": 400}
 EXCERPT_CHARS = 6000
+_JSON_OBJECT_NOTE = "the endpoint refused response_format json_schema (HTTP 400); used json_object"
 
 CARD_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -104,8 +107,6 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-
-
 def _count(value: object) -> int:
     return value if isinstance(value, int) and value >= 0 else 0
 
@@ -137,16 +138,15 @@ class ChatClient:
         timeout: float = 60.0,
         retries: int = 2,
         max_wait: float = 60.0,
+        jitter: float = 0.5,
         temperature: float = 0.2,
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
-        self.retries = max(0, retries)
-        self.max_wait = max_wait
+        self.retry = RetryPolicy(max(0, retries) + 1, max_wait, jitter, sleep)
         self.temperature = temperature
-        self.sleep = sleep
         self._key = api_key
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if api_key:
@@ -170,74 +170,82 @@ class ChatClient:
         text = " ".join(text.split())[:160]
         return text.replace(self._key, "[key]") if self._key else text
 
-    def _backoff(self, attempt: int) -> float:
-        return min(self.max_wait, 2.0**attempt)
-
     def complete(
         self, messages: list[dict[str, str]], schema: Mapping[str, Any], name: str = "card"
     ) -> ChatReply:
         """A JSON object following `schema`; raises `LlmError` (one line) when no usable answer came."""
-        fmt: dict[str, Any] = {
-            "type": "json_schema",
-            "json_schema": {"name": name, "strict": True, "schema": dict(schema)},
-        }
-        note = ""
-        prompt_tokens = completion_tokens = 0
-        attempt = 0
-        where = redact_url(self.url)
+        exchange = _Exchange(
+            {"type": "json_schema", "json_schema": {"name": name, "strict": True, "schema": dict(schema)}}
+        )
+        try:
+            return self.retry.call(
+                f"LLM endpoint {redact_url(self.url)}", lambda: self._try(messages, exchange), defer=False
+            )
+        except GaveUp as e:
+            tries = f"{e.attempts} attempt" + ("s" if e.attempts > 1 else "")
+            raise LlmError(f"{e.cause} ({tries})", exchange.tokens) from None
+
+    def _try(self, messages: list[dict[str, str]], exchange: _Exchange) -> ChatReply:
+        """One request (and its json_object re-ask, which is a format negotiation, not a retry): the reply,
+        `Transient` for time-outs, network errors, 5xx, 429 and non-JSON answers, else `LlmError`."""
+        exchange.tries += 1
         while True:
             body = {
                 "model": self.model,
                 "messages": messages,
-                "response_format": fmt,
+                "response_format": exchange.fmt,
                 "temperature": self.temperature,
             }
-            wait: float | None = None
             try:
                 r = self._http.post(self.url, json=body)
             except httpx.TimeoutException:
-                reason = f"timed out after {self.timeout:g}s"
+                raise Transient(f"timed out after {self.timeout:g}s") from None
             except httpx.HTTPError as e:  # connection refused, reset, protocol errors: no secrets in these
-                reason = f"network error ({type(e).__name__})"
-            else:
-                if r.status_code == 200:
-                    try:
-                        payload = r.json()
-                    except ValueError:
-                        payload = None
-                    usage = payload.get("usage") if isinstance(payload, dict) else None
-                    if isinstance(usage, dict):
-                        prompt_tokens += _count(usage.get("prompt_tokens"))
-                        completion_tokens += _count(usage.get("completion_tokens"))
-                    data = None
-                    with contextlib.suppress(KeyError, IndexError, TypeError):
-                        data = _parse_content(payload["choices"][0]["message"]["content"])
-                    if data is not None:
-                        return ChatReply(data, (prompt_tokens, completion_tokens), note, attempt + 1)
-                    reason = "the reply is not a JSON object"
-                elif r.status_code == 400 and fmt["type"] == "json_schema":
-                    fmt = {"type": "json_object"}
-                    note = "the endpoint refused response_format json_schema (HTTP 400); used json_object"
-                    log.warning("LLM endpoint %s: %s", where, note)
-                    continue  # a format negotiation, not a retry
-                elif r.status_code == 429:
-                    reason = "rate limited (HTTP 429)"
-                    wait = retry_after_seconds(r.headers.get("retry-after"))
-                elif r.status_code >= 500:
-                    reason = f"HTTP {r.status_code}"
-                else:
-                    detail = "" if r.status_code in (401, 403) else f": {self._scrub(r.text)}"
-                    raise LlmError(
-                        f"HTTP {r.status_code} from the LLM endpoint{detail}",
-                        (prompt_tokens, completion_tokens),
-                    )
-            if attempt >= self.retries:
-                tries = f"{attempt + 1} attempt" + ("s" if attempt else "")
-                raise LlmError(f"{reason} ({tries})", (prompt_tokens, completion_tokens))
-            pause = min(self.max_wait, wait) if wait is not None else self._backoff(attempt)
-            log.warning("LLM endpoint %s: %s; retrying in %.1fs", where, reason, pause)
-            self.sleep(pause)
-            attempt += 1
+                raise Transient(f"network error ({type(e).__name__})") from None
+            if r.status_code == 400 and exchange.fmt["type"] == "json_schema":
+                exchange.fmt = {"type": "json_object"}
+                exchange.note = _JSON_OBJECT_NOTE
+                log.warning("LLM endpoint %s: %s", redact_url(self.url), exchange.note)
+                continue
+            if r.status_code == 200:
+                return self._reply(r, exchange)
+            if r.status_code == 429:
+                raise Transient(
+                    "rate limited (HTTP 429)", retry_after=retry_after_seconds(r.headers.get("retry-after"))
+                )
+            if r.status_code >= 500:
+                raise Transient(f"HTTP {r.status_code}")
+            detail = "" if r.status_code in (401, 403) else f": {self._scrub(r.text)}"
+            raise LlmError(f"HTTP {r.status_code} from the LLM endpoint{detail}", exchange.tokens)
+
+    def _reply(self, r: httpx.Response, exchange: _Exchange) -> ChatReply:
+        try:
+            payload = r.json()
+        except ValueError:
+            payload = None
+        usage = payload.get("usage") if isinstance(payload, dict) else None
+        if isinstance(usage, dict):
+            prompt, completion = exchange.tokens
+            exchange.tokens = (
+                prompt + _count(usage.get("prompt_tokens")),
+                completion + _count(usage.get("completion_tokens")),
+            )
+        data = None
+        with contextlib.suppress(KeyError, IndexError, TypeError):
+            data = _parse_content(payload["choices"][0]["message"]["content"])  # type: ignore[index]
+        if data is None:
+            raise Transient("the reply is not a JSON object")
+        return ChatReply(data, exchange.tokens, exchange.note, exchange.tries)
+
+
+@dataclass
+class _Exchange:
+    """What one `complete` call carries across its tries: the response format, a note, tokens spent."""
+
+    fmt: dict[str, Any]
+    note: str = ""
+    tokens: tuple[int, int] = (0, 0)
+    tries: int = 0
 
 
 def client_from_settings(settings: Settings, **kw: Any) -> ChatClient | None:
@@ -251,6 +259,7 @@ def client_from_settings(settings: Settings, **kw: Any) -> ChatClient | None:
         timeout=settings.llm_timeout,
         retries=settings.llm_retries,
         max_wait=settings.http_max_wait,
+        jitter=settings.http_jitter,
         **kw,
     )
 

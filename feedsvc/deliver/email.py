@@ -21,7 +21,8 @@ sent once more, immediately; a failure on a fresh connection is a retryable `Del
 message's final dot has been written the server may have accepted it, so a connection lost before its
 reply is never retried here: the error says the message may have been delivered (a later retry by the
 outbox can then duplicate it). Recipient refusals 550/551/553 (or enhanced codes 5.1.x, 5.2.1) are
-`gone`; policy refusals (5.7.x) are not. Imports only `feedsvc.models` and `feedsvc.signing`.
+`gone`; policy refusals (5.7.x) are not. Imports only `feedsvc.models`, `feedsvc.retry` and
+`feedsvc.signing`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 from feedsvc.models import LINK_MARK, VOTES, ConfigError, DeliveryError, PartSent, Recipient, Rendered
+from feedsvc.retry import GaveUp, RetryPolicy, Transient
 from feedsvc.signing import MIN_SECRET, link
 
 Security = Literal["starttls", "tls", "none"]
@@ -246,6 +248,10 @@ def wire_bytes(msg: EmailMessage) -> bytes:
 # --- the channel ----------------------------------------------------------------------------------------
 
 
+# a dead idle connection is reopened and the message sent once more, at once (the one retry policy, no wait)
+_RECONNECT = RetryPolicy(attempts=2, max_wait=0.0, jitter=0.0)
+
+
 class _Stale(Exception):
     """The connection died before the message's final dot was written: the server cannot have it."""
 
@@ -436,24 +442,28 @@ class EmailChannel:
 
     def _deliver(self, payload: bytes, rcpt: str, message_id: str) -> None:
         with self._lock:
-            for attempt in (1, 2):
-                reused = self._conn is not None
-                if self._conn is None:
-                    self._conn = self._open()
-                try:
-                    self._transaction(self._conn, payload, rcpt, message_id)
-                    return
-                except _Stale as e:
-                    self._discard()
-                    if reused and attempt == 1:
-                        continue  # an idle connection the server had closed: once more on a fresh one
-                    raise self._fail(
-                        f"connection closed before the message was sent ({e}); retry later"
-                    ) from None
-                except BaseException:
-                    if self._conn is not None and not self._usable(self._conn):
-                        self._discard()
-                    raise
+            try:
+                _RECONNECT.call("SMTP send", lambda: self._send_once(payload, rcpt, message_id))
+            except GaveUp as e:  # the fresh connection died too
+                cause = f"connection closed before the message was sent ({e.cause}); retry later"
+                raise self._fail(cause) from None
+
+    def _send_once(self, payload: bytes, rcpt: str, message_id: str) -> None:
+        """One try; `Transient` when an idle, reused connection turned out dead (send again, freshly)."""
+        reused = self._conn is not None
+        if self._conn is None:
+            self._conn = self._open()
+        try:
+            self._transaction(self._conn, payload, rcpt, message_id)
+        except _Stale as e:
+            self._discard()
+            if reused:
+                raise Transient(str(e)) from None
+            raise self._fail(f"connection closed before the message was sent ({e}); retry later") from None
+        except BaseException:
+            if self._conn is not None and not self._usable(self._conn):
+                self._discard()
+            raise
 
     @staticmethod
     def _usable(conn: smtplib.SMTP) -> bool:

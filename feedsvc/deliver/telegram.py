@@ -10,16 +10,17 @@ card sits an inline keyboard: a button per vote (`feedsvc.models.VOTES`: üëç, 
 `f:<recipient id>:<u|d|l>:<item key>` for a vote and `e:<recipient id>:<item key>` for the equation;
 a key that would not fit is replaced by `h` + the first 16 hex digits of its SHA-1 (`key_hash`).
 
-Rate limits: at most one message per `chat_interval` seconds per chat and `global_rate` per second
-overall (spacing, with the injected clock and sleep). Telegram's answers become `DeliveryError`s:
-RetryAfter is waited out (if the waits stay within `max_wait`, else `retry_after` is set); Forbidden
-(blocked, kicked, deactivated) and "chat not found" set `gone`; network errors and time-outs are retried
-with back-off, then raised. `sent_parts` on the error says how many parts arrived (counting `start`), so
-a retry resumes with `start=sent_parts` and no part is sent twice. The token never reaches a log line
-or an error message: a filter on PTB's and httpx's loggers replaces it while the channel is open.
+Rate limits: at most one message per `chat_interval` seconds per chat and `global_rate` per second overall
+(spacing, with the injected clock and sleep). Telegram's answers become `DeliveryError`s: RetryAfter is
+waited out (if the waits stay within `max_wait`, else `retry_after` is set); Forbidden (blocked, kicked,
+deactivated) and "chat not found" set `gone`; network errors and time-outs are retried with back-off
+(`feedsvc.retry`'s policy, `retries` more tries), then raised. `sent_parts` on the error says how many
+parts arrived (counting `start`), so a retry resumes with `start=sent_parts` and no part is sent twice.
+The token never reaches a log line or an error message: a filter on PTB's and httpx's loggers replaces it
+while the channel is open.
 
-Imports only `feedsvc.models`, `feedsvc.identity` and python-telegram-bot (never `feedsvc.render`: what
-the channel needs besides the parts, the renderer puts in the `Rendered`).
+Imports only `feedsvc.models`, `feedsvc.identity`, `feedsvc.retry` and python-telegram-bot (never
+`feedsvc.render`: what the channel needs besides the parts, the renderer puts in the `Rendered`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import re
 import threading
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal, TypeVar
@@ -51,6 +52,7 @@ from telegram.request import HTTPXRequest
 
 from feedsvc.identity import ItemKey
 from feedsvc.models import VOTES, ConfigError, DeliveryError, PartSent, Recipient, Rendered
+from feedsvc.retry import GaveUp, RetryPolicy, Transient
 
 CALLBACK_LIMIT = 64  # bytes, Telegram's limit for callback_data
 CAPTION_LIMIT = 1024  # UTF-16 units
@@ -216,7 +218,8 @@ class TelegramChannel:
         max_wait: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
-        backoff: Sequence[float] = (1.0, 2.0, 4.0),
+        retries: int = 3,
+        jitter: float = 0.5,
         timeout: float = 10.0,
     ) -> None:
         if not token or not token.strip():
@@ -248,7 +251,7 @@ class TelegramChannel:
         self._max_wait = max_wait
         self._sleep = sleep
         self._clock = clock
-        self._backoff = tuple(backoff)
+        self._retry = RetryPolicy(max(0, retries) + 1, max_wait, jitter, sleep)
         self._chat_next: dict[int | str, float] = {}
         self._global_next = float("-inf")
         self._closed = False
@@ -371,35 +374,36 @@ class TelegramChannel:
             return self._runner.run(call())
 
     def _call(self, make: Callable[[], Awaitable[T]], *, chat: int | str | None = None) -> T:
-        """One API call: rate-limited when it sends to `chat`, Telegram's errors as DeliveryError."""
-        waited = 0.0
-        attempt = 0
-        while True:
-            if chat is not None:
-                self._wait_turn(chat)
-            try:
-                return self._run(make)
-            except RetryAfter as e:
-                seconds = _retry_seconds(e)
-                if waited + seconds > self._max_wait:
-                    raise DeliveryError(
-                        f"telegram: flood control, retry after {seconds:g} s", retry_after=seconds
-                    ) from e
-                self._sleep(seconds)
-                waited += seconds
-            except Forbidden as e:
-                raise DeliveryError(f"telegram: {self._clean(e)}", gone=True) from e
-            except ChatMigrated as e:
-                raise DeliveryError(f"telegram: the group is now chat {e.new_chat_id}", gone=True) from e
-            except InvalidToken as e:
-                raise DeliveryError("telegram: the bot token was rejected") from e
-            except BadRequest as e:  # before NetworkError: PTB's BadRequest is one
-                message = self._clean(e)
-                raise DeliveryError(f"telegram: {message}", gone="chat not found" in message.lower()) from e
-            except NetworkError as e:  # also TimedOut
-                if attempt >= len(self._backoff):
-                    raise DeliveryError(f"telegram: {self._clean(e)} (after {attempt + 1} tries)") from e
-                self._sleep(self._backoff[attempt])
-                attempt += 1
-            except TelegramError as e:
-                raise DeliveryError(f"telegram: {self._clean(e)}") from e
+        """One API call under the retry policy: rate-limited when it sends to `chat`, Telegram's errors as
+        DeliveryError; a flood wait beyond `max_wait` is left to the caller (`retry_after`)."""
+        try:
+            return self._retry.call("Telegram Bot API call", lambda: self._try(make, chat))
+        except GaveUp as e:
+            if e.retry_after is not None:
+                raise DeliveryError(
+                    f"telegram: flood control, retry after {e.retry_after:g} s", retry_after=e.retry_after
+                ) from e
+            raise DeliveryError(f"telegram: {e.cause} (after {e.attempts} tries)") from e
+
+    def _try(self, make: Callable[[], Awaitable[T]], chat: int | str | None) -> T:
+        """One try: `Transient` for flood control and network errors (time-outs too), else DeliveryError."""
+        if chat is not None:
+            self._wait_turn(chat)
+        try:
+            return self._run(make)
+        except RetryAfter as e:
+            seconds = _retry_seconds(e)
+            raise Transient(f"flood control, retry after {seconds:g} s", retry_after=seconds) from e
+        except Forbidden as e:
+            raise DeliveryError(f"telegram: {self._clean(e)}", gone=True) from e
+        except ChatMigrated as e:
+            raise DeliveryError(f"telegram: the group is now chat {e.new_chat_id}", gone=True) from e
+        except InvalidToken as e:
+            raise DeliveryError("telegram: the bot token was rejected") from e
+        except BadRequest as e:  # before NetworkError: PTB's BadRequest is one
+            message = self._clean(e)
+            raise DeliveryError(f"telegram: {message}", gone="chat not found" in message.lower()) from e
+        except NetworkError as e:  # also TimedOut
+            raise Transient(self._clean(e)) from e
+        except TelegramError as e:
+            raise DeliveryError(f"telegram: {self._clean(e)}") from e

@@ -77,6 +77,8 @@ def open_channels(
             chat_interval=settings.telegram_chat_interval,
             global_rate=settings.telegram_global_rate / share,
             max_wait=settings.http_max_wait,
+            retries=settings.http_retries,
+            jitter=settings.http_jitter,
         )
         stack.callback(telegram.close)
         channels["telegram"] = telegram

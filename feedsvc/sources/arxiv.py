@@ -1,12 +1,13 @@
 """The arXiv source: today's announcement from the RSS listing, details from the search API.
 
-`fetch` reads `{arxiv_rss_url}/{cat+cat}` (conditional GET through `SourceHttp`), keeps items of
-announce type new / cross / replace / replace-cross whose categories meet the requested ones (the
-feed may cover whole archives), and, when `settings.arxiv_enrich` is on, asks the API (through the
-`arxiv` package) for comment, primary category, journal ref, DOI and the first-version date; an API
-failure there only adds a sentence to the note. A feed without items or a 304 is `status="empty"`,
-not an error. `lookup` fetches papers by bare id through the API. The listing's `since` is not used:
-the feed is always the latest announcement, and de-duplication is the store's job.
+`fetch` reads `{arxiv_rss_url}/{cat+cat}` (conditional GET through `SourceHttp`), keeps items of announce
+type new / cross / replace / replace-cross whose categories meet the requested ones (the feed may cover
+whole archives), and, when `settings.arxiv_enrich` is on, asks the API (its Atom answer read with
+feedparser; `SourceHttp` too, at most one request per `arxiv_delay_seconds`) for comment, primary
+category, journal ref, DOI and the first-version date; an API failure there only adds a sentence to the
+note. A feed without items or a 304 is `status="empty"`, not an error. `lookup` fetches papers by bare id
+through the API. The listing's `since` is not used: the feed is always the latest announcement, and
+de-duplication is the store's job.
 Imports only feedsvc.models, feedsvc.config, feedsvc.identity and feedsvc.sources (never feedsvc.store).
 """
 
@@ -14,14 +15,13 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-import arxiv
 import feedparser
-import requests
 
 from feedsvc.config import Settings
 from feedsvc.identity import ItemKey, arxiv_id
@@ -34,8 +34,6 @@ API_BATCH = 100
 
 _PREFIX = re.compile(r"^\s*arXiv:\S+\s+Announce Type:\s*\S+\s*(?:Abstract:\s*)?", re.I)
 _HTML_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.I | re.S)
-
-ApiClientFactory = Callable[[], arxiv.Client]
 
 
 def _squash(text: str) -> str:
@@ -67,38 +65,6 @@ def _looks_like_html(response: Response) -> bool:
     return "text/html" in ctype or head.startswith((b"<!doctype html", b"<html"))
 
 
-class _TimeoutSession(requests.Session):
-    """A requests session with a default time-out (the `arxiv` package sets none)."""
-
-    def __init__(self, timeout: float) -> None:
-        super().__init__()
-        self._timeout = timeout
-
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", self._timeout)
-        return super().request(method, url, *args, **kwargs)
-
-
-def default_api_client(settings: Settings) -> arxiv.Client:
-    """The `arxiv` package's client, pointed at `settings.arxiv_api_url`, with feedsvc's time-out."""
-    client = arxiv.Client(
-        page_size=API_BATCH, delay_seconds=settings.arxiv_delay_seconds, num_retries=settings.http_retries
-    )
-    client.query_url_format = settings.arxiv_api_url + "?{}"
-    client._session = _TimeoutSession(settings.http_timeout)
-    return client
-
-
-def _api_cause(e: Exception) -> str:
-    if isinstance(e, arxiv.HTTPError):
-        return f"arXiv API answered HTTP {e.status} (GET {safe_url(e.url)})"
-    if isinstance(e, arxiv.ArxivError):
-        return f"arXiv API: {e.message} (GET {safe_url(e.url)})"
-    if isinstance(e, requests.Timeout):
-        return "arXiv API timed out"
-    return f"arXiv API request failed: {type(e).__name__}: {e}".splitlines()[0]
-
-
 class ArxivSource:
     name = NAME
     units_spent = 0  # no API quota
@@ -108,14 +74,11 @@ class ArxivSource:
         settings: Settings,
         http: SourceHttp,
         categories: Sequence[str],
-        *,
-        api_client_factory: ApiClientFactory | None = None,
     ) -> None:
         self.settings = settings
         self.http = http
         self.categories = tuple(c.strip() for c in categories if c.strip())
-        self._factory = api_client_factory or (lambda: default_api_client(settings))
-        self._api: arxiv.Client | None = None
+        self._api_next = 0.0  # monotonic time before which the API is not asked again
 
     def close(self) -> None:
         self.http.close()
@@ -123,11 +86,6 @@ class ArxivSource:
     @property
     def feed_url(self) -> str:
         return f"{self.settings.arxiv_rss_url.rstrip('/')}/{'+'.join(self.categories)}"
-
-    def _api_client(self) -> arxiv.Client:
-        if self._api is None:
-            self._api = self._factory()
-        return self._api
 
     # --- the listing -------------------------------------------------------------------------------
 
@@ -216,20 +174,38 @@ class ArxivSource:
 
     # --- the API -------------------------------------------------------------------------------------
 
-    def _query(self, ids: Sequence[str]) -> dict[str, arxiv.Result]:
-        """API results by bare id; raises SourceError on arXiv's error entries, re-raises client errors."""
-        client = self._api_client()
-        found: dict[str, arxiv.Result] = {}
+    def _query(self, ids: Sequence[str]) -> dict[str, Any]:
+        """API entries (feedparser's) by bare id, in batches of `API_BATCH`; raises SourceError."""
+        found: dict[str, Any] = {}
         for start in range(0, len(ids), API_BATCH):
             batch = list(ids[start : start + API_BATCH])
-            search = arxiv.Search(id_list=batch, max_results=len(batch))
-            for result in client.results(search):
-                if "/api/errors" in result.entry_id:  # arxiv < 4 yields arXiv's error entry as a result
-                    raise SourceError(NAME, f"arXiv API error: {_squash(result.summary) or result.title}")
-                got = arxiv_id(result.entry_id)
+            for entry in self._api_page(batch):
+                if "/api/errors" in entry.get("id", ""):  # arXiv answers some errors with an error entry
+                    detail = _squash(entry.get("summary", "")) or entry.get("title", "")
+                    raise SourceError(NAME, f"arXiv API error: {detail}")
+                got = arxiv_id(entry.get("id", ""))
                 if got:
-                    found[got[0]] = result
+                    found[got[0]] = entry
         return found
+
+    def _api_page(self, batch: list[str]) -> list[Any]:
+        """One API request (at most one per `arxiv_delay_seconds`, as arXiv asks); any failed answer is
+        retried, as the `arxiv` package this replaces did."""
+        wait = self._api_next - time.monotonic()
+        if wait > 0:
+            self.http.retry.sleep(wait)
+        params = {"id_list": ",".join(batch), "start": 0, "max_results": API_BATCH}
+        try:
+            response = self.http.get(self.settings.arxiv_api_url, params=params, retry_4xx=True)
+        except SourceError as e:
+            said = "answered " if e.cause.startswith("HTTP") else "request failed: "
+            raise SourceError(NAME, f"arXiv API {said}{e.cause}", retry_after=e.retry_after) from None
+        finally:
+            self._api_next = time.monotonic() + self.settings.arxiv_delay_seconds
+        feed = feedparser.parse(response.content, sanitize_html=False, resolve_relative_uris=False)
+        if feed.bozo and not feed.entries:
+            raise SourceError(NAME, f"malformed answer from the arXiv API: {feed.bozo_exception}")
+        return list(feed.entries)
 
     def _enrich(self, candidates: list[Candidate]) -> tuple[list[Candidate], str]:
         ids = [ItemKey(c.key).value for c in candidates]
@@ -237,8 +213,6 @@ class ArxivSource:
             found = self._query(ids)
         except SourceError as e:
             return candidates, f"API enrichment failed: {e.cause}"
-        except (arxiv.ArxivError, requests.RequestException, ValueError) as e:
-            return candidates, f"API enrichment failed: {_api_cause(e)}"
         out = []
         for c in candidates:
             r = found.get(ItemKey(c.key).value)
@@ -246,7 +220,7 @@ class ArxivSource:
                 out.append(c)
                 continue
             meta = {**c.meta, **_api_meta(r), "published_estimated": False}
-            out.append(replace(c, published=r.published or c.published, meta=meta))
+            out.append(replace(c, published=_utc(r.get("published_parsed")) or c.published, meta=meta))
         return out, f"API details for {sum(1 for i in ids if i in found)} of {len(ids)}"
 
     def lookup(self, ids: Sequence[str]) -> list[Candidate]:
@@ -262,33 +236,34 @@ class ArxivSource:
             return []
         try:
             found = self._query(bare)
-        except (arxiv.ArxivError, requests.RequestException, ValueError) as e:
-            raise SourceError(NAME, f"{_api_cause(e)} for ids {', '.join(bare[:5])}") from None
+        except SourceError as e:
+            cause = f"{e.cause} for ids {', '.join(bare[:5])}"
+            raise SourceError(NAME, cause, retry_after=e.retry_after) from None
         return [_from_api(found[i]) for i in bare if i in found]
 
 
-def _api_meta(r: arxiv.Result) -> dict[str, Any]:
-    meta: dict[str, Any] = {"primary_category": r.primary_category or None}
+def _api_meta(entry: Any) -> dict[str, Any]:
+    primary = entry.get("arxiv_primary_category") or {}
+    meta: dict[str, Any] = {"primary_category": primary.get("term") or None}
     for name in ("comment", "journal_ref", "doi"):
-        value = getattr(r, name)
+        value = entry.get(f"arxiv_{name}")
         meta[name] = _squash(value) if value else None
     return meta
 
 
-def _from_api(r: arxiv.Result) -> Candidate:
-    found = arxiv_id(r.entry_id)
-    bare, version = found if found else (r.get_short_id(), None)
+def _from_api(entry: Any) -> Candidate:
+    bare, version = arxiv_id(entry.get("id", "")) or (entry.get("id", ""), None)
     return Candidate(
         key=ItemKey.arxiv(bare),
         kind="paper",
-        title=_squash(r.title),
-        text=_squash(r.summary),
+        title=_squash(entry.get("title", "")),
+        text=_squash(entry.get("summary", "")),
         url=f"https://arxiv.org/abs/{bare}",
         source=NAME,
-        authors=tuple(a.name for a in r.authors),
-        categories=tuple(r.categories),
-        published=r.published,
-        updated=r.updated,
+        authors=tuple(a.get("name", "") for a in entry.get("authors", []) if a.get("name")),
+        categories=tuple(t.get("term") for t in entry.get("tags", []) if t.get("term")),
+        published=_utc(entry.get("published_parsed")),
+        updated=_utc(entry.get("updated_parsed")),
         version=version,
-        meta=_api_meta(r),
+        meta=_api_meta(entry),
     )

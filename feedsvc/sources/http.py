@@ -1,12 +1,13 @@
 """The HTTP client every source uses: User-Agent, time-out, retries with back-off, Retry-After, ETags.
 
-`SourceHttp.get` returns a `Response` or raises `SourceError(source, one-line cause)`. 5xx answers,
-time-outs and transport errors are retried `settings.http_retries` times (waits 1 s, 2 s, 4 s ...,
-capped by `http_max_wait`); 429/503 with `Retry-After` wait that long when it is within
-`http_max_wait`, else fail with `retry_after` set; other 4xx fail at once. With `conditional=True`
-the request carries the validators remembered for the URL, and a 304 comes back as
-`Response(not_modified=True)`. Waiting goes through the injected `sleep`, so tests never wait.
-Imports only feedsvc.models and feedsvc.config (never feedsvc.store).
+`SourceHttp.get` returns a `Response` or raises `SourceError(source, one-line cause)`. 5xx answers, 429,
+time-outs and transport errors are retried under the one policy (`feedsvc.retry`: up to
+`settings.http_retries` more tries, jittered back-off 1 s, 2 s, 4 s ... capped by `http_max_wait`); a
+429/503 with `Retry-After` waits that long when it is within `http_max_wait`, else fails at once with
+`retry_after` set; other 4xx fail at once (unless `retry_4xx`). With `conditional=True` the request
+carries the validators remembered for the URL, and a 304 comes back as `Response(not_modified=True)`.
+Waiting goes through the injected `sleep`, so tests never wait.
+Imports only feedsvc.models, feedsvc.config and feedsvc.retry (never feedsvc.store).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import httpx
 
 from feedsvc.config import Settings
 from feedsvc.models import SourceError
-from feedsvc.retry_after import retry_after_seconds
+from feedsvc.retry import GaveUp, RetryPolicy, Transient, retry_after_seconds
 
 _SECRET_PARAMS = frozenset({"key", "token", "api_key", "apikey", "access_token"})
 
@@ -79,8 +80,6 @@ def _reason(response: httpx.Response) -> str:
     return f"HTTP {response.status_code} {phrase}".rstrip()
 
 
-
-
 class SourceHttp:
     """One `httpx.Client` for one source; close it with `close()` or a `with` block."""
 
@@ -96,9 +95,8 @@ class SourceHttp:
         self.source = source
         self.validators: Validators = validators if validators is not None else MemoryValidators()
         self.timeout = settings.http_timeout
-        self.retries = max(0, settings.http_retries)
         self.max_wait = settings.http_max_wait
-        self._sleep = sleep
+        self.retry = RetryPolicy.from_settings(settings, sleep=sleep)
         self._client = httpx.Client(
             headers={"User-Agent": settings.user_agent},
             timeout=settings.http_timeout,
@@ -123,11 +121,13 @@ class SourceHttp:
     def _fail(self, cause: str, url: str, *, retry_after: float | None = None) -> SourceError:
         return SourceError(self.source, f"{cause} (GET {safe_url(url)})", retry_after=retry_after)
 
-    def _backoff(self, attempt: int) -> float:
-        return float(min(2 ** (attempt - 1), self.max_wait))
-
     def get(
-        self, url: str, *, params: Mapping[str, Any] | None = None, conditional: bool = False
+        self,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        conditional: bool = False,
+        retry_4xx: bool = False,
     ) -> Response:
         full = str(httpx.URL(url, params=params)) if params else url
         headers: dict[str, str] = {}
@@ -139,52 +139,38 @@ class SourceHttp:
                     headers["If-None-Match"] = etag
                 if modified:
                     headers["If-Modified-Since"] = modified
-        attempts = self.retries + 1
-        for attempt in range(1, attempts + 1):
-            last = attempt == attempts
-            try:
-                response = self._client.get(full, headers=headers)
-            except httpx.TimeoutException:
-                if last:
-                    raise self._fail(
-                        f"timed out after {self.timeout} s ({attempts} attempts)", full
-                    ) from None
-                self._sleep(self._backoff(attempt))
-                continue
-            except httpx.TransportError as e:
-                if last:
-                    cause = f"connection failed: {type(e).__name__}: {e}".splitlines()[0]
-                    raise self._fail(f"{cause} ({attempts} attempts)", full) from None
-                self._sleep(self._backoff(attempt))
-                continue
+        try:
+            return self.retry.call(
+                f"GET {safe_url(full)}",
+                lambda: self._try(full, headers, conditional=conditional, retry_4xx=retry_4xx),
+            )
+        except GaveUp as e:
+            if e.too_long:
+                limit = f"Retry-After {e.retry_after:.0f} s exceeds the {self.max_wait:.0f} s limit"
+                raise self._fail(f"{e.cause}; {limit}", full, retry_after=e.retry_after) from None
+            n = e.attempts
+            tries = f"after {n} attempts" if e.cause.startswith("HTTP") else f"({n} attempts)"
+            raise self._fail(f"{e.cause} {tries}", full, retry_after=e.retry_after) from None
 
-            status = response.status_code
-            if status == 304 and conditional:
-                return Response(304, b"", response.headers, str(response.url), not_modified=True)
-            if 200 <= status < 300:
-                if conditional and status == 200:
-                    etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
-                    if etag or modified:
-                        self.validators.put(full, etag, modified)
-                return Response(status, response.content, response.headers, str(response.url))
-
+    def _try(self, full: str, headers: dict[str, str], *, conditional: bool, retry_4xx: bool) -> Response:
+        """One GET: the response, or `Transient` for time-outs, transport errors, 5xx, 429 (any 4xx with
+        `retry_4xx`)."""
+        try:
+            response = self._client.get(full, headers=headers)
+        except httpx.TimeoutException:
+            raise Transient(f"timed out after {self.timeout} s") from None
+        except httpx.TransportError as e:
+            raise Transient(f"connection failed: {type(e).__name__}: {e}".splitlines()[0]) from None
+        status = response.status_code
+        if status == 304 and conditional:
+            return Response(304, b"", response.headers, str(response.url), not_modified=True)
+        if 200 <= status < 300:
+            if conditional and status == 200:
+                etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
+                if etag or modified:
+                    self.validators.put(full, etag, modified)
+            return Response(status, response.content, response.headers, str(response.url))
+        if status >= 500 or status == 429 or (retry_4xx and status >= 400):
             wait = retry_after_seconds(response.headers.get("Retry-After")) if status in (429, 503) else None
-            if wait is not None:
-                if wait > self.max_wait:
-                    limit = f"Retry-After {wait:.0f} s exceeds the {self.max_wait:.0f} s limit"
-                    raise self._fail(
-                        f"{_reason(response)}; {limit}",
-                        full,
-                        retry_after=wait,
-                    )
-                if last:
-                    raise self._fail(f"{_reason(response)} after {attempts} attempts", full, retry_after=wait)
-                self._sleep(wait)
-                continue
-            if status >= 500 or status == 429:
-                if last:
-                    raise self._fail(f"{_reason(response)} after {attempts} attempts", full)
-                self._sleep(self._backoff(attempt))
-                continue
-            raise self._fail(_reason(response), full)
-        raise AssertionError("unreachable")  # pragma: no cover
+            raise Transient(_reason(response), retry_after=wait)
+        raise self._fail(_reason(response), full)

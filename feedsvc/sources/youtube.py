@@ -1,17 +1,18 @@
 """The YouTube source: long-form talks from chosen channels and topic searches, and the author-talk check.
 
-Goes through the YouTube Data API v3 with google-api-python-client (static discovery document, no
-network at build time). `fetch(since)` walks each channel's uploads playlist (`UU…`, playlistItems.list,
-1 unit), runs up to `search_budget` topic searches (search.list, 100 units each), then asks videos.list
-(1 unit per 50 videos) for durations, views and channels, and drops videos shorter than `min_duration_s`
-(Shorts, clips, trailers). Every call is paid from a `QuotaBudget` first; when a search cannot be paid,
-searches stop with the reason in the note and the cheap calls go on. `find_talk(paper)` searches the
-paper's exact title and accepts a video only when it really is about that paper.
+Calls the YouTube Data API v3 directly with httpx (GET /youtube/v3/<resource>, JSON answers), retried
+under `feedsvc.retry`'s policy. `fetch(since)` walks each channel's uploads playlist (`UU…`,
+playlistItems.list, 1 unit), runs up to `search_budget` topic searches (search.list, 100 units each), then
+asks videos.list (1 unit per 50 videos) for durations, views and channels, and drops videos shorter than
+`min_duration_s` (Shorts, clips, trailers). Every call is paid from a `QuotaBudget` first; when a search
+cannot be paid, searches stop with the reason in the note and the cheap calls go on. `find_talk(paper)`
+searches the paper's exact title and accepts a video only when it really is about that paper.
 Without an API key nothing is fetched: `fetch` returns an "empty" result with a notice, not an error.
 HTTP errors, time-outs and malformed answers raise `SourceError` with the API's reason and message;
-the key (sent as `key=` in every request URL) never appears in messages, and is redacted from the
-client library's own log records.
-Imports only feedsvc.models, feedsvc.config, feedsvc.identity and feedsvc.sources (never feedsvc.store).
+the key (sent as `key=` in every request URL) never appears in messages, and is redacted from
+httpx's log records.
+Imports only feedsvc.models, feedsvc.config, feedsvc.identity, feedsvc.retry and feedsvc.sources (never
+feedsvc.store).
 """
 
 from __future__ import annotations
@@ -29,13 +30,12 @@ from datetime import time as dtime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-import httplib2
-from googleapiclient.discovery import build
-from googleapiclient.errors import HttpError
+import httpx
 
 from feedsvc.config import Settings
 from feedsvc.identity import ItemKey, arxiv_id
 from feedsvc.models import Candidate, Fetched, SourceError
+from feedsvc.retry import GaveUp, RetryPolicy, Transient
 from feedsvc.sources.text import clean_title, iso_time
 
 NAME = "youtube"
@@ -47,6 +47,7 @@ TALK_RESULTS = 10
 DEFAULT_DAILY_QUOTA = 10_000  # YouTube's default daily quota per project
 NO_KEY_NOTE = "skipped: no YouTube API key configured (set FEEDSVC_YOUTUBE_API_KEY)"
 WATCH_URL = "https://www.youtube.com/watch?v={}"
+API_ROOT = "https://youtube.googleapis.com"  # the Data API's root; methods live under /youtube/v3/
 
 _DURATION = re.compile(
     r"^P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
@@ -158,7 +159,7 @@ def _redact(text: str, key: str | None) -> str:
 
 
 class _RedactKeyFilter(logging.Filter):
-    """Removes `key=…` from the client library's log records (it logs every request URL at DEBUG)."""
+    """Removes `key=…` from httpx's log records (it logs every request URL at INFO)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -171,7 +172,7 @@ _LOG_FILTER = _RedactKeyFilter()
 
 
 def _install_log_filter() -> None:
-    for name in ("googleapiclient.discovery", "googleapiclient.http", "googleapiclient.model"):
+    for name in ("httpx", "httpcore"):
         logger = logging.getLogger(name)
         if _LOG_FILTER not in logger.filters:
             logger.addFilter(_LOG_FILTER)
@@ -243,13 +244,11 @@ class YouTubeSource:
         self.topic_queries = tuple(q.strip() for q in topic_queries if q.strip())
         self.min_duration_s = min_duration_s
         self.search_budget = max(0, search_budget)
-        self.base_url = base_url
+        self.base_url = base_url or API_ROOT
         self.quota: QuotaBudget = quota if quota is not None else MemoryQuota(settings.youtube_daily_quota)
-        self.retries = max(0, settings.http_retries)
         self.timeout = settings.http_timeout
-        self.max_wait = settings.http_max_wait
-        self._sleep = sleep
-        self._api: Any = None
+        self.retry = RetryPolicy.from_settings(settings, sleep=sleep)
+        self.http: httpx.Client | None = None  # made on the first call; `close()` (or the pipeline) closes it
         self.units_spent = 0  # quota units this source spent
 
     def __repr__(self) -> str:  # never show the key
@@ -259,21 +258,19 @@ class YouTubeSource:
     def configured(self) -> bool:
         return self._key is not None
 
-    def _client(self) -> Any:
-        if self._api is None:
+    def _http(self) -> httpx.Client:
+        if self.http is None:
             _install_log_filter()
-            # api_endpoint replaces rootUrl + servicePath of the discovery document; YouTube's method
-            # paths carry "youtube/v3/", so requests go to {base_url}/youtube/v3/<method>.
-            self._api = build(
-                "youtube",
-                "v3",
-                developerKey=self._key,
-                static_discovery=True,
-                cache_discovery=False,
-                client_options={"api_endpoint": self.base_url} if self.base_url else None,
-                http=httplib2.Http(timeout=self.timeout),
+            self.http = httpx.Client(
+                headers={"User-Agent": self.settings.user_agent}, timeout=self.timeout, follow_redirects=True
             )
-        return self._api
+        return self.http
+
+    def close(self) -> None:
+        """Close the HTTP client's connections, if it was made."""
+        if self.http is not None:
+            self.http.close()
+            self.http = None
 
     # --- calls -----------------------------------------------------------------------------------------
 
@@ -283,75 +280,61 @@ class YouTubeSource:
         self.units_spent += COSTS[method]
         return True
 
-    def close(self) -> None:
-        """Close the API client's connections, if it was built."""
-        if self._api is not None:
-            self._api.close()
-            self._api = None
+    def _execute(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """GET one API method (`search.list` -> /youtube/v3/search) under the retry policy (5xx, 429,
+        time-outs, connection errors); its JSON object, or SourceError naming `method`."""
+        url = f"{self.base_url.rstrip('/')}/youtube/v3/{method.removesuffix('.list')}"
+        try:
+            body = self.retry.call(f"YouTube {method}", lambda: self._try(url, {**params, "key": self._key}))
+        except GaveUp as e:
+            tries = f"after {e.attempts} attempts" if " HTTP " in e.cause else f"({e.attempts} attempts)"
+            wait = self._quota_wait(e.cause)
+            raise SourceError(NAME, f"{e.cause} {tries} ({method})", retry_after=wait) from None
+        except SourceError as e:
+            raise SourceError(NAME, f"{e.cause} ({method})", retry_after=e.retry_after) from None
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            raise SourceError(
+                NAME,
+                f"malformed answer from the YouTube API: not JSON ({len(body)} bytes; truncated?) ({method})",
+            ) from None
+        if not isinstance(answer, dict):
+            raise SourceError(NAME, f"unexpected answer from the YouTube API: not an object ({method})")
+        return answer
 
-    def _backoff(self, attempt: int) -> float:
-        return float(min(2 ** (attempt - 1), self.max_wait))
+    def _try(self, url: str, params: dict[str, Any]) -> bytes:
+        """One request's body; `Transient` for 5xx, 429, time-outs and connection errors, else SourceError."""
+        try:
+            r = self._http().get(url, params=params)
+        except httpx.TimeoutException:
+            raise Transient(f"YouTube API timed out after {self.timeout} s") from None
+        except httpx.TransportError as e:
+            detail = _redact(f"{type(e).__name__}: {e}".splitlines()[0], self._key)
+            raise Transient(f"YouTube API connection failed: {detail}") from None
+        if r.status_code == 200:
+            return r.content
+        cause = self._error_cause(r.status_code, r.content)
+        if r.status_code >= 500 or r.status_code == 429:
+            raise Transient(cause)
+        raise SourceError(NAME, cause, retry_after=self._quota_wait(cause))
 
-    def _execute(self, method: str, make: Callable[[Any], Any]) -> dict[str, Any]:
-        """Run one API request built by `make(client)`, retrying 5xx, 429 and time-outs like SourceHttp."""
-        attempts = self.retries + 1
-        for attempt in range(1, attempts + 1):
-            last = attempt == attempts
-            try:
-                answer = make(self._client()).execute(num_retries=0)
-            except HttpError as e:
-                status = int(getattr(e.resp, "status", 0) or 0)
-                cause = self._http_error_cause(e, status)
-                if (status >= 500 or status == 429) and not last:
-                    self._sleep(self._backoff(attempt))
-                    continue
-                suffix = f" after {attempts} attempts" if status >= 500 or status == 429 else ""
-                # a spent daily quota comes back at midnight Pacific time: say when, so runs can wait
-                retry_after = self._until_quota_reset() if "quotaExceeded" in cause else None
-                raise SourceError(NAME, f"{cause}{suffix} ({method})", retry_after=retry_after) from None
-            except TimeoutError:  # socket.timeout is an alias
-                if last:
-                    raise SourceError(
-                        NAME, f"YouTube API timed out after {self.timeout} s ({attempts} attempts) ({method})"
-                    ) from None
-                self._sleep(self._backoff(attempt))
-                continue
-            except (OSError, httplib2.HttpLib2Error) as e:
-                if last:
-                    detail = _redact(f"{type(e).__name__}: {e}".splitlines()[0], self._key)
-                    raise SourceError(
-                        NAME, f"YouTube API connection failed: {detail} ({attempts} attempts) ({method})"
-                    ) from None
-                self._sleep(self._backoff(attempt))
-                continue
-            except ValueError as e:  # the JSON model could not parse the body
-                detail = _redact(str(e).splitlines()[0] if str(e) else type(e).__name__, self._key)
-                raise SourceError(
-                    NAME, f"malformed answer from the YouTube API: {detail} ({method})"
-                ) from None
-            if isinstance(answer, str | bytes):  # the JSON model hands back a body it could not parse
-                raise SourceError(
-                    NAME,
-                    f"malformed answer from the YouTube API: not JSON ({len(answer)} chars; truncated?) "
-                    f"({method})",
-                )
-            if not isinstance(answer, dict):
-                raise SourceError(NAME, f"unexpected answer from the YouTube API: not an object ({method})")
-            return answer
-        raise AssertionError("unreachable")  # pragma: no cover
+    def _quota_wait(self, cause: str) -> float | None:
+        """A spent daily quota comes back at midnight Pacific time: say when, so runs can wait."""
+        return self._until_quota_reset() if "quotaExceeded" in cause else None
 
     def _until_quota_reset(self) -> float:
         now = datetime.now(UTC).astimezone(MemoryQuota._ZONE)
         midnight = datetime.combine(now.date() + timedelta(days=1), dtime(0), tzinfo=MemoryQuota._ZONE)
         return (midnight - now).total_seconds()
 
-    def _http_error_cause(self, e: HttpError, status: int) -> str:
+    def _error_cause(self, status: int, content: bytes) -> str:
+        """ "YouTube API HTTP 403 quotaExceeded: <message>" from Google's error body, without the key."""
         reasons: list[str] = []
         message = ""
         try:
-            content = e.content.decode("utf-8", "replace") if isinstance(e.content, bytes) else str(e.content)
-            body = json.loads(content)
-        except (ValueError, AttributeError):
+            body = json.loads(content.decode("utf-8", "replace"))
+        except ValueError:
             body = None
         error = body.get("error") if isinstance(body, dict) else None
         if isinstance(error, dict):
@@ -390,9 +373,7 @@ class YouTubeSource:
                 break
             answer = self._execute(
                 "playlistItems.list",
-                lambda api, p=playlist: api.playlistItems().list(
-                    part="snippet,contentDetails", playlistId=p, maxResults=PLAYLIST_PAGE
-                ),
+                {"part": "snippet,contentDetails", "playlistId": playlist, "maxResults": PLAYLIST_PAGE},
             )
             for item in _items(answer):
                 snippet = item.get("snippet") or {}
@@ -414,14 +395,14 @@ class YouTubeSource:
                 break
             answer = self._execute(
                 "search.list",
-                lambda api, q=query: api.search().list(
-                    part="snippet",
-                    q=q,
-                    type="video",
-                    maxResults=SEARCH_RESULTS,
-                    order="relevance",
-                    publishedAfter=_rfc3339(since),
-                ),
+                {
+                    "part": "snippet",
+                    "q": query,
+                    "type": "video",
+                    "maxResults": SEARCH_RESULTS,
+                    "order": "relevance",
+                    "publishedAfter": _rfc3339(since),
+                },
             )
             searched += 1
             for item in _items(answer):
@@ -458,9 +439,11 @@ class YouTubeSource:
                 return out, len(ids) - start
             answer = self._execute(
                 "videos.list",
-                lambda api, b=batch: api.videos().list(
-                    part="snippet,contentDetails,statistics", id=",".join(b), maxResults=len(b)
-                ),
+                {
+                    "part": "snippet,contentDetails,statistics",
+                    "id": ",".join(batch),
+                    "maxResults": len(batch),
+                },
             )
             out.extend(c for c in (_video(item) for item in _items(answer)) if c is not None)
         return out, 0
@@ -488,7 +471,7 @@ class YouTubeSource:
         }
         if paper.published is not None:
             params["publishedAfter"] = _rfc3339(paper.published)
-        answer = self._execute("search.list", lambda api: api.search().list(**params))
+        answer = self._execute("search.list", params)
         results = [c for c in (_search_result(item) for item in _items(answer)) if c is not None]
         if not results:
             return TalkCheck(query, True, None, "no video matched the exact title (no results)")
