@@ -7,8 +7,9 @@
 - a tap on 👍, 👎 or "less like this" under a card is stored as feedback (the next ranking uses it),
   answered, and the buttons then show the vote; "∑ equation image" sends the key equation as a picture.
 
-Handlers are small and read the store through `feedsvc.store`; the formatting is the Telegram renderer's
-and the buttons are the Telegram channel's. An edge: nothing imports it but the CLI.
+Handlers are small methods of `_Handlers` (which holds the settings, the store and the clock) and read the
+store through `feedsvc.store`; the formatting is the Telegram renderer's and the buttons are the Telegram
+channel's. An edge: nothing imports it but the CLI.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,7 +27,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
 from feedsvc.config import Settings
-from feedsvc.deliver.telegram import parse_callback, vote_keyboard
+from feedsvc.deliver.telegram import Callback, parse_callback, vote_keyboard
 from feedsvc.models import VOTES, Card, Digest, Recipient
 from feedsvc.render.equation_image import latex_to_png
 from feedsvc.render.math_text import latex_to_unicode
@@ -71,21 +73,39 @@ def build_application(
     settings: Settings, factory: sessionmaker[Session], *, clock: Clock | None = None
 ) -> Application:
     """The bot with every handler registered; run it with `run_polling()` or drive it yourself."""
-    now: Clock = clock or (lambda: datetime.now(UTC))
+    handlers = _Handlers(settings, factory, clock or (lambda: datetime.now(UTC)))
     builder = Application.builder().token(settings.telegram_bot_token.get_secret_value())
     if settings.telegram_api_url:
         base = settings.telegram_api_url.rstrip("/")
         builder = builder.base_url(f"{base}/bot").base_file_url(f"{base}/file/bot")
+    app = builder.post_init(_set_command_menu).build()
+    app.add_handler(CommandHandler("start", handlers.start))
+    app.add_handler(CommandHandler("stop", handlers.stop))
+    app.add_handler(CommandHandler("digest", handlers.latest))
+    app.add_handler(CommandHandler("profile", handlers.profile))
+    app.add_handler(CommandHandler("why", handlers.why))
+    app.add_handler(CallbackQueryHandler(handlers.tap))
+    return app
 
-    async def post_init(app: Application) -> None:
-        try:
-            await app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
-        except TelegramError as e:  # a cosmetic step: the bot works without its command menu
-            log.warning("could not set the bot's command menu: %s", e)
 
-    app = builder.post_init(post_init).build()
+async def _set_command_menu(app: Application) -> None:
+    """Show the commands in Telegram's menu; a failure is only logged."""
+    try:
+        await app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
+    except TelegramError as e:  # a cosmetic step: the bot works without its command menu
+        log.warning("could not set the bot's command menu: %s", e)
 
-    async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+
+@dataclass(frozen=True)
+class _Handlers:
+    """The bot's command and button handlers, and what they share: the settings, the store and the clock."""
+
+    settings: Settings
+    factory: sessionmaker[Session]
+    now: Clock
+
+    async def start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """`/start CODE`: subscribe this chat with a one-time code (a greeting without one)."""
         if not context.args:
             await _send_text(
                 update,
@@ -94,9 +114,9 @@ def build_application(
             )
             return
         try:
-            with session_scope(factory) as session:
+            with session_scope(self.factory) as session:
                 redeemed = delivery.redeem_subscription(
-                    session, "telegram", context.args[0], now(), address=_chat(update)
+                    session, "telegram", context.args[0], self.now(), address=_chat(update)
                 )
                 profile = queries.profile_config(session, redeemed.recipient.profile)
         except LookupError as e:
@@ -110,56 +130,64 @@ def build_application(
             f"{html.escape(when)}; /digest sends the latest now, /stop ends it.",
         )
 
-    async def stop(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        subs = _subscriptions(factory, _chat(update))
+    async def stop(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """`/stop`: unsubscribe this chat from every profile it receives."""
+        subs = _subscriptions(self.factory, _chat(update))
         if not subs:
             await _not_subscribed(update)
             return
-        with session_scope(factory) as session:
+        with session_scope(self.factory) as session:
             for r in subs:
-                delivery.deactivate_recipient(session, r.id, "/stop in Telegram", now())
+                delivery.deactivate_recipient(session, r.id, "/stop in Telegram", self.now())
         names = ", ".join(html.escape(r.profile) for r in subs)
         await _send_text(update, f"Unsubscribed from {names}. /start with a new code subscribes again.")
 
-    async def latest(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        subs = _subscriptions(factory, _chat(update))
+    async def latest(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """`/digest`: send each subscription's latest digest now, with the vote buttons."""
+        subs = _subscriptions(self.factory, _chat(update))
         if not subs:
             await _not_subscribed(update)
             return
         for r in subs:
-            with session_scope(factory) as session:
+            with session_scope(self.factory) as session:
                 digest = queries.latest_digest(session, r.profile)
             if digest is None:
                 await _send_text(update, f"No digest for {html.escape(r.profile)} yet.")
                 continue
-            rendered = render_telegram(digest, settings.base_url)
-            cards = {c.key: c for c in digest.cards}
-            last = {key: i for i, key in enumerate(rendered.part_keys) if key}  # buttons under a card's end
-            for i, (part, key) in enumerate(zip(rendered.parts, rendered.part_keys, strict=True)):
-                markup = None
-                if key in cards and last[key] == i:
-                    markup = vote_keyboard(r.id, key, _has_equation(cards[key]), None)
-                await context.bot.send_message(
-                    int(r.address),
-                    part,
-                    parse_mode=ParseMode.HTML,
-                    disable_web_page_preview=True,
-                    reply_markup=markup,
-                )
+            await self._send_digest(context, r, digest)
 
-    async def profile_cmd(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        subs = _subscriptions(factory, _chat(update))
+    async def _send_digest(self, context: ContextTypes.DEFAULT_TYPE, r: Recipient, digest: Digest) -> None:
+        """Send `digest` to the recipient's chat, the buttons under the last message of each card."""
+        rendered = render_telegram(digest, self.settings.base_url)
+        cards = {c.key: c for c in digest.cards}
+        last = {key: i for i, key in enumerate(rendered.part_keys) if key}  # buttons under a card's end
+        for i, (part, key) in enumerate(zip(rendered.parts, rendered.part_keys, strict=True)):
+            markup = None
+            if key in cards and last[key] == i:
+                markup = vote_keyboard(r.id, key, _has_equation(cards[key]), None)
+            await context.bot.send_message(
+                int(r.address),
+                part,
+                parse_mode=ParseMode.HTML,
+                disable_web_page_preview=True,
+                reply_markup=markup,
+            )
+
+    async def profile(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """`/profile`: what feedsvc knows about each subscription of this chat."""
+        subs = _subscriptions(self.factory, _chat(update))
         if not subs:
             await _not_subscribed(update)
             return
         for r in subs:
-            with session_scope(factory) as session:
+            with session_scope(self.factory) as session:
                 config = queries.profile_config(session, r.profile) or {}
                 votes = queries.feedback_for(session, r.profile)
             await _send_text(update, _profile_text(r.profile, config, votes))
 
-    async def why(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        subs = _subscriptions(factory, _chat(update))
+    async def why(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """`/why N`: why card N of the latest digest was picked."""
+        subs = _subscriptions(self.factory, _chat(update))
         if not subs:
             await _not_subscribed(update)
             return
@@ -167,7 +195,7 @@ def build_application(
             n = int(context.args[0]) if context.args else 0
         except ValueError:
             n = 0
-        with session_scope(factory) as session:
+        with session_scope(self.factory) as session:
             digest = queries.latest_digest(session, subs[0].profile)
         if digest is None or not 1 <= n <= len(digest.cards):
             count = len(digest.cards) if digest else 0
@@ -175,36 +203,22 @@ def build_application(
             return
         await _send_text(update, _why_text(digest, n))
 
-    async def tap(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def tap(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A button under a card: store the vote and show it on the buttons, or send the equation image."""
         query = update.callback_query
         if query is None:
             return
         parsed = parse_callback(query.data or "")
-        chat = _chat(update)
-        with session_scope(factory) as session:
+        with session_scope(self.factory) as session:
             found = delivery.recipient_by_id(session, parsed.recipient_id) if parsed else None
-        if parsed is None or found is None or found[0].address != chat or not found[1]:
+        if parsed is None or found is None or found[0].address != _chat(update) or not found[1]:
             await query.answer("This button is not valid for this chat any more.", show_alert=True)
             return
         recipient = found[0]
-        with session_scope(factory) as session:
-            key = queries.resolve_key(
-                session, recipient.profile, parsed.key or parsed.key_hash.removeprefix("h")
-            )
-            card = queries.card_in_digests(session, recipient.profile, key) if key else None
-            if card is None:
-                await query.answer("That card is not in your digests.", show_alert=True)
-                return
-            if parsed.action != "equation":
-                queries.record_feedback(
-                    session,
-                    recipient.profile,
-                    card.key,
-                    parsed.action,
-                    channel="telegram",
-                    now=now(),
-                    recipient_id=recipient.id,
-                )
+        card = self._record_tap(recipient, parsed)
+        if card is None:
+            await query.answer("That card is not in your digests.", show_alert=True)
+            return
         if parsed.action == "equation":
             await _send_equation(query, context, card)
             return
@@ -216,13 +230,25 @@ def build_application(
         except TelegramError as e:  # e.g. "message is not modified" on a second identical tap
             log.info("could not update the buttons: %s", e)
 
-    app.add_handler(CommandHandler("start", start))
-    app.add_handler(CommandHandler("stop", stop))
-    app.add_handler(CommandHandler("digest", latest))
-    app.add_handler(CommandHandler("profile", profile_cmd))
-    app.add_handler(CommandHandler("why", why))
-    app.add_handler(CallbackQueryHandler(tap))
-    return app
+    def _record_tap(self, recipient: Recipient, parsed: Callback) -> Card | None:
+        """The tapped card (None when it is not in the recipient's digests), its vote stored unless the tap
+        asks for the equation."""
+        with session_scope(self.factory) as session:
+            key = queries.resolve_key(
+                session, recipient.profile, parsed.key or parsed.key_hash.removeprefix("h")
+            )
+            card = queries.card_in_digests(session, recipient.profile, key) if key else None
+            if card is not None and parsed.action != "equation":
+                queries.record_feedback(
+                    session,
+                    recipient.profile,
+                    card.key,
+                    parsed.action,
+                    channel="telegram",
+                    now=self.now(),
+                    recipient_id=recipient.id,
+                )
+        return card
 
 
 def _has_equation(card: Card) -> bool:

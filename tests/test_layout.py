@@ -4,6 +4,7 @@ in `feedsvc.pipeline` rather than in each other's internals."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,27 @@ def test_the_notes_are_pure() -> None:
             assert node.module not in ("time", "sqlalchemy"), f"notes.py imports from {node.module}"
         if isinstance(node, ast.Attribute):
             assert node.attr not in CLOCK_CALLS, f"notes.py reads the clock (.{node.attr})"
+MAX_LINES = 80
+LONG_REASON = re.compile(r"\blong:\s*\S")  # "long: <why this function is not split>" in its docstring
+
+
+def long_functions(source: str, name: str = "<source>") -> list[str]:
+    """The functions of `source` over MAX_LINES lines whose docstring gives no "long:" reason."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            lines = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+            if lines > MAX_LINES and not LONG_REASON.search(ast.get_docstring(node) or ""):
+                found.append(f"{name}:{node.lineno} {node.name} ({lines} lines)")
+    return found
+
+
+def test_no_function_over_80_lines_without_a_reason() -> None:
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_LINES))
+    assert long_functions(f"def f():\n{body}\n") == ["<source>:1 f (81 lines)"]
+    assert long_functions(f'def f():\n    """long: a table."""\n{body}\n') == []
+    assert long_functions(f"def f():\n{body[: body.rindex(chr(10))]}\n") == []
+    found = []
+    for path in sorted(PKG.rglob("*.py")):
+        found += long_functions(path.read_text(encoding="utf-8"), path.relative_to(PKG).as_posix())
+    assert not found, "split these into named steps, or say why not with 'long:' in the docstring"

@@ -812,171 +812,216 @@ def _counter_label(n: int, letters: bool) -> str:
     return s
 
 
-def _parse_body(
-    body: str, docclass: str, per_section: bool, problems: list[str]
-) -> tuple[list[tuple[str, str]], list[Equation], str]:
-    chapters = docclass in ("book", "report", "memoir", "scrbook", "scrreprt")
-    chap = sec = sub = subsub = eqn = 0
-    appendix = False
-    path: list[str] = []  # [chapter?, section, subsection, subsubsection]
-    levels = (
-        ["chapter", "section", "subsection", "subsubsection"]
-        if chapters
-        else ["section", "subsection", "subsubsection"]
-    )
-    sections: list[list] = [["", []]]  # (path tuple, parts)
-    records: list[dict] = []
-    i = 0
-    n = len(body)
-    drop_depth: list[str] = []
+_CHAPTER_CLASSES = ("book", "report", "memoir", "scrbook", "scrreprt")
 
-    def emit(s: str) -> None:
-        if not drop_depth:
-            sections[-1][1].append(s)
 
-    def prefix() -> str:
-        if chapters:
-            return f"{_counter_label(chap, appendix)}."
-        if per_section:
-            return f"{_counter_label(sec, appendix)}."
+@dataclass
+class _BodyReader:
+    """One pass over a LaTeX body: the heading and equation counters, the sections read so far (each a
+    heading path and its parts: prose, or an `\\x00EQ<n>` placeholder for display equation n) and the
+    display equations' records."""
+
+    body: str
+    chapters: bool  # the document class numbers chapters
+    per_section: bool  # equations are numbered within sections
+    problems: list[str]
+    chap: int = 0
+    sec: int = 0
+    sub: int = 0
+    subsub: int = 0
+    eqn: int = 0
+    appendix: bool = False
+    path: list[str] = field(default_factory=list)  # [chapter?, section, subsection, subsubsection]
+    sections: list[list] = field(default_factory=lambda: [["", []]])  # (path tuple, parts)
+    records: list[dict] = field(default_factory=list)
+    drop_depth: list[str] = field(default_factory=list)  # the open environments whose content is dropped
+
+    @property
+    def levels(self) -> list[str]:
+        """The heading levels that open a section, outermost first."""
+        if self.chapters:
+            return ["chapter", "section", "subsection", "subsubsection"]
+        return ["section", "subsection", "subsubsection"]
+
+    def read(self) -> None:
+        """Walk the body token by token, up to `\\end{document}`."""
+        body, i = self.body, 0
+        while i < len(body):
+            m = _TOKEN.search(body, i)
+            if not m:
+                self.emit(body[i:])
+                break
+            self.emit(body[i : m.start()])
+            step = self._token(m)
+            if step is None:
+                break
+            i = step
+
+    def emit(self, s: str) -> None:
+        """Add `s` to the current section, unless inside a dropped environment."""
+        if not self.drop_depth:
+            self.sections[-1][1].append(s)
+
+    def _token(self, m: re.Match[str]) -> int | None:
+        """Handle one token; the offset to read on from, or None at `\\end{document}`."""
+        tok = m.group(0)
+        env = m.group(1).strip() if m.group(1) is not None else None
+        if env in _DISPLAY_ENVS and not self.drop_depth:
+            return self._display_env(m, env)
+        if tok in ("\\[", "$$") and not self.drop_depth:
+            return self._display_delimited(m, tok)
+        if env in _DROP_ENVS:
+            self.drop_depth.append(env)
+            return m.end()
+        if m.group(2) is not None and self.drop_depth and m.group(2).strip() == self.drop_depth[-1]:
+            self.drop_depth.pop()
+            return m.end()
+        if tok.startswith("\\appendix"):
+            self.appendix = True
+            self.chap = self.sec = self.sub = self.subsub = 0
+            return m.end()
+        if m.group(3):
+            return self._heading(m)
+        if m.group(2) == "document":
+            return None
+        self.emit(tok)
+        return m.end()
+
+    def _display_env(self, m: re.Match[str], env: str) -> int:
+        """A display environment (equation, align, ...): its rows numbered and recorded as one display."""
+        end = re.compile(r"\\end\s*\{" + re.escape(env) + r"\}").search(self.body, m.end())
+        if not end:
+            line = self.body.count("\n", 0, m.start()) + 1
+            self.problems.append(
+                f"unterminated \\begin{{{env}}} (line {line} of the merged source): "
+                "the rest of the document was read as text"
+            )
+            return m.end()
+        inner = self.body[m.end() : end.start()]
+        kind, numbered = _DISPLAY_ENVS[env]
+        if env.startswith("alignat"):
+            inner = re.sub(r"^\s*\{[^}]*\}", "", inner)
+        label_m = _LABEL.search(inner)
+        rows = _split_rows(inner) if kind != "single" else [inner]
+        number = _number_span(self._row_numbers(rows, kind, numbered))
+        latex = _display_latex(inner, rows, kind)
+        _add_display(self.sections, self.records, latex, number, label_m.group(1) if label_m else None)
+        return end.end()
+
+    def _row_numbers(self, rows: list[str], kind: str, numbered: bool) -> list[str]:
+        """The equation numbers the rows show: their \\tag, or the next number unless \\nonumber."""
+        numbers: list[str] = []
+        for row in rows:
+            tag = _TAG.search(row)
+            if tag:
+                numbers.append(tag.group(1))
+            elif numbered and not _NONUM.search(row) and (kind != "multline" or row is rows[-1]):
+                self.eqn += 1
+                numbers.append(self._number_prefix() + str(self.eqn))
+        return numbers
+
+    def _number_prefix(self) -> str:
+        """The chapter or section part of an equation number ("2." in "2.3"), if any."""
+        if self.chapters:
+            return f"{_counter_label(self.chap, self.appendix)}."
+        if self.per_section:
+            return f"{_counter_label(self.sec, self.appendix)}."
         return ""
 
-    while i < n:
-        m = _TOKEN.search(body, i)
-        if not m:
-            emit(body[i:])
-            break
-        emit(body[i : m.start()])
-        tok = m.group(0)
-        if m.group(1) is not None and m.group(1).strip() in _DISPLAY_ENVS and not drop_depth:
-            env = m.group(1).strip()
-            end = re.compile(r"\\end\s*\{" + re.escape(env) + r"\}").search(body, m.end())
-            if not end:
-                line = body.count("\n", 0, m.start()) + 1
-                problems.append(
-                    f"unterminated \\begin{{{env}}} (line {line} of the merged source): "
-                    "the rest of the document was read as text"
-                )
-                i = m.end()
-                continue
-            inner = body[m.end() : end.start()]
-            kind, numbered = _DISPLAY_ENVS[env]
-            if env.startswith("alignat"):
-                inner = re.sub(r"^\s*\{[^}]*\}", "", inner)
-            label_m = _LABEL.search(inner)
-            numbers: list[str] = []
-            rows = _split_rows(inner) if kind != "single" else [inner]
-            for row in rows:
-                tag = _TAG.search(row)
-                if tag:
-                    numbers.append(tag.group(1))
-                elif numbered and not _NONUM.search(row) and (kind != "multline" or row is rows[-1]):
-                    eqn += 1
-                    numbers.append(prefix() + str(eqn))
-            if kind == "single":
-                latex = _clean_display(inner)
-            elif kind == "multline":
-                latex = (
-                    "\\begin{gathered} " + " \\\\ ".join(_clean_display(r) for r in rows) + " \\end{gathered}"
-                )
-            else:
-                cleaned = [_clean_display(r) for r in rows]
-                cleaned = [r for r in cleaned if r]
-                latex = (
-                    cleaned[0]
-                    if len(cleaned) == 1 and "&" not in cleaned[0]
-                    else (f"\\begin{{{kind}}} " + " \\\\ ".join(cleaned) + f" \\end{{{kind}}}")
-                )
-            number = None
-            if len(numbers) == 1:
-                number = numbers[0]
-            elif numbers:
-                number = f"{numbers[0]}–{numbers[-1]}"
-            _add_display(sections, records, latex, number, label_m.group(1) if label_m else None)
-            i = end.end()
-            continue
-        if tok in ("\\[", "$$") and not drop_depth:
-            close = "\\]" if tok == "\\[" else "$$"
-            j = body.find(close, m.end())
-            if j < 0:
-                line = body.count("\n", 0, m.start()) + 1
-                problems.append(f"unterminated {tok} (line {line} of the merged source)")
-                i = m.end()
-                continue
-            latex = _clean_display(body[m.end() : j])
-            tag = _TAG.search(body[m.end() : j])
-            _add_display(sections, records, latex, tag.group(1) if tag else None, None)
-            i = j + len(close)
-            continue
-        if m.group(1) is not None and m.group(1).strip() in _DROP_ENVS:
-            drop_depth.append(m.group(1).strip())
-            i = m.end()
-            continue
-        if m.group(2) is not None and drop_depth and m.group(2).strip() == drop_depth[-1]:
-            drop_depth.pop()
-            i = m.end()
-            continue
-        if tok.startswith("\\appendix"):
-            appendix = True
-            chap = sec = sub = subsub = 0
-            i = m.end()
-            continue
-        if m.group(3):
-            level, starred = m.group(3), bool(m.group(4))
-            g = _read_group(body, m.end())
-            if g is None:
-                i = m.end()
-                continue
-            title = latex_prose(g[0]).replace("\n", " ")
-            i = g[1]
-            if level == "paragraph":
-                emit(f"\n{title}. ")
-                continue
-            if level not in levels:
-                continue
-            depth = levels.index(level)
-            num = ""
-            if not starred:
-                if level == "chapter":
-                    chap += 1
-                    sec = sub = subsub = 0
-                    eqn = 0
-                    num = _counter_label(chap, appendix)
-                elif level == "section":
-                    sec += 1
-                    sub = subsub = 0
-                    if per_section and not chapters:
-                        eqn = 0
-                    num = (f"{_counter_label(chap, appendix)}." if chapters else "") + _counter_label(
-                        sec, appendix and not chapters
-                    )
-                elif level == "subsection":
-                    sub += 1
-                    subsub = 0
-                    num = (
-                        f"{_counter_label(chap, appendix)}." if chapters else ""
-                    ) + f"{_counter_label(sec, appendix and not chapters)}.{sub}"
-                else:
-                    subsub += 1
-                    num = (
-                        f"{_counter_label(chap, appendix)}." if chapters else ""
-                    ) + f"{_counter_label(sec, appendix and not chapters)}.{sub}.{subsub}"
-                if appendix and depth == 0:
-                    num = f"Appendix {num}"
-            heading = f"{num} {title}".strip()
-            path[:] = path[:depth] + [""] * max(0, depth - len(path)) + [heading]
-            sections.append([tuple(p for p in path if p), []])
-            continue
-        if m.group(2) == "document":
-            break
-        emit(tok)
-        i = m.end()
+    def _display_delimited(self, m: re.Match[str], tok: str) -> int:
+        """A `\\[...\\]` or `$$...$$` display, recorded with its \\tag if it has one."""
+        close = "\\]" if tok == "\\[" else "$$"
+        j = self.body.find(close, m.end())
+        if j < 0:
+            line = self.body.count("\n", 0, m.start()) + 1
+            self.problems.append(f"unterminated {tok} (line {line} of the merged source)")
+            return m.end()
+        latex = _clean_display(self.body[m.end() : j])
+        tag = _TAG.search(self.body[m.end() : j])
+        _add_display(self.sections, self.records, latex, tag.group(1) if tag else None, None)
+        return j + len(close)
 
-    # prose per section; equations keep their $$...$$ placeholders so offsets stay aligned
-    out_sections: list[tuple[str, str]] = []
-    prose_parts: list[list[str]] = []
-    for _path, parts in sections:
-        prose_parts.append([latex_prose(p) if not p.startswith("\x00EQ") else p for p in parts])
+    def _heading(self, m: re.Match[str]) -> int:
+        """A sectioning command: a new section with its numbered heading (a \\paragraph stays inline)."""
+        level, starred = m.group(3), bool(m.group(4))
+        g = _read_group(self.body, m.end())
+        if g is None:
+            return m.end()
+        title = latex_prose(g[0]).replace("\n", " ")
+        if level == "paragraph":
+            self.emit(f"\n{title}. ")
+            return g[1]
+        if level not in self.levels:
+            return g[1]
+        depth = self.levels.index(level)
+        num = "" if starred else self._heading_number(level, depth)
+        heading = f"{num} {title}".strip()
+        self.path[:] = self.path[:depth] + [""] * max(0, depth - len(self.path)) + [heading]
+        self.sections.append([tuple(p for p in self.path if p), []])
+        return g[1]
+
+    def _heading_number(self, level: str, depth: int) -> str:
+        """Advance the counters for a numbered heading at `level` and return its number ("2.1", "A")."""
+        self._advance(level)
+        if level == "chapter":
+            num = _counter_label(self.chap, self.appendix)
+        else:
+            chap = f"{_counter_label(self.chap, self.appendix)}." if self.chapters else ""
+            sec = _counter_label(self.sec, self.appendix and not self.chapters)
+            if level == "section":
+                num = chap + sec
+            elif level == "subsection":
+                num = chap + f"{sec}.{self.sub}"
+            else:
+                num = chap + f"{sec}.{self.sub}.{self.subsub}"
+        return f"Appendix {num}" if self.appendix and depth == 0 else num
+
+    def _advance(self, level: str) -> None:
+        """Count a numbered heading at `level`: reset the levels below it, and the equations where they
+        are numbered within it."""
+        if level == "chapter":
+            self.chap += 1
+            self.sec = self.sub = self.subsub = 0
+            self.eqn = 0
+        elif level == "section":
+            self.sec += 1
+            self.sub = self.subsub = 0
+            if self.per_section and not self.chapters:
+                self.eqn = 0
+        elif level == "subsection":
+            self.sub += 1
+            self.subsub = 0
+        else:
+            self.subsub += 1
+
+
+def _number_span(numbers: list[str]) -> str | None:
+    """A display's number: its one number, "first–last" for several rows, None when unnumbered."""
+    if len(numbers) == 1:
+        return numbers[0]
+    if numbers:
+        return f"{numbers[0]}–{numbers[-1]}"
+    return None
+
+
+def _display_latex(inner: str, rows: list[str], kind: str) -> str:
+    """A display environment's LaTeX, cleaned, its rows joined in a `kind` environment when there are
+    several (or one with alignment marks)."""
+    if kind == "single":
+        return _clean_display(inner)
+    if kind == "multline":
+        return "\\begin{gathered} " + " \\\\ ".join(_clean_display(r) for r in rows) + " \\end{gathered}"
+    cleaned = [_clean_display(r) for r in rows]
+    cleaned = [r for r in cleaned if r]
+    if len(cleaned) == 1 and "&" not in cleaned[0]:
+        return cleaned[0]
+    return f"\\begin{{{kind}}} " + " \\\\ ".join(cleaned) + f" \\end{{{kind}}}"
+
+
+def _source_equations(
+    sections: list[list], records: list[dict], prose_parts: list[list[str]]
+) -> list[Equation]:
+    """The display equations, each with its section path and the prose around it."""
     equations: list[Equation] = []
     for k, r in enumerate(records):
         sp, pi = r["section"], r["part"]
@@ -997,6 +1042,15 @@ def _parse_body(
                 label=r["label"],
             )
         )
+    return equations
+
+
+def _source_sections(
+    sections: list[list], records: list[dict], prose_parts: list[list[str]]
+) -> list[tuple[str, str]]:
+    """(heading, text) per non-empty section, equations as $$...$$ lines; a heading that repeats the
+    previous one continues it."""
+    out_sections: list[tuple[str, str]] = []
     for (p_path, _parts), parts in zip(sections, prose_parts, strict=True):
         text = _tidy(
             "\n".join(
@@ -1010,6 +1064,22 @@ def _parse_body(
             out_sections[-1] = (heading, out_sections[-1][1] + "\n" + text)
         else:
             out_sections.append((heading, text))
+    return out_sections
+
+
+def _parse_body(
+    body: str, docclass: str, per_section: bool, problems: list[str]
+) -> tuple[list[tuple[str, str]], list[Equation], str]:
+    """The body's sections, display equations and full text; what could not be read goes to `problems`."""
+    reader = _BodyReader(body, docclass in _CHAPTER_CLASSES, per_section, problems)
+    reader.read()
+    # prose per section; equations keep their placeholders so offsets stay aligned
+    prose_parts = [
+        [latex_prose(p) if not p.startswith("\x00EQ") else p for p in parts]
+        for _path, parts in reader.sections
+    ]
+    equations = _source_equations(reader.sections, reader.records, prose_parts)
+    out_sections = _source_sections(reader.sections, reader.records, prose_parts)
     full = "\n\n".join(f"{h}\n{t}" if h else t for h, t in out_sections)
     return out_sections, equations, full
 

@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 from feedsvc.identity import ItemKey
 from feedsvc.models import VOTES, Candidate, Feedback, Profile, Scored, Thread
 from feedsvc.rank import diversity
-from feedsvc.rank.learned import learned_scores, takeover
+from feedsvc.rank.learned import Learned, learned_scores, takeover
 from feedsvc.rank.library import library_scores, recency_weights
 from feedsvc.rank.pool import Pool, build_pool
 from feedsvc.rank.semantic import Embedder
@@ -95,9 +95,374 @@ def _top_terms(pool: Pool, i: int, q: sparse.csr_matrix, k: int = 4) -> tuple[st
 
 @dataclass
 class _Parts:
-    names: list[str]
-    arrays: list[np.ndarray]  # each (n, T), calibrated
-    weights: list[float]
+    """The scorers' calibrated (candidates x threads) arrays, by name, with their blend weights."""
+
+    names: list[str] = field(default_factory=list)
+    arrays: list[np.ndarray] = field(default_factory=list)  # each (n, T), calibrated
+    weights: list[float] = field(default_factory=list)
+
+    def add(self, name: str, array: np.ndarray, weight: float) -> None:
+        """Append one scorer's array and weight."""
+        self.names.append(name)
+        self.arrays.append(array)
+        self.weights.append(weight)
+
+
+@dataclass(frozen=True)
+class _Eligible:
+    """The pool rows still in the running (`idx`) and why the others are out."""
+
+    idx: np.ndarray
+    considered: int
+    sent: int
+    too_old: int
+    no_text: int
+    vetoes: dict[str, int]
+
+    def ranking(self, picks: list[Scored], *, below_bar: int, scorers: tuple[str, ...]) -> Ranking:
+        """The ranking of `picks` with these counts."""
+        return Ranking(
+            picks=picks,
+            considered=self.considered,
+            eligible=int(self.idx.size),
+            vetoed=sum(self.vetoes.values()),
+            already_sent=self.sent,
+            too_old=self.too_old,
+            no_text=self.no_text,
+            below_bar=below_bar,
+            vetoes=self.vetoes,
+            scorers=scorers,
+        )
+
+
+@dataclass(frozen=True)
+class _Space:
+    """The eligible rows of the pool and the profile's threads: what every scoring step reads."""
+
+    pool: Pool
+    idx: np.ndarray
+    X: sparse.csr_matrix  # TF-IDF rows of the eligible candidates
+    threads: list[Thread]
+    now: datetime
+
+
+def _eligible(profile: Profile, pool: Pool, now: datetime, already_sent: Collection[str]) -> _Eligible:
+    """Eligibility, as vector operations over the pool's arrays: first sightings, not sent, recent, with
+    text, not vetoed by the profile."""
+    n = len(pool.candidates)
+    ok = pool.first.copy()
+    considered = int(ok.sum())
+    sent_mask = np.zeros(n, dtype=bool)
+    if already_sent:
+        sent_mask = ok & np.array([c.key in already_sent for c in pool.candidates], dtype=bool)
+    ok &= ~sent_mask
+    max_age = timedelta(days=profile.max_age_days)
+    lo, hi = (now - max_age).timestamp(), (now + timedelta(days=1)).timestamp()
+    dated = ~np.isnan(pool.published)
+    old_mask = ok & dated & ~((pool.published >= lo) & (pool.published <= hi))
+    ok &= ~old_mask
+    no_text_mask = ok & ~pool.has_text  # known only from a discussion so far: nothing to judge it by
+    ok &= ~no_text_mask
+    vetoes: dict[str, int] = {}
+    if profile.exclude:
+        for i in np.flatnonzero(ok):
+            if term := _veto_term(profile.exclude, pool.candidates[i]):
+                vetoes[term] = vetoes.get(term, 0) + 1
+                ok[i] = False
+    return _Eligible(
+        np.flatnonzero(ok),
+        considered,
+        int(sent_mask.sum()),
+        int(old_mask.sum()),
+        int(no_text_mask.sum()),
+        vetoes,
+    )
+
+
+def _content_parts(space: _Space) -> tuple[_Parts, sparse.csr_matrix]:
+    """The lexical scorer (and the semantic one when the pool has embeddings), and the threads' queries."""
+    parts = _Parts()
+    pool, threads = space.pool, space.threads
+    queries = pool.tfidf([thread_query(t) for t in threads])
+    parts.add("lexical", _calibrate((space.X @ queries.T).toarray(), LEXICAL_SCALE), WEIGHTS["lexical"])
+    if pool.E is not None:
+        E = pool.E if space.idx.size == len(pool.candidates) else pool.E[space.idx]
+        T = pool.embed([thread_query(t) for t in threads])
+        parts.add("semantic", _calibrate(E @ T.T, SEMANTIC_SCALE), WEIGHTS["semantic"])
+    return parts, queries
+
+
+def _thread_library(
+    thread: Thread, seeds: Mapping[str, Candidate], library: Mapping[str, Sequence[str]]
+) -> list[Candidate]:
+    """A thread's library: its seed papers, its imported papers and those imported for every thread."""
+    keys = (
+        [ItemKey.arxiv(s) for s in thread.seed_papers]
+        + list(library.get(thread.name, ()))
+        + list(library.get("", ()))
+    )
+    return [seeds[k] for k in dict.fromkeys(keys) if k in seeds]
+
+
+def _library_similarity(
+    space: _Space, lib: list[Candidate], seed_vectors: Mapping[str, np.ndarray] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each eligible candidate's calibrated, recency-weighted library score, and its similarity to each
+    library paper."""
+    pool = space.pool
+    ages = np.array([(space.now - s.published).days if s.published else 0 for s in lib], dtype=float)
+    weights = recency_weights(ages)
+    if pool.E is not None:
+        vecs = (
+            np.stack([seed_vectors[s.key] for s in lib])
+            if seed_vectors and all(s.key in seed_vectors for s in lib)
+            else pool.embed_items(lib, seed_vectors or {})
+        )
+        raw = library_scores(pool.E[space.idx], vecs, weights)
+        sims = pool.E[space.idx] @ vecs.T
+        return _calibrate(raw, SEMANTIC_SCALE), sims
+    vecs = pool.tfidf_items(lib)
+    raw = library_scores(space.X, vecs, weights)
+    sims = (space.X @ vecs.T).toarray()
+    return _calibrate(raw, LEXICAL_SCALE), sims
+
+
+def _library_part(
+    space: _Space,
+    seeds: Mapping[str, Candidate],
+    seed_vectors: Mapping[str, np.ndarray] | None,
+    library: Mapping[str, Sequence[str]],
+) -> tuple[np.ndarray | None, list[list[str | None]]]:
+    """The library scorer's array (None when no thread has a library) and, per candidate and thread, the
+    title of the closest library paper when it is close enough to name."""
+    size, threads = space.idx.size, space.threads
+    lib_scores = np.zeros((size, len(threads)))
+    nearest_seed: list[list[str | None]] = [[None] * len(threads) for _ in range(size)]
+    has_library = False
+    for t, thread in enumerate(threads):
+        lib = _thread_library(thread, seeds, library)
+        if not lib:
+            continue
+        has_library = True
+        cal, sims = _library_similarity(space, lib, seed_vectors)
+        lib_scores[:, t] = cal
+        best = sims.argmax(axis=1)
+        for r in range(size):
+            if cal[r] >= NEAREST_SEED_MIN:
+                nearest_seed[r][t] = lib[int(best[r])].title
+    return (lib_scores if has_library else None), nearest_seed
+
+
+def _add_learned(
+    parts: _Parts,
+    space: _Space,
+    feedback: Sequence[Feedback],
+    seed_vectors: Mapping[str, np.ndarray] | None,
+) -> Learned | None:
+    """Add the reader's own model, learned from their votes, to `parts`; None when it cannot be learned."""
+    pool = space.pool
+    fb = [f.candidate for f in feedback]
+    space_, fvecs = (
+        (pool.E[space.idx], pool.embed_items(fb, seed_vectors or {}))
+        if pool.E is not None
+        else (space.X, pool.tfidf_items(fb))
+    )
+    learned = learned_scores(space_, feedback, fvecs)
+    if learned is not None:
+        # at HALF_TAKEOVER votes the reader's own model weighs as much as all content scorers together
+        share = takeover(learned.votes)
+        parts.add(
+            "learned",
+            np.repeat(learned.scores[:, None], len(space.threads), axis=1),
+            sum(parts.weights) * share / max(1 - share, 1e-6),
+        )
+    return learned
+
+
+def _blend(parts: _Parts, space: _Space) -> np.ndarray:
+    """The scorers' weighted mean per candidate and thread, -inf where a thread vetoes the candidate."""
+    w = np.array(parts.weights)
+    blend = sum(a * wi for a, wi in zip(parts.arrays, w, strict=True)) / w.sum()
+    for t, thread in enumerate(space.threads):
+        if thread.exclude:
+            for r, i in enumerate(space.idx):
+                if _veto_term(thread.exclude, space.pool.candidates[i]):
+                    blend[r, t] = -np.inf
+    return blend
+
+
+def _final_scores(
+    blend: np.ndarray, best_t: np.ndarray, space: _Space, max_age: timedelta, min_score: float
+) -> np.ndarray:
+    """Each candidate's score in its best thread, discounted for age and weighted by its quality."""
+    pool, idx = space.pool, space.idx
+    relevance = blend[np.arange(idx.size), best_t]
+    # quality is judged only where it can matter: a paper whose relevance alone cannot reach the bar misses it
+    age = np.nan_to_num(
+        (space.now.timestamp() - pool.published[idx]) / max(max_age.total_seconds(), 1.0), nan=0.0
+    )
+    recency = 1.0 - RECENCY_WEIGHT * np.clip(age, 0.0, 1.0)
+    final = np.where(np.isfinite(relevance), relevance * recency, -np.inf)
+    contender = final >= min_score * 0.7 if np.isfinite(min_score) else np.isfinite(final)
+    for r in np.flatnonzero(contender):
+        final[r] *= 0.7 + 0.3 * pool.quality(int(idx[r])).value
+    final[~contender & np.isfinite(final)] *= 0.7
+    return final
+
+
+@dataclass(frozen=True)
+class _Scores:
+    """Everything the scorers said about the eligible candidates."""
+
+    parts: _Parts
+    queries: sparse.csr_matrix  # the threads' TF-IDF queries, one row each
+    nearest_seed: list[list[str | None]]  # per candidate and thread
+    learned: Learned | None
+    blend: np.ndarray  # (n, T)
+    best_t: np.ndarray  # each candidate's best thread
+    final: np.ndarray  # each candidate's score in its best thread
+
+
+def _score(
+    space: _Space,
+    *,
+    seeds: Mapping[str, Candidate],
+    seed_vectors: Mapping[str, np.ndarray] | None,
+    library: Mapping[str, Sequence[str]],
+    feedback: Sequence[Feedback],
+    max_age: timedelta,
+    min_score: float,
+) -> _Scores:
+    """Run the scorers, blend them and apply the per-thread vetoes, recency and quality."""
+    parts, queries = _content_parts(space)
+    lib_scores, nearest_seed = _library_part(space, seeds, seed_vectors, library)
+    if lib_scores is not None:
+        parts.add("library", lib_scores, WEIGHTS["library"])
+    learned = _add_learned(parts, space, feedback, seed_vectors) if feedback else None
+    blend = _blend(parts, space)
+    best_t = blend.argmax(axis=1)
+    final = _final_scores(blend, best_t, space, max_age, min_score)
+    return _Scores(parts, queries, nearest_seed, learned, blend, best_t, final)
+
+
+def _mmr_choice(
+    space: _Space, final: np.ndarray, above: np.ndarray, thread_names: list[str], k: int
+) -> list[int]:
+    """The rows maximal marginal relevance picks among those that cleared the bar, within thread quotas."""
+    quota = diversity.quotas({t.name: t.share for t in space.threads}, k)
+    # MMR works on the candidates that cleared the bar: their similarities in one product
+    contenders = np.flatnonzero(above)
+    vectors = (space.pool.E[space.idx] if space.pool.E is not None else space.X)[contenders]
+    block = vectors @ vectors.T
+    block = block.toarray() if sparse.issparse(block) else np.asarray(block)
+    chosen = diversity.mmr(final[contenders], [thread_names[r] for r in contenders], block, quota, k)
+    return [int(contenders[j]) for j in chosen]
+
+
+def _votes_by_thread(feedback: Sequence[Feedback]) -> tuple[dict[str, int], dict[str, int]]:
+    """Up votes and other votes per thread."""
+    ups: dict[str, int] = {}
+    downs: dict[str, int] = {}
+    for f in feedback:
+        if f.thread:
+            counts = ups if f.vote == "up" else downs
+            counts[f.thread] = counts.get(f.thread, 0) + 1
+    return ups, downs
+
+
+def _exploration_pick(
+    space: _Space,
+    scores: _Scores,
+    chosen: list[int],
+    feedback: Sequence[Feedback],
+    min_score: float,
+    rng: np.random.Generator | None,
+) -> tuple[int | None, str]:
+    """A thread drawn by Thompson sampling over the votes, and its best candidate not yet chosen (if any
+    reaches `EXPLORE_MIN` of the bar)."""
+    threads = space.threads
+    ups, downs = _votes_by_thread(feedback)
+    lucky = diversity.thompson_thread([t.name for t in threads], ups, downs, rng or np.random.default_rng())
+    lt = next(t for t, th in enumerate(threads) if th.name == lucky)
+    options = [
+        r
+        for r in np.argsort(-scores.blend[:, lt])
+        if r not in chosen and scores.final[r] >= EXPLORE_MIN * min_score
+    ]
+    return (int(options[0]) if options else None), lucky
+
+
+def _choose(
+    space: _Space,
+    scores: _Scores,
+    above: np.ndarray,
+    *,
+    explore: bool,
+    limit: int,
+    feedback: Sequence[Feedback],
+    min_score: float,
+    rng: np.random.Generator | None,
+) -> tuple[list[int], list[str], int | None]:
+    """The chosen rows, each row's thread name, and the exploration row (None without one)."""
+    thread_names = [space.threads[t].name for t in scores.best_t]
+    explore = explore and limit > 1
+    chosen = _mmr_choice(space, scores.final, above, thread_names, limit - (1 if explore else 0))
+    exploring: int | None = None
+    if explore:
+        exploring, lucky = _exploration_pick(space, scores, chosen, feedback, min_score, rng)
+        if exploring is not None:
+            thread_names[exploring] = lucky
+            chosen.append(exploring)
+    return chosen, thread_names, exploring
+
+
+def _reasons(
+    scores: _Scores, r: int, t: int, quality: tuple[str, ...], exploration: str | None
+) -> tuple[str, ...]:
+    """Why row r was picked in thread t: the blend's parts and weights, quality, the closest voted paper,
+    and the exploration slot's thread when it is one."""
+    parts, learned = scores.parts, scores.learned
+    parts_text = ", ".join(f"{nm} {a[r, t]:.2f}" for nm, a in zip(parts.names, parts.arrays, strict=True))
+    w = np.array(parts.weights)
+    reasons = [
+        f"blend of {parts_text} (weights "
+        + ", ".join(f"{nm} {wi:.2f}" for nm, wi in zip(parts.names, w, strict=True))
+        + ")"
+    ]
+    if quality:
+        reasons.append("quality: " + ", ".join(quality))
+    if learned is not None and learned.nearest[r] is not None:
+        title, vote, sim = learned.nearest[r]  # type: ignore[misc]
+        verb = VOTES[vote].verb if vote in VOTES else vote
+        reasons.append(f"closest voted paper: *{title}*, which you {verb} (similarity {sim:.2f})")
+    if exploration is not None:
+        reasons.append(f"exploration slot: thread '{exploration}' drawn by Thompson sampling over your votes")
+    return tuple(reasons)
+
+
+def _picks(
+    space: _Space, scores: _Scores, chosen: list[int], thread_names: list[str], exploring: int | None
+) -> list[Scored]:
+    """The chosen rows as scored picks with their reasons, best first."""
+    picks = []
+    for r in chosen:
+        i = int(space.idx[r])
+        t = next(k for k, th in enumerate(space.threads) if th.name == thread_names[r])
+        picks.append(
+            Scored(
+                candidate=space.pool.candidates[i],
+                score=round(float(scores.final[r]), 4),
+                thread=thread_names[r],
+                matched=_top_terms(space.pool, i, scores.queries[t]),
+                nearest_seed=scores.nearest_seed[r][t],
+                reasons=_reasons(
+                    scores, r, t, space.pool.quality(i).reasons, thread_names[r] if r == exploring else None
+                ),
+                exploration=r == exploring,
+            )
+        )
+    picks.sort(key=lambda s: s.score, reverse=True)  # MMR chose the set; it is shown best first
+    return picks
 
 
 def rank_pool(
@@ -118,211 +483,36 @@ def rank_pool(
 
     `seeds` holds the seed and library papers by key; a thread's library is its `seed_papers` plus
     `library[thread name]` and `library[""]` (imported for every thread)."""
-    seeds = seeds or {}
     limit = profile.papers if limit is None else limit
-    max_age = timedelta(days=profile.max_age_days)
     threads = list(profile.threads)
-    n = len(pool.candidates)
-
-    # eligibility, as vector operations over the pool's arrays ----------------------------------------------
-    ok = pool.first.copy()
-    considered = int(ok.sum())
-    sent_mask = np.zeros(n, dtype=bool)
-    if already_sent:
-        sent_mask = ok & np.array([c.key in already_sent for c in pool.candidates], dtype=bool)
-    ok &= ~sent_mask
-    lo, hi = (now - max_age).timestamp(), (now + timedelta(days=1)).timestamp()
-    dated = ~np.isnan(pool.published)
-    old_mask = ok & dated & ~((pool.published >= lo) & (pool.published <= hi))
-    ok &= ~old_mask
-    no_text_mask = ok & ~pool.has_text  # known only from a discussion so far: nothing to judge it by
-    ok &= ~no_text_mask
-    vetoes: dict[str, int] = {}
-    if profile.exclude:
-        for i in np.flatnonzero(ok):
-            if term := _veto_term(profile.exclude, pool.candidates[i]):
-                vetoes[term] = vetoes.get(term, 0) + 1
-                ok[i] = False
-    sent, too_old, no_text = int(sent_mask.sum()), int(old_mask.sum()), int(no_text_mask.sum())
-    idx = np.flatnonzero(ok)
+    el = _eligible(profile, pool, now, already_sent)
+    idx = el.idx
     if not threads or idx.size == 0:
-        return Ranking([], considered, int(idx.size), sum(vetoes.values()), sent, too_old, no_text, 0, vetoes)
-
-    # the scorers ------------------------------------------------------------------------------------------
-    parts = _Parts([], [], [])
-    queries = pool.tfidf([thread_query(t) for t in threads])
-    X = pool.X if idx.size == n else pool.X[idx]
-    parts.names.append("lexical")
-    parts.arrays.append(_calibrate((X @ queries.T).toarray(), LEXICAL_SCALE))
-    parts.weights.append(WEIGHTS["lexical"])
-    if pool.E is not None:
-        E = pool.E if idx.size == n else pool.E[idx]
-        T = pool.embed([thread_query(t) for t in threads])
-        parts.names.append("semantic")
-        parts.arrays.append(_calibrate(E @ T.T, SEMANTIC_SCALE))
-        parts.weights.append(WEIGHTS["semantic"])
-    lib_scores = np.zeros((idx.size, len(threads)))
-    nearest_seed: list[list[str | None]] = [[None] * len(threads) for _ in range(idx.size)]
-    has_library = False
-    library = library or {}
-    for t, thread in enumerate(threads):
-        keys = (
-            [ItemKey.arxiv(s) for s in thread.seed_papers]
-            + list(library.get(thread.name, ()))
-            + list(library.get("", ()))
-        )
-        lib = [seeds[k] for k in dict.fromkeys(keys) if k in seeds]
-        if not lib:
-            continue
-        has_library = True
-        ages = np.array([(now - s.published).days if s.published else 0 for s in lib], dtype=float)
-        weights = recency_weights(ages)
-        if pool.E is not None:
-            vecs = (
-                np.stack([seed_vectors[s.key] for s in lib])
-                if seed_vectors and all(s.key in seed_vectors for s in lib)
-                else pool.embed_items(lib, seed_vectors or {})
-            )
-            raw = library_scores(pool.E[idx], vecs, weights)
-            sims = pool.E[idx] @ vecs.T
-            cal = _calibrate(raw, SEMANTIC_SCALE)
-        else:
-            vecs = pool.tfidf_items(lib)
-            raw = library_scores(X, vecs, weights)
-            sims = (X @ vecs.T).toarray()
-            cal = _calibrate(raw, LEXICAL_SCALE)
-        lib_scores[:, t] = cal
-        best = sims.argmax(axis=1)
-        for r in range(idx.size):
-            if cal[r] >= NEAREST_SEED_MIN:
-                nearest_seed[r][t] = lib[int(best[r])].title
-    if has_library:
-        parts.names.append("library")
-        parts.arrays.append(lib_scores)
-        parts.weights.append(WEIGHTS["library"])
-    learned = None
-    if feedback:
-        fb = [f.candidate for f in feedback]
-        space, fvecs = (
-            (pool.E[idx], pool.embed_items(fb, seed_vectors or {}))
-            if pool.E is not None
-            else (X, pool.tfidf_items(fb))
-        )
-        learned = learned_scores(space, feedback, fvecs)
-        if learned is not None:
-            parts.names.append("learned")
-            parts.arrays.append(np.repeat(learned.scores[:, None], len(threads), axis=1))
-            # at HALF_TAKEOVER votes the reader's own model weighs as much as all content scorers together
-            share = takeover(learned.votes)
-            parts.weights.append(sum(parts.weights) * share / max(1 - share, 1e-6))
-
-    # blend, vetoes per thread, recency, quality -------------------------------------------------------------
-    w = np.array(parts.weights)
-    blend = sum(a * wi for a, wi in zip(parts.arrays, w, strict=True)) / w.sum()
-    for t, thread in enumerate(threads):
-        if thread.exclude:
-            for r, i in enumerate(idx):
-                if _veto_term(thread.exclude, pool.candidates[i]):
-                    blend[r, t] = -np.inf
-    best_t = blend.argmax(axis=1)
-    relevance = blend[np.arange(idx.size), best_t]
-    # quality is judged only where it can matter: a paper whose relevance alone cannot reach the bar misses it
-    age = np.nan_to_num((now.timestamp() - pool.published[idx]) / max(max_age.total_seconds(), 1.0), nan=0.0)
-    recency = 1.0 - RECENCY_WEIGHT * np.clip(age, 0.0, 1.0)
-    final = np.where(np.isfinite(relevance), relevance * recency, -np.inf)
-    contender = final >= min_score * 0.7 if np.isfinite(min_score) else np.isfinite(final)
-    for r in np.flatnonzero(contender):
-        final[r] *= 0.7 + 0.3 * pool.quality(int(idx[r])).value
-    final[~contender & np.isfinite(final)] *= 0.7
-    above = final >= min_score
-    below = int(np.sum(np.isfinite(final) & ~above))
-
-    # choose ---------------------------------------------------------------------------------------------
-    thread_names = [threads[t].name for t in best_t]
-    # MMR works on the candidates that cleared the bar: their similarities in one product
-    contenders = np.flatnonzero(above)
-    space = (pool.E[idx] if pool.E is not None else X)[contenders]
-    block = space @ space.T
-    block = block.toarray() if sparse.issparse(block) else np.asarray(block)
-    explore = profile.explore and limit > 1
-    quota = diversity.quotas({t.name: t.share for t in threads}, limit - (1 if explore else 0))
-    chosen = [
-        int(contenders[j])
-        for j in diversity.mmr(
-            final[contenders],
-            [thread_names[r] for r in contenders],
-            block,
-            quota,
-            limit - (1 if explore else 0),
-        )
-    ]
-    exploring: int | None = None
-    if explore:
-        ups: dict[str, int] = {}
-        downs: dict[str, int] = {}
-        for f in feedback:
-            if f.thread:
-                (ups if f.vote == "up" else downs)[f.thread] = (ups if f.vote == "up" else downs).get(
-                    f.thread, 0
-                ) + 1
-        lucky = diversity.thompson_thread(
-            [t.name for t in threads], ups, downs, rng or np.random.default_rng()
-        )
-        lt = next(t for t, th in enumerate(threads) if th.name == lucky)
-        options = [
-            r for r in np.argsort(-blend[:, lt]) if r not in chosen and final[r] >= EXPLORE_MIN * min_score
-        ]
-        if options:
-            exploring = int(options[0])
-            thread_names[exploring] = lucky
-            chosen.append(exploring)
-
-    picks = []
-    for r in chosen:
-        i = int(idx[r])
-        c = pool.candidates[i]
-        t = next(k for k, th in enumerate(threads) if th.name == thread_names[r])
-        parts_text = ", ".join(f"{nm} {a[r, t]:.2f}" for nm, a in zip(parts.names, parts.arrays, strict=True))
-        reasons = [
-            f"blend of {parts_text} (weights "
-            + ", ".join(f"{nm} {wi:.2f}" for nm, wi in zip(parts.names, w, strict=True))
-            + ")"
-        ]
-        q = pool.quality(i)
-        if q.reasons:
-            reasons.append("quality: " + ", ".join(q.reasons))
-        if learned is not None and learned.nearest[r] is not None:
-            title, vote, sim = learned.nearest[r]  # type: ignore[misc]
-            verb = VOTES[vote].verb if vote in VOTES else vote
-            reasons.append(f"closest voted paper: *{title}*, which you {verb} (similarity {sim:.2f})")
-        if r == exploring:
-            reasons.append(
-                f"exploration slot: thread '{thread_names[r]}' drawn by Thompson sampling over your votes"
-            )
-        picks.append(
-            Scored(
-                candidate=c,
-                score=round(float(final[r]), 4),
-                thread=thread_names[r],
-                matched=_top_terms(pool, i, queries[t]),
-                nearest_seed=nearest_seed[r][t],
-                reasons=tuple(reasons),
-                exploration=r == exploring,
-            )
-        )
-    picks.sort(key=lambda s: s.score, reverse=True)  # MMR chose the set; it is shown best first
-    return Ranking(
-        picks=picks,
-        considered=considered,
-        eligible=int(idx.size),
-        vetoed=sum(vetoes.values()),
-        already_sent=sent,
-        too_old=too_old,
-        no_text=no_text,
-        below_bar=below,
-        vetoes=vetoes,
-        scorers=tuple(parts.names),
+        return el.ranking([], below_bar=0, scorers=())
+    space = _Space(pool, idx, pool.X if idx.size == len(pool.candidates) else pool.X[idx], threads, now)
+    scores = _score(
+        space,
+        seeds=seeds or {},
+        seed_vectors=seed_vectors,
+        library=library or {},
+        feedback=feedback,
+        max_age=timedelta(days=profile.max_age_days),
+        min_score=min_score,
     )
+    above = scores.final >= min_score
+    chosen, thread_names, exploring = _choose(
+        space,
+        scores,
+        above,
+        explore=profile.explore,
+        limit=limit,
+        feedback=feedback,
+        min_score=min_score,
+        rng=rng,
+    )
+    picks = _picks(space, scores, chosen, thread_names, exploring)
+    below_bar = int(np.sum(np.isfinite(scores.final) & ~above))
+    return el.ranking(picks, below_bar=below_bar, scorers=tuple(scores.parts.names))
 
 
 def single_threaded_blas() -> threadpool_limits:

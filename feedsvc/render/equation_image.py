@@ -224,6 +224,24 @@ def normalize(latex: str) -> list[str] | None:
     s = latex.strip()
     if not s or len(s) > MAX_LATEX_CHARS:
         return None
+    s = _drop_layout(s)
+    if _ANY_ENV.search(s) or re.search(r"\\(?:end|cancel|bcancel|xcancel|sout)(?![A-Za-z])", s):
+        return None  # cases, matrices, arrays, tables: rows and columns mathtext cannot lay out
+    s = _rewrite_commands(s)
+    s = s.replace("\\&", "\x00")  # an escaped ampersand is a symbol, not an alignment mark
+    if "$" in s.replace(r"\$", ""):
+        return None
+    if _brace_depth(s) > MAX_BRACE_DEPTH:
+        return None
+    rows = _rows(s)
+    if not rows or len(rows) > MAX_ROWS:
+        return None
+    return rows
+
+
+def _drop_layout(s: str) -> str:
+    """`s` on one line, without labels, tags, colours, internal `@` commands and the `\\begin`/`\\end` of
+    row environments (aligned, gathered, ...)."""
     s = re.sub(r"\s+", " ", s)
     s = s.replace(r"\operatorname *", r"\operatorname*")
     s = _GLUED.sub(lambda m: f"\\{m.group(1)} ", s)
@@ -232,9 +250,12 @@ def normalize(latex: str) -> list[str] | None:
     s = _rewrite_calls(s, "theequation", 0, lambda a: "")
     s = _ALIGNAT_ARG.sub(r"\1", s)
     s = _INTERNAL.sub(" ", s)
-    s = _ROW_ENV.sub(" ", s)
-    if _ANY_ENV.search(s) or re.search(r"\\(?:end|cancel|bcancel|xcancel|sout)(?![A-Za-z])", s):
-        return None  # cases, matrices, arrays, tables: rows and columns mathtext cannot lay out
+    return _ROW_ENV.sub(" ", s)
+
+
+def _rewrite_commands(s: str) -> str:
+    """`s` with the commands mathtext lacks rewritten into ones it has (braced arguments, \\quad, \\frac,
+    \\overset, renamed and Unicode symbols)."""
     s = _DROP_ALONE.sub(" ", s)
     for name in _ONE_ARG:
         s = _rewrite_calls(s, name, 1, lambda a, name=name: f"\\{name}{{{a[0]}}}")
@@ -254,28 +275,29 @@ def normalize(latex: str) -> list[str] | None:
     s = _rewrite_calls(s, "operatorname*", 1, _operator)
     s = _rewrite_calls(s, "operatorname", 1, _operator)
     s = _rewrite_calls(s, "textcolor", 2, lambda a: "{" + a[1] + "}")
-
-    def rename(m: re.Match[str]) -> str:
-        name = m.group(1)
-        if name in _SYMBOLS:
-            return _SYMBOLS[name] + " "
-        if name in _RENAME:
-            new = _RENAME[name]
-            return f"\\{new}" if new else ""
-        if name.endswith("*"):  # a starred command mathtext does not know: try it unstarred
-            return "\\" + name[:-1]
-        return m.group(0)
-
     s = re.sub(r"(?:\\vcentcolon|\\colon|:)\s*=", r"\\coloneq ", s)  # `:=` as one relation, no gap
     s = re.sub(r"=\s*(?:\\vcentcolon|:)(?![A-Za-z])", r"\\eqcolon ", s)
     s = _display_fractions(s)
-    s = _CS.sub(rename, s)
-    s = s.replace("\\&", "\x00")  # an escaped ampersand is a symbol, not an alignment mark
-    if "$" in s.replace(r"\$", ""):
-        return None
-    if _brace_depth(s) > MAX_BRACE_DEPTH:
-        return None
-    rows = []
+    return _CS.sub(_rename, s)
+
+
+def _rename(m: re.Match[str]) -> str:
+    """A control sequence as mathtext knows it: a Unicode symbol, a renamed command, or unstarred."""
+    name = m.group(1)
+    if name in _SYMBOLS:
+        return _SYMBOLS[name] + " "
+    if name in _RENAME:
+        new = _RENAME[name]
+        return f"\\{new}" if new else ""
+    if name.endswith("*"):  # a starred command mathtext does not know: try it unstarred
+        return "\\" + name[:-1]
+    return m.group(0)
+
+
+def _rows(s: str) -> list[str]:
+    """The non-empty rows of `s` (split at `\\\\`), alignment marks turned into spaces and a continued row
+    (`& = ...`) indented under the first."""
+    rows: list[str] = []
     for raw in _BREAK.split(s):
         left, amp, _ = raw.partition("&")
         row = raw.replace("&&", r"\quad\quad ").replace("&", " ")
@@ -284,8 +306,6 @@ def normalize(latex: str) -> list[str] | None:
         row = _fix_left_right(row.replace("\x00", r"\&")).strip()
         if row:
             rows.append(row)
-    if not rows or len(rows) > MAX_ROWS:
-        return None
     return rows
 
 

@@ -88,73 +88,91 @@ def upsert_candidates(
         return 0, 0
     wanted = list(batch) + [str(d.meta["about"]) for d in discussions]
     existing = {i.key: i for i in session.scalars(select(Item).where(Item.key.in_(wanted)))}
-    new = 0
     for d in discussions:
-        about = str(d.meta["about"])
-        item = existing.get(about)
-        if item is None:
-            item = Item(
-                key=about,
-                kind="video" if ItemKey(about).is_youtube else "paper",
-                title=d.title,
-                text="",
-                authors=[],
-                categories=[],
-                url=ItemKey(about).page_url() or d.url,
-                published=None,
-                updated=None,
-                version=None,
-                meta={"placeholder": True, "source": d.source},
-                first_seen=now,
-                last_seen=now,
-            )
-            session.add(item)
-            session.flush()
-            existing[about] = item
-        fields = {**d.meta, "title": d.title, "url": d.url}
-        session.add(Sighting(item_id=item.id, source=d.source, run_id=run_id, seen_at=now, fields=fields))
+        _store_discussion(session, d, existing, run_id=run_id, now=now)
+    new = 0
     for key, c in batch.items():
         item = existing.get(key)
         if item is None:
-            item = Item(
-                key=key,
-                kind=c.kind,
-                title=c.title,
-                text=c.text,
-                authors=list(c.authors),
-                categories=list(c.categories),
-                url=c.url,
-                published=c.published,
-                updated=c.updated,
-                version=c.version,
-                meta={**c.meta, "source": c.source},
-                first_seen=now,
-                last_seen=now,
-            )
+            item = _new_item(c, now)
             session.add(item)
             new += 1
         else:
-            if _newer(c, item):
-                item.title = c.title or item.title
-                item.text = c.text or item.text
-                item.authors = list(c.authors) or item.authors
-                item.categories = list(c.categories) or item.categories
-                item.updated = c.updated or item.updated
-                item.version = c.version if c.version is not None else item.version
-                # the first-version date, once known, is kept: a replacement does not make a paper new
-                if item.published is None or (c.published and c.published < item.published):
-                    item.published = c.published
-            item.meta = {**item.meta, **{k: v for k, v in c.meta.items() if v not in (None, "")}}
-            if item.meta.get("placeholder"):
-                item.meta = {**item.meta, "placeholder": False, "source": c.source}
-                item.kind, item.url = c.kind, c.url
-            item.last_seen = now
+            _update_item(item, c, now)
         session.flush()
         session.add(
             Sighting(item_id=item.id, source=c.source, run_id=run_id, seen_at=now, fields=dict(c.meta))
         )
     session.flush()
     return len(batch) + len(discussions), new
+
+
+def _store_discussion(
+    session: Session, d: Candidate, existing: dict[str, Item], *, run_id: int | None, now: datetime
+) -> None:
+    """Record discussion `d` as a sighting of the item it is about, adding a placeholder item if needed."""
+    about = str(d.meta["about"])
+    item = existing.get(about)
+    if item is None:
+        item = Item(
+            key=about,
+            kind="video" if ItemKey(about).is_youtube else "paper",
+            title=d.title,
+            text="",
+            authors=[],
+            categories=[],
+            url=ItemKey(about).page_url() or d.url,
+            published=None,
+            updated=None,
+            version=None,
+            meta={"placeholder": True, "source": d.source},
+            first_seen=now,
+            last_seen=now,
+        )
+        session.add(item)
+        session.flush()
+        existing[about] = item
+    fields = {**d.meta, "title": d.title, "url": d.url}
+    session.add(Sighting(item_id=item.id, source=d.source, run_id=run_id, seen_at=now, fields=fields))
+
+
+def _new_item(c: Candidate, now: datetime) -> Item:
+    """A new stored item for candidate `c`, first seen now."""
+    return Item(
+        key=c.key,
+        kind=c.kind,
+        title=c.title,
+        text=c.text,
+        authors=list(c.authors),
+        categories=list(c.categories),
+        url=c.url,
+        published=c.published,
+        updated=c.updated,
+        version=c.version,
+        meta={**c.meta, "source": c.source},
+        first_seen=now,
+        last_seen=now,
+    )
+
+
+def _update_item(item: Item, c: Candidate, now: datetime) -> None:
+    """Update a known item from a new sighting: a newer version's fields, the metadata merged, a placeholder
+    replaced by the real item."""
+    if _newer(c, item):
+        item.title = c.title or item.title
+        item.text = c.text or item.text
+        item.authors = list(c.authors) or item.authors
+        item.categories = list(c.categories) or item.categories
+        item.updated = c.updated or item.updated
+        item.version = c.version if c.version is not None else item.version
+        # the first-version date, once known, is kept: a replacement does not make a paper new
+        if item.published is None or (c.published and c.published < item.published):
+            item.published = c.published
+    item.meta = {**item.meta, **{k: v for k, v in c.meta.items() if v not in (None, "")}}
+    if item.meta.get("placeholder"):
+        item.meta = {**item.meta, "placeholder": False, "source": c.source}
+        item.kind, item.url = c.kind, c.url
+    item.last_seen = now
 
 
 SITES = {"hn": "Hacker News", "lobsters": "Lobsters"}
