@@ -732,16 +732,20 @@ def import_library(
         missing = [e.arxiv for e in read.entries if e.arxiv and e.key not in known]
         fetched: list[Candidate] = []
         if missing:
-            if lookup is None:
-                with SourceHttp(settings, source="arxiv") as http:
-                    fetched = ArxivSource(settings, http, []).lookup(missing)
-            else:
-                fetched = lookup(missing)
+            failed = None
+            try:
+                if lookup is None:
+                    with SourceHttp(settings, source="arxiv") as http:
+                        fetched = ArxivSource(settings, http, []).lookup(missing)
+                else:
+                    fetched = lookup(missing)
+            except SourceError as e:  # arXiv down: its entries are reported, the rest imported
+                failed = f"not imported: {e}"
             queries.upsert_candidates(session, fetched, run_id=None, now=now)
             got = {c.key for c in fetched}
             for e in read.entries:
                 if e.arxiv and e.key not in known and e.key not in got:
-                    problems.append(f"{e.label}: arXiv has no paper {e.arxiv}; skipped")
+                    problems.append(f"{e.label}: {failed or f'arXiv has no paper {e.arxiv}; skipped'}")
         local = [
             Candidate(
                 key=e.key,
