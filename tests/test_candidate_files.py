@@ -66,7 +66,7 @@ def test_cli_rank_reports_each_skip_and_caps_the_report(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     err = r.stderr.strip().splitlines()
     assert len(err) <= 11 and err[0].startswith(f"skipped {cands}: line 21: ")
-    assert err[-1] == "... and 290 more skipped lines (all of them in the JSON's \"skipped\")"
+    assert err[-1] == '... and 290 more skipped lines (all of them in the JSON\'s "skipped")'
     assert len(json.loads(r.stdout)["skipped"]) == 300
     r = feedsvc("rank", "--profiles", str(example_profiles_path()), "--candidates", "/dev/zero")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
