@@ -5,7 +5,9 @@ The edge where settings are read, engines built and errors turned into one-line 
 
 from __future__ import annotations
 
+import errno
 import logging
+import traceback
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -15,7 +17,9 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
+from feedsvc import redaction
 from feedsvc.config import Settings, profiles_for
 from feedsvc.models import ConfigError, FeedsvcError, Profile
 
@@ -29,21 +33,28 @@ app.add_typer(profile_app, name="profile")
 subscribe_app = typer.Typer(no_args_is_help=True, help="Subscribe a Telegram chat or an email address.")
 app.add_typer(subscribe_app, name="subscribe")
 
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
+# Markup off: what is printed is data (titles, profile names, file names, messages), never Rich markup;
+# styles are given as Text spans instead.
+out = Console(markup=False, highlight=False)
+err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
+
+
+def _styled(label: str, style: str, message: str = "") -> Text:
+    return Text.assemble((label, style), f" {message}" if message else "")
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    line = " ".join(message.split())  # the contract is one line, whatever a library's text holds
+    err.print(_styled("error:", "bold red", redaction.redact(line, _known_secrets())))
     return typer.Exit(code)
 
 
 def _report_skipped(prefix: str, problems: list[str], more: str, limit: int = 10) -> None:
     """One stderr line for each of the first `limit` problems, then one line counting the rest."""
     for problem in problems[:limit]:
-        err.print(f"[yellow]skipped[/] {prefix}{problem}", highlight=False)
+        err.print(_styled("skipped", "yellow", f"{prefix}{problem}"))
     if len(problems) > limit:
-        err.print(f"... and {len(problems) - limit} more {more}", highlight=False, markup=False)
+        err.print(f"... and {len(problems) - limit} more {more}")
 
 
 def _settings() -> Settings:
@@ -91,6 +102,39 @@ def _main(
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    redaction.install(_known_secrets())
+
+
+def _known_secrets() -> list[str]:
+    """The configured secrets, to mask in logs and error lines; none when the settings do not load."""
+    try:
+        return Settings().secret_values()
+    except Exception:  # a bad setting is reported by the command itself
+        return []
+
+
+def describe(e: BaseException) -> str:
+    """One line naming what went wrong, for an error no command converted (the database, the disk, ...)."""
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    if isinstance(e, FeedsvcError):
+        return str(e)
+    if isinstance(e, DBAPIError):
+        cause = str(e.orig).strip().splitlines()[0] if str(e.orig).strip() else type(e.orig).__name__
+        if "database is locked" in cause:
+            return "the database is locked by another process (SQLite): try again when it has finished"
+        if "disk is full" in cause or "No space left" in cause:
+            return f"the database's disk is full: {cause}"
+        return f"database error: {cause}"
+    if isinstance(e, SQLAlchemyError):
+        return f"database error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    if isinstance(e, OSError):
+        where = f": {e.filename}" if e.filename else ""
+        if e.errno == errno.ENOSPC:
+            return f"no space left on the device{where}"
+        return f"{e.strerror or type(e).__name__}{where}"
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"unexpected {type(e).__name__}: {first} (run with -v for the traceback)"
 
 
 @db_app.command("upgrade")
@@ -107,7 +151,7 @@ def db_upgrade() -> None:
             f"({engine.url.render_as_string(hide_password=True)})"
         )
     except Exception as e:
-        raise _fail(f"migration failed: {e}") from None
+        raise _fail(f"migration failed: {describe(e)}") from None
     finally:
         engine.dispose()
 
@@ -132,7 +176,7 @@ def fetch(
         finally:
             engine.dispose()
         for problem in got.problems:
-            err.print(f"[yellow]{problem}[/]", highlight=False)
+            err.print(Text(problem, style="yellow"))
         out.print(f"{got.from_api} papers from arXiv's API, {got.from_html} from their arXiv HTML")
         if got.from_api + got.from_html == 0:
             raise typer.Exit(1)
@@ -177,13 +221,13 @@ def sources() -> None:
 
     for h in health:
         if not h.enabled:
-            state = "[dim]disabled[/]"
+            state = Text("disabled", style="dim")
         elif h.last_status == "failed":
-            state = f"[red]failing since {when(h.failing_since)}[/]"
+            state = Text(f"failing since {when(h.failing_since)}", style="red")
         elif h.last_status == "never run":
-            state = "[yellow]never run[/]"
+            state = Text("never run", style="yellow")
         else:
-            state = f"[green]{h.last_status}[/]"
+            state = Text(h.last_status, style="green")
         detail = h.error or h.note
         if h.source == "youtube" and h.units_today:
             detail += f" (quota used today: {h.units_today} units)"
@@ -206,7 +250,12 @@ def _print_outcomes(outcomes: list) -> None:
             o.status, "green"
         )
         table.add_row(
-            o.source, f"[{style}]{o.status}[/]", str(o.scanned), str(o.fetched), str(o.new), o.error or o.note
+            o.source,
+            Text(o.status, style=style),
+            str(o.scanned),
+            str(o.fetched),
+            str(o.new),
+            o.error or o.note,
         )
     out.print(table)
 
@@ -257,8 +306,8 @@ def demo(
     ] = Path("data/demo"),
     preview_lines: Annotated[int, typer.Option(help="How many lines of the digest to show.")] = 60,
 ) -> None:
-    settings = _settings()
     """Run the whole pipeline offline on a bundled snapshot of real recorded arXiv data."""
+    settings = _settings()
     from feedsvc.demo import SNAPSHOT_DAY, run_demo
 
     with _progress() as bar:
@@ -274,8 +323,8 @@ def demo(
         lines = b.markdown.splitlines()
         out.print(Markdown("\n".join(lines[:preview_lines])))
         if len(lines) > preview_lines:
-            out.print(f"[dim]… {len(lines) - preview_lines} more lines[/]")
-        out.print(f"\n[bold]digest written to[/] {b.path}")
+            out.print(Text(f"… {len(lines) - preview_lines} more lines", style="dim"))
+        out.print(Text.assemble("\n", ("digest written to", "bold"), f" {b.path}"))
 
 
 @app.command("rank")
@@ -462,9 +511,12 @@ def eval_cmd(
             )
             for p in picks:
                 title = next(c.title for c in read.candidates if c.meta["id"] == p["id"])
-                mark = "" if p["clears_bar"] else " [dim](below the bar)[/]"
                 out.print(
-                    f"[bold]{p['score']:.3f}[/] {p['id']} [{p['thread']}] {title}{mark}", highlight=False
+                    Text.assemble(
+                        (f"{p['score']:.3f}", "bold"),
+                        f" {p['id']} [{p['thread']}] {title}",
+                        ("" if p["clears_bar"] else " (below the bar)", "dim"),
+                    )
                 )
                 out.print(f"      {'; '.join(p['reasons'][1:3])}", style="dim", highlight=False)
 
@@ -484,7 +536,11 @@ def subscribe_telegram(
         engine.dispose()
     out.print(f"Send this to the bot within 24 hours (it works once):\n\n  /start {code}\n", highlight=False)
     if not settings.telegram_bot_token.get_secret_value():
-        err.print("[yellow]note:[/] FEEDSVC_TELEGRAM_BOT_TOKEN is not set: start the bot with a token first")
+        err.print(
+            _styled(
+                "note:", "yellow", "FEEDSVC_TELEGRAM_BOT_TOKEN is not set: start the bot with a token first"
+            )
+        )
 
 
 @subscribe_app.command("email")
@@ -551,7 +607,7 @@ def publish(
     finally:
         engine.dispose()
     for notice in report.notices:
-        err.print(f"[yellow]notice:[/] {notice}", highlight=False)
+        err.print(_styled("notice:", "yellow", notice))
     out.print(report.summary(), highlight=False)
     if report.retrying or report.gave_up:
         raise typer.Exit(1)
@@ -608,9 +664,29 @@ def bot() -> None:
         raise _fail("FEEDSVC_TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather, set its token", 2)
     engine = _engine(settings)
     try:
-        build_application(settings, session_factory(engine)).run_polling()
+        application = build_application(settings, session_factory(engine))
+        _check_telegram_token(application.bot)
+        application.run_polling()
     finally:
         engine.dispose()
+
+
+def _check_telegram_token(bot: object) -> None:
+    """Ask Telegram who the bot is before polling: a rejected token is one line here, not PTB's retry loop
+    logging tracebacks."""
+    import asyncio
+
+    from telegram.error import InvalidToken
+
+    async def get_me() -> None:
+        async with bot:  # type: ignore[attr-defined]  # initialize() calls getMe; shutdown() after
+            pass
+
+    try:
+        asyncio.run(get_me())
+    except InvalidToken:
+        message = "Telegram rejected the bot token (FEEDSVC_TELEGRAM_BOT_TOKEN): check it with @BotFather"
+        raise _fail(message, 2) from None
 
 
 def _service_logging() -> None:
@@ -737,4 +813,13 @@ def run() -> None:
 
 
 def main() -> None:
-    app()
+    """The entry point: an error no command converted still ends as one line on stderr, secrets masked (with
+    -v, the whole traceback, masked too)."""
+    try:
+        app()
+    except Exception as e:  # the edge: whatever escaped the commands
+        secrets = _known_secrets()
+        if logging.getLogger().isEnabledFor(logging.INFO):
+            err.print(redaction.redact("".join(traceback.format_exception(e)), secrets), end="")
+        err.print(_styled("error:", "bold red", redaction.redact(describe(e), secrets)))
+        raise SystemExit(1) from None

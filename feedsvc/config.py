@@ -1,6 +1,6 @@
 """Settings (environment, `FEEDSVC_` prefix, `.env`) and profile loading: the only reader of the environment.
 
-Nothing is built at import time: call `Settings()` (or `load_settings()`) at the edge and pass the
+Nothing is built at import time: call `Settings()` at the edge and pass the
 object down. Profiles are data in a TOML file; `load_profiles` validates it and raises `ConfigError`
 naming the file, the profile and the field. Imports only `feedsvc.models`.
 """
@@ -10,9 +10,10 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictBool, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from feedsvc.identity import bare_arxiv_id
@@ -169,6 +170,12 @@ class Settings(BaseSettings):
     web_host: str = Field("127.0.0.1", description="Address `feedsvc serve`/`run` listens on.")
     web_port: int = Field(8000, description="Port `feedsvc serve`/`run` listens on.")
 
+    def secret_values(self) -> list[str]:
+        """The secrets' values that are set (and a password inside the database URL), for redaction."""
+        values = [v.get_secret_value() for v in vars(self).values() if isinstance(v, SecretStr)]
+        password = urlsplit(self.database_url).password or ""
+        return [v for v in (*values, password) if v]
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
@@ -189,7 +196,7 @@ class _ThreadIn(BaseModel):
     keywords: list[str] = []
     seed_papers: list[str] = []
     exclude: list[str] = []
-    share: float = Field(1.0, gt=0)
+    share: float = Field(1.0, gt=0, le=100, allow_inf_nan=False)
 
     @field_validator("seed_papers")
     @classmethod
@@ -203,6 +210,30 @@ class _ThreadIn(BaseModel):
         return out
 
 
+class _TelegramIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    chat_id: int
+
+
+class _EmailIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+
+
+class _MarkdownIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dir: str = Field(min_length=1)
+
+
+class _ChannelsIn(BaseModel):
+    """The channels a profile may name; any other name is an error rather than silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+    telegram: _TelegramIn | None = None
+    email: _EmailIn | None = None
+    markdown: _MarkdownIn | None = None
+
+
 class _ProfileIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -213,12 +244,12 @@ class _ProfileIn(BaseModel):
     send_at: str = Field("07:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     papers: int = Field(3, ge=0, le=20)
     videos: int = Field(2, ge=0, le=20)
-    max_age_days: int = Field(365, ge=1)
+    max_age_days: int = Field(365, ge=1, le=36_500)
     arxiv_categories: list[str] = []
     exclude: list[str] = []
-    explore: bool = False
+    explore: StrictBool = False  # TOML has true/false: "yes" is a mistake, not a truthy string
     thread: list[_ThreadIn] = Field(min_length=1)
-    channels: dict[str, dict[str, Any]] = {}
+    channels: _ChannelsIn = _ChannelsIn()
 
     @field_validator("timezone")
     @classmethod
@@ -238,7 +269,7 @@ def parse_profiles(data: dict[str, Any], origin: str) -> list[Profile]:
     """Validate the parsed TOML `data`; `origin` names the file in error messages."""
     raw = data.get("profile")
     if not isinstance(raw, list) or not raw:
-        raise ConfigError(f"{origin}: no [[profile]] tables found")
+        raise ConfigError(f"{origin}: defines no profile (expected at least one [[profile]] table)")
     profiles: list[Profile] = []
     seen: set[str] = set()
     for i, entry in enumerate(raw):
@@ -266,7 +297,7 @@ def parse_profiles(data: dict[str, Any], origin: str) -> list[Profile]:
                 arxiv_categories=tuple(p.arxiv_categories),
                 exclude=tuple(p.exclude),
                 explore=p.explore,
-                channels=p.channels,
+                channels=p.channels.model_dump(exclude_none=True),
                 threads=tuple(
                     Thread(
                         name=t.name,

@@ -15,7 +15,7 @@ from feedsvc.models import FeedsvcError
 
 Purpose = Literal["feedback", "unsubscribe", "confirm"]
 PATHS: dict[Purpose, str] = {"feedback": "f", "unsubscribe": "u", "confirm": "confirm"}
-MIN_SECRET = 16
+MIN_SECRET = 32  # as documented: a secret of 32+ characters (e.g. secrets.token_urlsafe(32))
 
 
 class BadToken(FeedsvcError):

@@ -413,6 +413,7 @@ def test_an_idna_domain_is_encoded() -> None:
     [
         ({"secret": ""}, "FEEDSVC_SECRET_KEY"),
         ({"secret": "short"}, "FEEDSVC_SECRET_KEY"),
+        ({"secret": "x" * 31}, "at least 32 characters"),  # the documented minimum, enforced
         ({"sender": "feedsvc <a@b.org>\r\nBcc: x@y.org"}, "FEEDSVC_MAIL_FROM"),
         ({"sender": "nobody"}, "FEEDSVC_MAIL_FROM"),
         ({"base_url": "feeds.example.org"}, "FEEDSVC_BASE_URL"),

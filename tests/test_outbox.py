@@ -181,3 +181,44 @@ def test_one_time_codes_work_once_and_expire(built, factory) -> None:
             delivery.redeem_subscription(session, "telegram", late, NOW + timedelta(hours=25), address="42")
         # the stored row holds a hash, never the code
         assert code not in str([r for r in session.execute(delivery.select(delivery.SubscriptionRow)).all()])
+
+
+def _race(factory, step) -> list[BaseException]:
+    """Run `step(session)` in two transactions that overlap: the second starts while the first has written
+    and not yet committed (as two `feedsvc publish` processes starting together do). Returns the errors."""
+    errors: list[BaseException] = []
+    first = factory()
+    step(first)
+    first.flush()
+
+    def second() -> None:
+        try:
+            with session_scope(factory) as session:
+                step(session)
+        except BaseException as e:  # the test reports it
+            errors.append(e)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    thread.join(0.5)  # the second writer is now waiting on the first (PostgreSQL's index, SQLite's lock)
+    first.commit()
+    first.close()
+    thread.join(30)
+    return errors
+
+
+def test_two_publishers_enqueueing_at_once_neither_crashes_and_each_reader_gets_one(built, factory, tmp_path):
+    _, profile = built
+    add_recipients(factory, profile, tmp_path / "a", tmp_path / "b")
+    assert _race(factory, lambda s: delivery.enqueue_latest(s, NOW)) == []
+    with session_scope(factory) as session:
+        rows = delivery.deliveries(session)
+    assert sorted(r.address for r in rows) == sorted(str(tmp_path / d) for d in ("a", "b"))
+
+
+def test_two_publishers_syncing_new_recipients_at_once_neither_crashes(built, factory, tmp_path):
+    _, profile = built
+    profiles = with_dirs(replace(profile, name="newcomer"), tmp_path / "new-reader")  # a new profile row too
+    assert _race(factory, lambda s: queries.sync_profiles(s, profiles, NOW)) == []
+    with session_scope(factory) as session:
+        assert [r.address for r in delivery.active_recipients(session)] == [str(tmp_path / "new-reader")]

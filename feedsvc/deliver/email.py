@@ -298,7 +298,7 @@ class EmailChannel:
             raise ConfigError(f"FEEDSVC_SMTP_SECURITY must be starttls, tls or none, not {security!r}")
         if len(secret) < MIN_SECRET:
             raise ConfigError(
-                f"FEEDSVC_SECRET_KEY must be set (at least {MIN_SECRET} characters, 32+ advised): "
+                f"FEEDSVC_SECRET_KEY must be set (at least {MIN_SECRET} characters): "
                 "email carries signed feedback and unsubscribe links"
             )
         if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc:

@@ -13,9 +13,11 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.dml import Insert
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -41,6 +43,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def insert_or_skip(session: Session, table: Table) -> Insert:
+    """An INSERT for `table` that skips rows a unique constraint already holds (`ON CONFLICT DO NOTHING`, on
+    SQLite and PostgreSQL): two writers adding the same row at once both succeed, and the row exists once.
+    Add `.values(...)` or `.from_select(...)`; `on_conflict_do_nothing()` is applied last by the caller."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

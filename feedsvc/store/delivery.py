@@ -20,10 +20,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from feedsvc.models import Recipient
+from feedsvc.store.db import insert_or_skip
 from feedsvc.store.tables import DeliveryRow, DigestRow, ProfileRow, RecipientRow, SubscriptionRow
 
 CLAIMABLE = ("pending", "failed")
@@ -190,48 +191,43 @@ def enqueue_latest(session: Session, now: datetime, profile: str | None = None) 
     """Create the missing delivery rows: each active recipient gets its profile's latest digest once.
 
     A recipient that already has a delivery of that digest, or of a later one, gets nothing new; a new
-    subscriber thus receives the current bundle on the next publish, never the back catalogue.
+    subscriber thus receives the current bundle on the next publish, never the back catalogue. One
+    INSERT ... SELECT ... ON CONFLICT DO NOTHING, so publishers starting together never collide.
     """
     latest = (
         select(DigestRow.profile_id, func.max(DigestRow.day).label("day"))
         .group_by(DigestRow.profile_id)
         .subquery()
     )
+    earlier = DigestRow.__table__.alias("earlier")
+    already = (
+        select(DeliveryRow.id)
+        .join(earlier, earlier.c.id == DeliveryRow.digest_id)
+        .where(DeliveryRow.recipient_id == RecipientRow.id, earlier.c.day >= DigestRow.day)
+    )
     query = (
-        select(DigestRow.id, DigestRow.day, RecipientRow.id, RecipientRow.channel)
+        select(
+            DigestRow.id,
+            RecipientRow.id,
+            RecipientRow.channel,
+            literal("pending"),
+            literal(0),
+            literal(now, DeliveryRow.created.type),
+            literal(now, DeliveryRow.due.type),
+        )
         .join(latest, and_(latest.c.profile_id == DigestRow.profile_id, latest.c.day == DigestRow.day))
         .join(
             RecipientRow, and_(RecipientRow.profile_id == DigestRow.profile_id, RecipientRow.active.is_(True))
         )
+        .where(~exists(already))
     )
     if profile is not None:
         query = query.join(ProfileRow, ProfileRow.id == DigestRow.profile_id).where(
             ProfileRow.name == profile
         )
-    added = 0
-    for digest_id, day, recipient_id, channel in session.execute(query).all():
-        later_or_same = session.scalar(
-            select(func.count())
-            .select_from(DeliveryRow)
-            .join(DigestRow, DigestRow.id == DeliveryRow.digest_id)
-            .where(DeliveryRow.recipient_id == recipient_id, DigestRow.day >= day)
-        )
-        if later_or_same:
-            continue
-        session.add(
-            DeliveryRow(
-                digest_id=digest_id,
-                recipient_id=recipient_id,
-                channel=channel,
-                status="pending",
-                attempts=0,
-                created=now,
-                due=now,
-            )
-        )
-        added += 1
-    session.flush()
-    return added
+    columns = ["digest_id", "recipient_id", "channel", "status", "attempts", "created", "due"]
+    insert = insert_or_skip(session, DeliveryRow.__table__).from_select(columns, query)
+    return len(session.execute(insert.on_conflict_do_nothing().returning(DeliveryRow.id)).all())
 
 
 @dataclass(frozen=True)

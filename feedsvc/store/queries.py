@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from feedsvc.models import Candidate, Card, Digest, Discussion, Feedback, Profile, Quote, SourceReport
+from feedsvc.store.db import insert_or_skip
 from feedsvc.store.tables import (
     DigestRow,
     EmbeddingRow,
@@ -324,28 +325,21 @@ def sync_profiles(session: Session, profiles: Sequence[Profile], now: datetime) 
     """Mirror the profile file into the store; returns profile name -> id."""
     ids: dict[str, int] = {}
     for p in profiles:
-        row = session.scalar(select(ProfileRow).where(ProfileRow.name == p.name))
         config = _jsonable(asdict(p))
-        if row is None:
-            row = ProfileRow(name=p.name, config=config, updated=now)
-            session.add(row)
-        elif row.config != config:
+        new = insert_or_skip(session, ProfileRow.__table__).values(name=p.name, config=config, updated=now)
+        session.execute(new.on_conflict_do_nothing())  # another writer may be adding it at the same time
+        row = session.scalars(select(ProfileRow).where(ProfileRow.name == p.name)).one()
+        if row.config != config:
             row.config, row.updated = config, now
         session.flush()
         ids[p.name] = row.id
         for channel, opts in p.channels.items():
             address = str(opts.get("dir") or opts.get("to") or opts.get("chat_id") or "")
-            if not address:
-                continue
-            exists = session.scalar(
-                select(RecipientRow).where(
-                    RecipientRow.profile_id == row.id,
-                    RecipientRow.channel == channel,
-                    RecipientRow.address == address,
+            if address:
+                recipient = insert_or_skip(session, RecipientRow.__table__).values(
+                    profile_id=row.id, channel=channel, address=address, created=now, active=True
                 )
-            )
-            if exists is None:
-                session.add(RecipientRow(profile_id=row.id, channel=channel, address=address, created=now))
+                session.execute(recipient.on_conflict_do_nothing())
     session.flush()
     return ids
 
