@@ -49,6 +49,14 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _report_skipped(prefix: str, problems: list[str], more: str, limit: int = 10) -> None:
+    """One stderr line for each of the first `limit` problems, then one line counting the rest."""
+    for problem in problems[:limit]:
+        err.print(_styled("skipped", "yellow", f"{prefix}{problem}"))
+    if len(problems) > limit:
+        err.print(f"... and {len(problems) - limit} more {more}")
+
+
 def _settings() -> Settings:
     try:
         return Settings()
@@ -334,7 +342,7 @@ def rank_cmd(
     import json
 
     from feedsvc.config import load_profiles
-    from feedsvc.rank.public import rank_candidates, read_candidates
+    from feedsvc.rank.public import rank_candidates, read_candidate_file
     from feedsvc.rank.semantic import load_embedder
 
     settings = _settings()
@@ -344,8 +352,7 @@ def rank_cmd(
             loaded = [p for p in loaded if p.name == profile]
             if not loaded:
                 raise ConfigError(f"{profiles}: no profile named '{profile}'")
-        with candidates.open(encoding="utf-8") as f:
-            read = read_candidates(f)
+        read = read_candidate_file(candidates)
         if not read.candidates:
             raise ConfigError(
                 f"{candidates}: no usable candidate ({'; '.join(read.problems[:3]) or 'empty file'})"
@@ -353,8 +360,7 @@ def rank_cmd(
         result = rank_candidates(loaded, read.candidates, top=top, embedder=load_embedder(settings))
     except (ConfigError, OSError, ValueError) as e:
         raise _fail(str(e), 2) from None
-    for problem in read.problems:
-        err.print(_styled("skipped", "yellow", f"{candidates}: {problem}"))
+    _report_skipped(f"{candidates}: ", read.problems, 'skipped lines (all of them in the JSON\'s "skipped")')
     result["skipped"] = read.problems
     if as_json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
@@ -406,8 +412,7 @@ def profile_import(
         raise _fail(str(e), 2) from None
     finally:
         engine.dispose()
-    for problem in result.problems:
-        err.print(_styled("skipped", "yellow", problem))
+    _report_skipped("", result.problems, "skipped entries")
     where = f"thread '{thread}'" if thread else "every thread"
     out.print(
         f"{file}: {result.read} entries read, {result.fetched} fetched from arXiv, "

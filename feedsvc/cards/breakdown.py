@@ -27,7 +27,7 @@ from feedsvc.cards.equations import (
     score_equations,
 )
 from feedsvc.cards.extractive import sentences
-from feedsvc.cards.fulltext import Equation, FullText, expand_macros
+from feedsvc.cards.fulltext import Equation, FullText, MacroBudgetError, expand_macros, inert_latex
 from feedsvc.cards.grounding import is_grounded, normalise, numbers_grounded
 from feedsvc.cards.grounding_math import formula_grounded
 from feedsvc.identity import ItemKey
@@ -259,7 +259,10 @@ def _symbols(before: str, latex: str, macros: dict[str, str]) -> list[str]:
         else:
             hit = c in compact
         if hit:
-            out.append(c if not macros else expand_macros(sym, macros))
+            try:
+                out.append(inert_latex(c) if not macros else expand_macros(sym, macros))
+            except MacroBudgetError:
+                continue
         if len(out) >= 6:
             break
     return out
@@ -289,7 +292,11 @@ def _verify(eq: Equation, symbols: list[str], expanded: list[str], intro: str) -
 
 
 def _note(ft: FullText, eq: Equation, key: bool, dropped: list[Dropped]) -> FormulaNote | None:
-    latex = expand_macros(eq.latex, ft.macros)
+    try:
+        latex = expand_macros(eq.latex, ft.macros)
+    except MacroBudgetError as e:
+        dropped.append(Dropped("formula", eq.latex[:80], str(e)))
+        return None
     if not is_grounded(eq.latex, ft.text) or not formula_grounded(latex, ft.text, ft.macros):
         dropped.append(Dropped("formula", latex[:80], "not found in the full text after macro expansion"))
         return None

@@ -15,7 +15,7 @@ import logging
 import re
 
 from feedsvc.cards.extractive import headline_sentences
-from feedsvc.cards.fulltext import Equation, FullText, expand_macros
+from feedsvc.cards.fulltext import Equation, FullText, MacroBudgetError, expand_macros
 from feedsvc.cards.grounding import is_grounded, normalise
 from feedsvc.models import Quote
 
@@ -263,7 +263,11 @@ def key_equation(ft: FullText) -> Quote | None:
         if not is_grounded(eq.latex, ft.text):
             log.warning("key equation not grounded in %s full text, skipped: %.80s", ft.source, eq.latex)
             continue
-        text = expand_macros(eq.latex, ft.macros)
+        try:
+            text = expand_macros(eq.latex, ft.macros)
+        except MacroBudgetError as e:
+            log.warning("key equation candidate %s refused: %s", equation_where(eq), e)
+            continue
         log.debug("key equation %s (%s): %s", equation_where(eq), score, "; ".join(reasons))
         return Quote(text=text, where=equation_where(eq), is_math=True)
     return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 
+from feedsvc.cards.fulltext import inert_latex
 from feedsvc.cards.grounding import is_grounded, normalise
 from feedsvc.models import Card, Quote, Scored
 
@@ -115,6 +116,8 @@ def _math_quotes(text: str) -> list[Quote]:
     out: list[Quote] = []
     for m in _INLINE_MATH.finditer(text):
         latex = m.group(1).strip()
+        if inert_latex(latex) != latex:  # a link or image command: not quoted (it must stay verbatim)
+            continue
         if _MATH_STATEMENT.search(latex) and re.search(r"[A-Za-z\\]", latex) and not _BARE_VALUE.match(latex):
             out.append(Quote(text=latex, where="abstract", is_math=True))
     return out

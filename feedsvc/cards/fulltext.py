@@ -56,6 +56,7 @@ _MAX_MEMBERS = 5000
 _MAX_INPUT_DEPTH = 12
 _MAX_EXPANSION_PASSES = 12
 _MAX_EXPANDED_CHARS = 50_000
+_MAX_EXPANSION_STEPS = 5_000
 
 _WS = re.compile(r"\s+")
 _ALT_BREAK = re.compile(r"(?<!\\)%\n")  # LaTeXML's line breaks inside alttext: a TeX no-op
@@ -644,19 +645,27 @@ def _read_arg(s: str, i: int) -> tuple[str, int] | None:
     return s[i], i + 1
 
 
-def expand_macros(latex: str, macros: dict[str, str]) -> str:
-    """`latex` with the paper's macros expanded (#1..#9 arguments), repeated until stable.
+class MacroBudgetError(ValueError):
+    """Expanding a formula's macros would pass a bound; the message says which (one line)."""
 
-    Stops after a fixed number of passes or when the text grows past a cap (a recursive macro), and
-    leaves a call whose arguments are missing as it is.
+
+def expand_macros(latex: str, macros: dict[str, str]) -> str:
+    """`latex` with the paper's macros expanded (#1..#9 arguments), repeated until stable, and with its
+    link and image commands made inert (`inert_latex`).
+
+    A macro still present after the last pass (a recursive one) is left as it is, as is a call whose
+    arguments are missing. Raises `MacroBudgetError` when the output would pass `_MAX_EXPANDED_CHARS`
+    or the expansion would replace more than `_MAX_EXPANSION_STEPS` calls (a macro bomb): the caller
+    refuses that formula. Memory stays within the output bound plus one macro body.
     """
     if not macros:
-        return latex
+        return inert_latex(latex)
     arities = {k: _arity(v) for k, v in macros.items()}
+    steps = 0
     for _ in range(_MAX_EXPANSION_PASSES):
         out: list[str] = []
+        size = 0
         i = 0
-        changed = False
         for m in _CS.finditer(latex):
             if m.start() < i:
                 continue
@@ -673,22 +682,66 @@ def expand_macros(latex: str, macros: dict[str, str]) -> str:
                 j = a[1]
             if len(args) < arities[name]:
                 continue
+            steps += 1
+            if steps > _MAX_EXPANSION_STEPS:
+                raise MacroBudgetError(
+                    f"macro expansion refused: more than {_MAX_EXPANSION_STEPS:,} macro calls"
+                )
             body = _ARG_REF.sub(lambda r, args=args: args[int(r.group(1)) - 1], macros[name])
             # a control word directly followed by a letter would merge with it: keep them apart
             if re.search(r"\\[A-Za-z@]+$", body) and j < len(latex) and latex[j].isalpha():
                 body += " "
+            size += m.start() - i + len(body)
+            if size > _MAX_EXPANDED_CHARS:
+                raise MacroBudgetError(
+                    f"macro expansion refused: it would be more than {_MAX_EXPANDED_CHARS:,} characters"
+                )
             out.append(latex[i : m.start()])
             out.append(body)
             i = j
-            changed = True
+        if not out:
+            break
         out.append(latex[i:])
-        new = "".join(out)
-        if len(new) > _MAX_EXPANDED_CHARS:
-            return latex
-        if not changed:
-            return new
-        latex = new
-    return latex
+        latex = "".join(out)
+        if len(latex) > _MAX_EXPANDED_CHARS:
+            raise MacroBudgetError(
+                f"macro expansion refused: it would be more than {_MAX_EXPANDED_CHARS:,} characters"
+            )
+    return inert_latex(latex)
+
+
+_LINK_COMMANDS = ("href", "url", "includegraphics")
+_LINK_CS = re.compile(r"\\(?:href|url|includegraphics)(?![A-Za-z@])")
+_OPTIONS = re.compile(r"\s*\[[^\]]*\]")
+_WEB_TARGET = re.compile(r"https?://[^\s\\{}]+", re.I)
+
+
+def inert_latex(latex: str) -> str:
+    """`latex` with no command a math viewer (MathJax, KaTeX) would turn into a link or image off the
+    web: `\\href{t}{text}` and `\\url{t}` whose target `t` is not an http(s) URL lose the command and
+    the target (`\\href` keeps `{text}`), and `\\includegraphics[...]{...}` is dropped whatever its target.
+    Every formula shown on any channel passes through here (`expand_macros` calls it)."""
+    if not _LINK_CS.search(latex):
+        return latex
+    out: list[str] = []
+    i = 0
+    while (m := _CS.search(latex, i)) is not None:
+        name = m.group(1)
+        if name not in _LINK_COMMANDS:
+            out.append(latex[i : m.end()])
+            i = m.end()
+            continue
+        j = m.end()
+        if name == "includegraphics" and (opt := _OPTIONS.match(latex, j)):
+            j = opt.end()
+        target = _read_arg(latex, j)
+        if name != "includegraphics" and target and _WEB_TARGET.fullmatch(target[0].strip()):
+            out.append(latex[i : target[1]])
+        else:
+            out.append(latex[i : m.start()])
+        i = target[1] if target else j
+    out.append(latex[i:])
+    return "".join(out)
 
 
 _DISPLAY_ENVS = {
@@ -1166,11 +1219,13 @@ __all__ = [
     "Equation",
     "FullText",
     "FullTextError",
+    "MacroBudgetError",
     "collect_macros",
     "expand_macros",
     "from_abstract",
     "from_html",
     "from_source",
+    "inert_latex",
     "latex_prose",
     "log_failure",
     "strip_comments",

@@ -2,15 +2,16 @@
 expanded, still occurs in the paper.
 
 `formula_grounded(formula, source, macros)` is true when the formula occurs in `source` up to whitespace
-(`grounding.is_grounded`), or when it equals, up to whitespace, the macro-expanded form of one of the
-source's `$$...$$` or `$...$` math spans. Imports only `feedsvc.cards`.
+(`grounding.is_grounded`), or when it equals, up to whitespace, the macro-expanded form (links made inert,
+`fulltext.expand_macros`) of one of the source's `$$...$$` or `$...$` math spans; a span whose expansion
+passes the budget matches nothing. Imports only `feedsvc.cards`.
 """
 
 from __future__ import annotations
 
 import re
 
-from feedsvc.cards.fulltext import expand_macros
+from feedsvc.cards.fulltext import MacroBudgetError, expand_macros
 from feedsvc.cards.grounding import is_grounded, normalise
 
 _MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|(?<![\\$])\$([^$]+?)(?<!\\)\$", re.S)
@@ -21,13 +22,17 @@ def formula_grounded(formula: str, source: str, macros: dict[str, str]) -> bool:
     normalisation."""
     if is_grounded(formula, source):
         return True
-    if not macros:
+    try:
+        want = normalise(expand_macros(formula, macros))
+    except MacroBudgetError:
         return False
-    want = normalise(expand_macros(formula, macros))
-    if not want:
+    if not want or (not macros and want == normalise(formula)):
         return False
     for m in _MATH_SPAN.finditer(source):
         span = m.group(1) if m.group(1) is not None else m.group(2)
-        if want in normalise(expand_macros(span, macros)):
-            return True
+        try:
+            if want in normalise(expand_macros(span, macros)):
+                return True
+        except MacroBudgetError:
+            continue
     return False

@@ -55,12 +55,16 @@ def import_library(
         missing = [e.arxiv for e in read.entries if e.arxiv and e.key not in known]
         fetched: list[Candidate] = []
         if missing:
-            fetched = lookup(missing) if lookup is not None else _lookup_arxiv(settings, missing)
+            failed = None
+            try:
+                fetched = lookup(missing) if lookup is not None else _lookup_arxiv(settings, missing)
+            except SourceError as e:  # arXiv down: its entries are reported, the rest imported
+                failed = f"not imported: {e}"
             queries.upsert_candidates(session, fetched, run_id=None, now=now)
             got = {c.key for c in fetched}
             for e in read.entries:
                 if e.arxiv and e.key not in known and e.key not in got:
-                    problems.append(f"{e.label}: arXiv has no paper {e.arxiv}; skipped")
+                    problems.append(f"{e.label}: {failed or f'arXiv has no paper {e.arxiv}; skipped'}")
         local = [_local_paper(e) for e in read.entries if not e.arxiv and e.key not in known]
         queries.upsert_candidates(session, local, run_id=None, now=now)
         present = set(queries.items_by_keys(session, [e.key for e in read.entries]))

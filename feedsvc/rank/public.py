@@ -5,26 +5,32 @@ line holds `id, title, abstract, authors, categories, published` (published as a
 arXiv id or any string). The output, per profile, lists `id`, `score`, `thread`, `clears_bar` and
 `reasons`, best first, chosen exactly as the digest chooses (the same scorers, bar, thread quotas and
 diversity), except that the bar does not cut the list short: `clears_bar` says which picks the digest would
-have sent. Lines that cannot be used are reported, not fatal. Imports only feedsvc.models and feedsvc.rank.
+have sent. Lines that cannot be used (not JSON, not UTF-8, a field of the wrong type, a date in the future)
+are reported with their number and cause, not fatal; `read_candidate_file` caps the line length and the
+file size and names the file in the one-line error past a cap. Imports only feedsvc.models and feedsvc.rank.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from feedsvc.identity import ItemKey, arxiv_id
-from feedsvc.models import Candidate, Profile
+from feedsvc.models import Candidate, ConfigError, Profile
 from feedsvc.rank.pool import build_pool
 from feedsvc.rank.ranker import MIN_SCORE, rank_pool, single_threaded_blas
 from feedsvc.rank.semantic import Embedder
 
 REQUIRED = ("id", "title", "abstract")
+MAX_LINE_BYTES = 1 << 20
+MAX_FILE_BYTES = 256 << 20
+FUTURE_SLACK = timedelta(days=2)  # a `published` later than now plus this is refused
 
 
 @dataclass
@@ -33,7 +39,7 @@ class CandidateFile:
     problems: list[str] = field(default_factory=list)
 
 
-def _when(raw: Any) -> datetime | None:
+def _when(raw: Any, latest: datetime) -> datetime | None:
     if raw in (None, ""):
         return None
     text = str(raw)
@@ -41,41 +47,99 @@ def _when(raw: Any) -> datetime | None:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         when = datetime.combine(date.fromisoformat(text[:10]), datetime.min.time())
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    if when > latest:
+        raise ValueError(f"published {text[:40]!r} is in the future")
+    return when
 
 
-def read_candidates(lines: Iterable[str]) -> CandidateFile:
-    """Parse candidate JSONL; a line with a problem is skipped and reported (line number and cause)."""
+def _strings(row: dict, name: str, split: str | None) -> tuple[str, ...]:
+    """A list-of-strings field; a single string is split on `split` (whitespace when None)."""
+    raw = row.get(name) or []
+    if isinstance(raw, str):
+        return tuple(raw.split(split))
+    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+        raise ValueError(f"{name}: expected a list of strings, got {json.dumps(raw)[:60]}")
+    return tuple(raw)
+
+
+def _candidate(row: Any, latest: datetime) -> Candidate:
+    if not isinstance(row, dict):
+        raise ValueError("not a JSON object")
+    missing = [k for k in REQUIRED if not str(row.get(k) or "").strip()]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    raw_id = str(row["id"]).strip()
+    found = arxiv_id(raw_id) or arxiv_id(f"arXiv:{raw_id}")
+    return Candidate(
+        key=ItemKey.arxiv(found[0]) if found else ItemKey.external(raw_id),
+        kind="paper",
+        title=str(row["title"]),
+        text=str(row["abstract"]),
+        url=f"https://arxiv.org/abs/{found[0]}" if found else str(row.get("url") or ""),
+        source="candidates",
+        authors=_strings(row, "authors", ", "),
+        categories=_strings(row, "categories", None),
+        published=_when(row.get("published"), latest),
+        meta={"id": raw_id},
+    )
+
+
+def _add_line(out: CandidateFile, n: int, line: str, latest: datetime) -> None:
+    if not line.strip():
+        return
+    try:
+        out.candidates.append(_candidate(json.loads(line), latest))
+    except RecursionError:
+        out.problems.append(f"line {n}: JSON nested too deeply")
+    except (ValueError, TypeError) as e:
+        out.problems.append(f"line {n}: {e}")
+
+
+def read_candidates(lines: Iterable[str], *, latest: datetime | None = None) -> CandidateFile:
+    """Parse candidate JSONL; a line with a problem is skipped and reported (line number and cause).
+    `latest`: the latest acceptable `published` (default: now plus `FUTURE_SLACK`)."""
+    latest = latest or datetime.now(UTC) + FUTURE_SLACK
     out = CandidateFile()
     for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            if not isinstance(row, dict):
-                raise ValueError("not a JSON object")
-            missing = [k for k in REQUIRED if not str(row.get(k) or "").strip()]
-            if missing:
-                raise ValueError(f"missing {', '.join(missing)}")
-            raw_id = str(row["id"]).strip()
-            found = arxiv_id(raw_id) or arxiv_id(f"arXiv:{raw_id}")
-            authors = row.get("authors") or []
-            out.candidates.append(
-                Candidate(
-                    key=ItemKey.arxiv(found[0]) if found else ItemKey.external(raw_id),
-                    kind="paper",
-                    title=str(row["title"]),
-                    text=str(row["abstract"]),
-                    url=f"https://arxiv.org/abs/{found[0]}" if found else str(row.get("url") or ""),
-                    source="candidates",
-                    authors=tuple(authors if isinstance(authors, list) else str(authors).split(", ")),
-                    categories=tuple(row.get("categories") or ()),
-                    published=_when(row.get("published")),
-                    meta={"id": raw_id},
-                )
-            )
-        except (ValueError, TypeError) as e:
-            out.problems.append(f"line {n}: {e}")
+        _add_line(out, n, line, latest)
+    return out
+
+
+def _capped_lines(path: Path, max_bytes: int, max_line: int) -> Iterator[bytes]:
+    total = 0
+    with path.open("rb") as f:
+        for n, line in enumerate(iter(lambda: f.readline(max_line + 1), b""), start=1):
+            total += len(line)
+            if total > max_bytes:
+                raise ConfigError(f"{path}: more than {max_bytes:,} bytes, the cap for a candidate file")
+            if len(line.rstrip(b"\r\n")) > max_line:
+                raise ConfigError(f"{path}: line {n} is longer than {max_line:,} bytes: not candidate JSONL")
+            yield line
+
+
+def read_candidate_file(
+    path: Path,
+    *,
+    max_bytes: int = MAX_FILE_BYTES,
+    max_line: int = MAX_LINE_BYTES,
+    latest: datetime | None = None,
+) -> CandidateFile:
+    """`read_candidates` on a file, within the caps (ConfigError naming the file past one, or when it
+    cannot be read); a line that is not UTF-8 is skipped and reported with the byte and column."""
+    latest = latest or datetime.now(UTC) + FUTURE_SLACK
+    out = CandidateFile()
+    try:
+        for n, raw in enumerate(_capped_lines(path, max_bytes, max_line), start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                where = f"byte 0x{raw[e.start]:02x} at column {e.start + 1}"
+                out.problems.append(f"line {n}: not UTF-8 ({where})")
+                continue
+            _add_line(out, n, line, latest)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
     return out
 
 

@@ -1,10 +1,14 @@
 """The Markdown renderer: a `Digest` in the format of the seed digest (YAML front matter, bundle line,
 author-talk check, cards, source-discovery note). Pure: no I/O but reading the template, no clock.
 
-Every scraped string is escaped: HTML special characters become entities, link text cannot close its
-brackets, URLs other than http(s) are refused. Equations are kept verbatim inside `$$` blocks, except
-that a `<` directly before a letter gets a space (`a<b` -> `a< b`, the same formula in LaTeX) so that no
-Markdown viewer can read it as an HTML tag. Imports only `feedsvc.models` and Jinja2.
+Every scraped string is inert: HTML special characters become entities and square brackets are
+backslash-escaped (with any backslashes before them), so no scraped text makes a link, an image, an
+autolink or raw HTML in a CommonMark viewer, and it still reads the same once rendered. URLs other than
+http(s) are refused. Equations are kept verbatim inside `$$` blocks, except for spaces a LaTeX formula
+does not see: after a `<` directly before a letter (`a<b` -> `a< b`, no HTML tag) and between `]` and a
+following `(` or `:` (no inline link, no link reference definition). Link and image commands inside
+equations are made inert where formulas are produced (`cards.fulltext.inert_latex`).
+Imports only `feedsvc.models` and Jinja2.
 """
 
 from __future__ import annotations
@@ -21,14 +25,19 @@ from feedsvc.models import Digest, Rendered
 SOURCE_LABELS = {"arxiv": "arXiv", "youtube": "YouTube", "hn": "Hacker News", "lobsters": "Lobsters"}
 
 
+_BRACKET = re.compile(r"(\\*)([\[\]])")
+
+
 def md(text: object) -> str:
-    """Escape a scraped string for Markdown prose: no raw HTML can get through."""
+    """Escape a scraped string for Markdown prose: no raw HTML, link or image can get through."""
     s = str(text)
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+    return _BRACKET.sub(lambda m: m[1] * 2 + "\\" + m[2], s)
 
 
 def md_link_text(text: object) -> str:
-    return md(text).replace("[", "\\[").replace("]", "\\]")
+    """Link text: `md`, whose escaped brackets cannot close the link."""
+    return md(text)
 
 
 def md_url(url: object) -> str:
@@ -47,8 +56,10 @@ def md_url_relative(path: object) -> str:
 
 
 def md_math(latex: object) -> str:
+    """A formula for a `$$` block: no HTML tag, inline link or link reference definition for a viewer."""
     s = str(latex).replace("$$", "$ $")
-    return re.sub(r"<(?=[A-Za-z/!?])", "< ", s)
+    s = re.sub(r"<(?=[A-Za-z/!?])", "< ", s)
+    return re.sub(r"\](?=[(:])", "] ", s)
 
 
 def yaml(text: object) -> str:

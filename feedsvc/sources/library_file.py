@@ -157,13 +157,17 @@ def read_id_list(text: str) -> LibraryRead:
 
 
 def read_library(path: Path) -> LibraryRead:
-    """Read `path` by its kind (by extension, else by content)."""
+    """Read `path` by its kind (by extension, else by content); ConfigError naming the file when it cannot
+    be read, is larger than `MAX_BYTES` (only that much is read) or holds binary data."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            data = f.read(MAX_BYTES + 1)
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
     if len(data) > MAX_BYTES:
-        raise ConfigError(f"{path}: {len(data)} bytes is more than a library file should be ({MAX_BYTES})")
+        raise ConfigError(f"{path}: more than {MAX_BYTES:,} bytes, more than a library file should be")
+    if (nul := data.find(b"\0")) >= 0:
+        raise ConfigError(f"{path}: binary data (a NUL byte at offset {nul}): not BibTeX, CSV or an id list")
     text = data.decode("utf-8-sig", errors="replace")
     suffix = path.suffix.lower()
     if suffix in (".bib", ".bibtex") or re.search(r"^\s*@\w+\s*\{", text, re.M):

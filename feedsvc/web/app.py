@@ -1,7 +1,8 @@
 """The web archive's application factory: `create_app(settings, factory=None) -> FastAPI`.
 
 Server-rendered HTML (no JavaScript), a strict Content-Security-Policy and the other protective headers
-on every response, HTML error pages (JSON under /api and /healthz). With no `factory` the app opens the
+on every response, HTML error pages (JSON under /api and /healthz), trailing-slash redirects relative (never
+built from the Host header), signed tokens redacted from logged paths. With no `factory` the app opens the
 configured database itself and closes it at shutdown. Imports the web modules and the store: an edge.
 """
 
@@ -19,7 +20,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from feedsvc.config import Settings
@@ -109,6 +111,26 @@ def _wants_json(request: Request) -> bool:
     return path.startswith("/api/") or path == "/healthz"
 
 
+_SIGNED_PATH = re.compile(r"^/(f|u|confirm)/[^/]+")
+
+
+def loggable_path(path: str) -> str:
+    """`path` with a signed token (vote, unsubscribe, confirmation links) replaced by `[token]`."""
+    return _SIGNED_PATH.sub(r"/\1/[token]", path)
+
+
+def _slash_redirect(request: Request) -> Response | None:
+    """A relative redirect to the same path with its trailing slash added or removed, when that path has a
+    route (Starlette's own redirect is absolute, built from the request's Host header)."""
+    path = request.url.path
+    other = path[:-1] if path.endswith("/") and path != "/" else path + "/"
+    scope = {**request.scope, "path": other}
+    if not any(route.matches(scope)[0] != Match.NONE for route in request.app.router.routes):
+        return None
+    query = request.url.query
+    return RedirectResponse(other + (f"?{query}" if query else ""), 307)  # the path includes any root_path
+
+
 def _error(request: Request, status: int, text: str) -> Response:
     if _wants_json(request):
         return JSONResponse({"error": text}, status_code=status, headers={"Cache-Control": PRIVATE})
@@ -145,6 +167,7 @@ def create_app(
         redoc_url=None,
         openapi_url="/api/openapi.json",
         lifespan=lifespan,
+        redirect_slashes=False,  # see _slash_redirect
     )
     app.state.web = WebState(
         settings=settings,
@@ -161,6 +184,9 @@ def create_app(
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         text = exc.detail if isinstance(exc.detail, str) and exc.status_code != 405 else "Not allowed here."
         if exc.status_code == 404 and exc.detail == "Not Found":
+            redirect = _slash_redirect(request)
+            if redirect is not None:
+                return redirect
             text = "There is nothing at this address."
         return _error(request, exc.status_code, text)
 
@@ -171,7 +197,7 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s", request.url.path)
+        log.exception("unhandled error on %s", loggable_path(request.url.path))
         response = _error(request, 500, "Something went wrong on our side; the error was logged.")
         for name, value in security_headers(False):
             response.headers[name.decode()] = value.decode()
