@@ -19,13 +19,12 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/feedsvc demo
 
-test: $(BIN)/.installed
-	$(BIN)/ruff check .
+test: lint
 	$(BIN)/pytest
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check feedsvc tests bench
+	$(BIN)/ruff format --check .
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/bench_pipeline.py

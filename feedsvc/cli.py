@@ -285,9 +285,7 @@ def digest(
     try:
         with _progress() as bar:
             bar.add_task("ranking and writing cards", total=None)
-            built = build_digests(
-                settings, session_factory(engine), profiles, day=the_day, dry_run=dry_run
-            )
+            built = build_digests(settings, session_factory(engine), profiles, day=the_day, dry_run=dry_run)
     except FeedsvcError as e:
         raise _fail(str(e)) from None
     finally:
@@ -405,9 +403,7 @@ def profile_import(
     try:
         with _progress() as bar:
             bar.add_task(f"importing {file.name}", total=None)
-            result = import_library(
-                settings, session_factory(engine), profiles, profile, file, thread=thread
-            )
+            result = import_library(settings, session_factory(engine), profiles, profile, file, thread=thread)
     except FeedsvcError as e:
         raise _fail(str(e), 2) from None
     finally:

@@ -36,8 +36,6 @@ def all_archives() -> bytes:
     return fixture("rss_all_archives_2024-11-28.xml.gz")
 
 
-
-
 class Rig:
     """A replay server, settings pointing at it, and a source built on them."""
 

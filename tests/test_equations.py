@@ -124,6 +124,13 @@ def test_a_braced_setting_is_a_bare_number_not_an_equation() -> None:
     from feedsvc.cards.fulltext import Equation
 
     for latex in ("K{=}20", r"\delta{=}0.15", "T = 1000"):
-        eq = Equation(latex=latex, number="3", section="4 Experiments", context_before="", context_after="",
-                      index=0, source="arXiv HTML")
+        eq = Equation(
+            latex=latex,
+            number="3",
+            section="4 Experiments",
+            context_before="",
+            context_after="",
+            index=0,
+            source="arXiv HTML",
+        )
         assert candidate_reason(eq) == "bare number", latex

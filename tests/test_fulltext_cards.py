@@ -139,9 +139,7 @@ def test_without_any_full_text_the_card_keeps_the_abstract_and_says_why(
     }
     with ReplayServer(routes) as server:
         settings = replay_settings(server.url, tmp_path)
-        [built] = build_digests(
-            settings, factory, PROFILE, day=date(2024, 11, 28), now=NOW, dry_run=True
-        )
+        [built] = build_digests(settings, factory, PROFILE, day=date(2024, 11, 28), now=NOW, dry_run=True)
     sphere = next(c for c in built.digest.cards if c.key == "arxiv:2012.15000")
     assert all(q.where == "abstract" for q in sphere.punch)
     note = built.digest.sources[0].note

@@ -39,8 +39,6 @@ LOB_HOTTEST = "lobsters_hottest_2023-11-02T16-04Z.json"
 LOB_NEWEST = "lobsters_newest_2023-11-02T16-04Z.json"
 
 
-
-
 class Rig:
     def __init__(self, routes: dict[str, Route], source: str, **settings: object) -> None:
         self.server = ReplayServer(routes).start()

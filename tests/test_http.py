@@ -23,8 +23,6 @@ def make_settings(**overrides: object) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-
-
 def client(settings: Settings, sleep: FakeSleep, **kw: object) -> SourceHttp:
     return SourceHttp(settings, source="test", sleep=sleep, **kw)  # type: ignore[arg-type]
 

@@ -91,7 +91,11 @@ def test_titles_match_across_sources_exactly_or_nearly() -> None:
         ("http://arxiv.org/abs/astro-ph/0601001v1", "arxiv", "astro-ph/0601001"),
         ("https://doi.org/10.48550/arXiv.2310.03240", "arxiv", "2310.03240"),
         ("https://youtu.be/klW65MWJ1PY?t=42", "youtube", "klW65MWJ1PY"),
-        ("https://news.ycombinator.com/item?id=42183221", "url", "https://news.ycombinator.com/item?id=42183221"),
+        (
+            "https://news.ycombinator.com/item?id=42183221",
+            "url",
+            "https://news.ycombinator.com/item?id=42183221",
+        ),
     ],
 )
 def test_item_keys_take_apart_into_what_built_them(url: str, scheme: str, value: str) -> None:

@@ -81,6 +81,8 @@ def test_the_notes_are_pure() -> None:
             assert node.module not in ("time", "sqlalchemy"), f"notes.py imports from {node.module}"
         if isinstance(node, ast.Attribute):
             assert node.attr not in CLOCK_CALLS, f"notes.py reads the clock (.{node.attr})"
+
+
 MAX_LINES = 80
 LONG_REASON = re.compile(r"\blong:\s*\S")  # "long: <why this function is not split>" in its docstring
 

@@ -143,9 +143,7 @@ def test_one_crashing_source_never_stops_the_others(server, tmp_path, factory, p
     def sources(settings, profs, validators, quota):
         return [Broken(), *build_sources(settings, profs, validators, quota)]
 
-    outcomes = collect(
-        settings_for(server, tmp_path), factory, profiles, now=NOW, make_sources=sources
-    )
+    outcomes = collect(settings_for(server, tmp_path), factory, profiles, now=NOW, make_sources=sources)
     assert [(o.source, o.status) for o in outcomes][:2] == [("broken", "failed"), ("arxiv", "ok")]
     assert outcomes[0].error == "unexpected KeyError: 'hits'"
     with session_scope(factory) as s:

@@ -170,18 +170,14 @@ def test_a_vote_from_a_channel_changes_the_next_days_digest(tmp_path, factory) -
         collect(settings, factory, profiles, now=SNAP_NOW)
         [today] = build_digests(settings, factory, profiles, day=DAY, now=SNAP_NOW)
         next_day = DAY + timedelta(days=1)
-        [before] = build_digests(
-            settings, factory, profiles, day=next_day, now=SNAP_NOW, dry_run=True
-        )
+        [before] = build_digests(settings, factory, profiles, day=next_day, now=SNAP_NOW, dry_run=True)
         with session_scope(factory) as s:
             for (
                 card
             ) in today.digest.cards:  # the reader turns down everything of the first thread it was sent
                 vote = "less" if card.thread == today.digest.cards[0].thread else "up"
                 queries.record_feedback(s, "seed-reader", card.key, vote, channel="telegram", now=SNAP_NOW)
-        [after] = build_digests(
-            settings, factory, profiles, day=next_day, now=SNAP_NOW, dry_run=True
-        )
+        [after] = build_digests(settings, factory, profiles, day=next_day, now=SNAP_NOW, dry_run=True)
     assert [c.key for c in before.digest.cards] != [c.key for c in after.digest.cards]
     assert "closest voted paper" in after.markdown or "which you" in after.markdown
 

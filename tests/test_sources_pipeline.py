@@ -215,18 +215,14 @@ def test_retry_after_and_back_off_are_respected_and_reported(
     first = {o.source: o for o in collect(settings, factory, profiles, now=NOW)}
     assert first["lobsters"].status == "failed" and "429" in (first["lobsters"].error or "")
     assert first["arxiv"].status == "ok"  # one failing source never stops the others
-    soon = {
-        o.source: o for o in collect(settings, factory, profiles, now=NOW + timedelta(minutes=5))
-    }
+    soon = {o.source: o for o in collect(settings, factory, profiles, now=NOW + timedelta(minutes=5))}
     assert soon["lobsters"].status == "backoff" and soon["hn"].status == "empty"
     later = NOW + timedelta(minutes=11)
     assert {o.source: o for o in collect(settings, factory, profiles, now=later)}[
         "lobsters"
     ].status == "failed"
     # two failures in a row: 30 minutes of back-off from the second, then 60 after a third
-    health = {
-        h.source: h for h in source_health(settings, factory, now=later + timedelta(minutes=1))
-    }
+    health = {h.source: h for h in source_health(settings, factory, now=later + timedelta(minutes=1))}
     lob = health["lobsters"]
     assert (lob.last_status, lob.failures, lob.failing_since) == ("failed", 2, NOW)
     assert lob.next_try is not None and lob.next_try > later + timedelta(minutes=20)

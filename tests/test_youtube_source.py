@@ -51,8 +51,6 @@ def recorded(name: str, status: int = 200) -> Reply:
     return Reply(status, fixture(name), dict(JSON))
 
 
-
-
 class Rig:
     def __init__(self, routes: dict[str, Route], **settings: object) -> None:
         self.server = ReplayServer(routes).start()

@@ -53,8 +53,10 @@ def write_card(s: Scored, ft: FullText | None = None) -> Card:
     if not punch:
         return replace(card, time_cost=_time(s, ft, card))
     intro = (
-        "The paper's key equation and its headline numbers:" if eq is not None and len(punch) > 1
-        else "The paper's key equation:" if eq is not None
+        "The paper's key equation and its headline numbers:"
+        if eq is not None and len(punch) > 1
+        else "The paper's key equation:"
+        if eq is not None
         else "The paper's headline numbers:"
     )
     return replace(card, punch_intro=intro, punch=tuple(punch), time_cost=_time(s, ft, card))
