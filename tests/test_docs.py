@@ -43,3 +43,13 @@ def test_the_readme_commands_exist() -> None:
         "serve",
     ):
         assert name in commands and f"feedsvc {name}" in README
+
+
+def test_the_readme_layout_names_every_module() -> None:
+    layout = README.split("## Layout", 1)[1].split("```", 2)[1]
+    package = Path(__file__).parent.parent / "feedsvc"
+    modules = [p for p in package.rglob("*.py") if p.name != "__init__.py" or p.parent.name == "sources"]
+    missing = [
+        str(p.relative_to(package)) for p in modules if f" {p.name} " not in f" {' '.join(layout.split())} "
+    ]
+    assert not missing, f"README's layout does not name: {missing}"
