@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 
 from feedsvc.cards.extractive import headline_sentences
 from feedsvc.cards.fulltext import Equation, FullText, MacroBudgetError, expand_macros
@@ -255,11 +256,29 @@ def equation_where(eq: Equation) -> str:
     return f"{eq.source}, {num}{sec}"
 
 
-def key_equation(ft: FullText) -> Quote | None:
-    """The equation that states the paper's method, macro-expanded, or None when there is none."""
-    for score, eq, reasons in score_equations(ft):
+@dataclass(frozen=True)
+class KeyPick:
+    """The key equation chosen for a card, or why none is shown (`declined`)."""
+
+    quote: Quote | None
+    equation: Equation | None = None
+    declined: str | None = None
+
+
+def pick_key_equation(ft: FullText) -> KeyPick:
+    """The equation that states the paper's method, macro-expanded and grounded, or why there is none."""
+    if ft.source == "abstract":
+        return KeyPick(None, declined=f"no full text ({ft.failed or 'abstract only'})")
+    if not ft.equations:
+        return KeyPick(None, declined="the paper has no display equation")
+    scored = score_equations(ft)
+    if not scored:
+        return KeyPick(None, declined="no display states a formula (only numbers, notation or tables)")
+    for score, eq, reasons in scored:
         if score < MIN_SCORE:
-            return None
+            return KeyPick(
+                None, declined=f"no display reads as the paper's own method (best: {equation_where(eq)})"
+            )
         if not is_grounded(eq.latex, ft.text):
             log.warning("key equation not grounded in %s full text, skipped: %.80s", ft.source, eq.latex)
             continue
@@ -269,8 +288,13 @@ def key_equation(ft: FullText) -> Quote | None:
             log.warning("key equation candidate %s refused: %s", equation_where(eq), e)
             continue
         log.debug("key equation %s (%s): %s", equation_where(eq), score, "; ".join(reasons))
-        return Quote(text=text, where=equation_where(eq), is_math=True)
-    return None
+        return KeyPick(Quote(text=text, where=equation_where(eq), is_math=True), eq)
+    return KeyPick(None, declined="no candidate display could be quoted verbatim")
+
+
+def key_equation(ft: FullText) -> Quote | None:
+    """The key equation as a card quote, or None (`pick_key_equation` says why)."""
+    return pick_key_equation(ft).quote
 
 
 _CLAIM = re.compile(r"\d(?:\.\d+)?\s?(?:%|\\%|×|x\b|-fold|times\b|points?\b|pp\b|dB\b)", re.I)
@@ -330,4 +354,12 @@ def headline_results(ft: FullText, abstract: str, limit: int = 2) -> list[Quote]
     return quotes
 
 
-__all__ = ["candidate_reason", "equation_where", "headline_results", "key_equation", "score_equations"]
+__all__ = [
+    "KeyPick",
+    "candidate_reason",
+    "equation_where",
+    "headline_results",
+    "key_equation",
+    "pick_key_equation",
+    "score_equations",
+]
