@@ -61,10 +61,10 @@ def test_cards_come_in_input_order_with_the_labelled_key_equation_or_a_reason(tm
     assert [c["id"] for c in cards] == [r["id"] for r in rows]
     none, src, plain, html = cards
     assert LABELS["2211.09817"].get("expect_none") and none["key_equation"] is None and none["declined"]
+    assert accepted("1606.09375", src["key_equation"]["latex"]), src["key_equation"]["latex"]
     for card in (src, html):
         eq = card["key_equation"]
         assert eq is not None and card["declined"] is None, card["declined"]
-        assert accepted("1606.09375", eq["latex"]), eq["latex"]
         assert card["punch"][0] == {"text": eq["text"], "is_math": True, "where": eq["where"]}
     ft = from_source((PAPERS / "1606.09375.src.tar.gz").read_bytes())
     assert src["key_equation"]["label"] and f"\\label{{{src['key_equation']['label']}}}" in _tex("1606.09375")
@@ -120,3 +120,24 @@ def test_cli_card_prints_the_json_list_and_skips_bad_lines(tmp_path: Path) -> No
     assert "line 2" in r.stderr
     r = feedsvc("card", "--candidates", "/dev/zero")
     assert r.returncode == 2 and "/dev/zero: line 1 is longer" in r.stderr
+
+
+def test_presentation_macros_leave_a_shown_formula_and_structure_is_kept() -> None:
+    tex = (
+        b"\\documentclass{article}\\newcommand{\\ours}{\\textsc{Ours}\\xspace}\\begin{document}"
+        + b"\\section{Method}"
+        + b"Our method is simple and it is described in this section in words. " * 4
+        + b"\\begin{theorem}For all $x$,"
+        + b"\\begin{equation}\\label{eq:main}\\small L(x) \\le \\ours x\\end{equation}"
+        + b"\\end{theorem}"
+        + b" The bound is the paper's own result, and it holds for every input we consider here. " * 2
+        + b"As in \\cite{a}, \\[ J = \\sum_t r_t \\] Eq.~\\eqref{eq:main} and \\ref{eq:main}."
+        + b"\\end{document}"
+    )
+    ft = from_source(tex)
+    main, recalled = ft.equations
+    assert main.latex == "L(x) \\le \\ours x" and main.env == "theorem" and main.refs == 2 and not main.cited
+    assert recalled.cited and recalled.env is None
+    from feedsvc.cards.fulltext import expand_macros
+
+    assert "xspace" not in expand_macros(main.latex, ft.macros)

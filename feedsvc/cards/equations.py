@@ -57,10 +57,23 @@ _METHOD_CUES = [
 ]
 _NEG_CUES = [
     (
-        re.compile(r"\b(?:recall|well[- ]known|standard|classical|textbook)\b", re.I),
+        re.compile(r"\b(?:recall|well[- ]known|standard|classical|textbook|commonly used|popular)\b", re.I),
         -2.0,
         "recalled/standard",
     ),
+    (
+        re.compile(
+            r"\b(?:following (?:the (?:work|approach|method|formulation) of|prior|previous|earlier|"
+            r"[A-Z]\w+ et al)|"
+            r"as in|introduced (?:by|in)|proposed (?:by|in)|prior work|previous work|"
+            r"baselines?|originally|conventional|vanilla)\b",
+            re.I,
+        ),
+        -1.0,
+        "prior work's formula",
+    ),
+    (re.compile(r"\b(?:we assume|assumption|suppose)\b", re.I), -1.0, "an assumption"),
+    (re.compile(r"\b(?:for example|for instance|e\.g\.|example)\b", re.I), -1.0, "an example"),
     (
         re.compile(r"\b(?:gradients?|derivatives?|jacobian|backpropagation)\b", re.I),
         -1.0,
@@ -212,6 +225,9 @@ def score_equations(ft: FullText) -> list[tuple[float, Equation, list[str]]]:
             w = min(1.5, 0.5 * len(shared))
             score += w
             reasons.append(f"+{w:g} abstract's words: {', '.join(shared[:3])}")
+        for w, why in _structure(eq):
+            score += w
+            reasons.append(f"{w:+g} {why}")
         where = " / ".join(eq.path) or eq.section
         bad = [(w, why) for rx, w, why in _BAD_SECTIONS if rx.search(where)]
         if bad:
@@ -246,6 +262,32 @@ def score_equations(ft: FullText) -> list[tuple[float, Equation, list[str]]]:
         reasons.append(f"-{1.5 * pos:.2f} position")
         out.append((round(score, 3), eq, reasons))
     out.sort(key=lambda t: (-t[0], t[1].index))
+    return out
+
+
+_ENV_WEIGHTS = {
+    "theorem": (1.5, "a theorem's statement"),
+    "proposition": (1.5, "a proposition's statement"),
+    "corollary": (1.0, "a corollary's statement"),
+    "lemma": (0.0, "a lemma"),
+    "problem": (1.0, "the problem statement"),
+    "definition": (-1.0, "a definition"),
+    "assumption": (-2.5, "an assumption"),
+    "proof": (-3.0, "a proof step"),
+    "example": (-3.0, "an example"),
+    "remark": (-1.0, "a remark"),
+}
+
+
+def _structure(eq: Equation) -> list[tuple[float, str]]:
+    """Signals from the paper's structure: the theorem-like environment around it, a citation next to it."""
+    out = []
+    if eq.env in _ENV_WEIGHTS and _ENV_WEIGHTS[eq.env][0]:
+        out.append(_ENV_WEIGHTS[eq.env])
+    if eq.cited:
+        out.append((-2.0, "a citation next to it: recalled from prior work"))
+    if eq.refs > 1:
+        out.append((min(1.0, 0.25 * (eq.refs - 1)), f"referred to {eq.refs} times"))
     return out
 
 
