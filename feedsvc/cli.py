@@ -1,4 +1,4 @@
-"""The command line: `feedsvc fetch | digest | publish | deliveries | subscribe | demo | db upgrade | ...`.
+"""The command line: `feedsvc fetch | digest | publish | rank | card | subscribe | demo | db upgrade | ...`.
 
 The edge where settings are read, engines built and errors turned into one-line messages and exit codes.
 """
@@ -383,6 +383,45 @@ def rank_cmd(
                 "; ".join(p["reasons"][1:3]),
             )
         out.print(table)
+
+
+@app.command("card")
+def card_cmd(
+    candidates: Annotated[
+        Path, typer.Option("--candidates", help="JSONL: id, title, abstract, ..., fulltext (a path)")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the stable interface).")] = False,
+) -> None:
+    """Write the digest's card for each candidate: the public card interface for evaluation harnesses."""
+    import json
+
+    from feedsvc.cards.public import public_cards
+    from feedsvc.rank.public import read_candidate_file
+
+    settings = _settings()
+    try:
+        read = read_candidate_file(candidates, required=("id",))
+        if not read.candidates:
+            raise ConfigError(
+                f"{candidates}: no usable candidate ({'; '.join(read.problems[:3]) or 'empty file'})"
+            )
+        cards = public_cards(read.candidates, max_bytes=settings.fulltext_max_bytes)
+    except (ConfigError, OSError, ValueError) as e:
+        raise _fail(str(e), 2) from None
+    _report_skipped(f"{candidates}: ", read.problems, "skipped lines")
+    if as_json:
+        print(json.dumps(cards, ensure_ascii=False, indent=2))
+        return
+    for card in cards:
+        eq = card["key_equation"]
+        out.print(Text.assemble((str(card["id"]), "bold"), f"  {card['domain']}  {card['time_cost']}"))
+        out.print(card["intuition"])
+        out.print(
+            f"key equation: {eq['text']} ({eq['where']})" if eq else f"no key equation: {card['declined']}"
+        )
+        for line in card["headlines"]:
+            out.print(f"- {line}")
+        out.print("")
 
 
 @profile_app.command("import")

@@ -31,6 +31,7 @@ def test_the_readme_commands_exist() -> None:
         "db",
         "sources",
         "rank",
+        "card",
         "profile",
         "feedback",
         "eval",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 
 from feedsvc.cards.extractive import headline_sentences
 from feedsvc.cards.fulltext import Equation, FullText, MacroBudgetError, expand_macros
@@ -56,10 +57,23 @@ _METHOD_CUES = [
 ]
 _NEG_CUES = [
     (
-        re.compile(r"\b(?:recall|well[- ]known|standard|classical|textbook)\b", re.I),
+        re.compile(r"\b(?:recall|well[- ]known|standard|classical|textbook|commonly used|popular)\b", re.I),
         -2.0,
         "recalled/standard",
     ),
+    (
+        re.compile(
+            r"\b(?:following (?:the (?:work|approach|method|formulation) of|prior|previous|earlier|"
+            r"[A-Z]\w+ et al)|"
+            r"as in|introduced (?:by|in)|proposed (?:by|in)|prior work|previous work|"
+            r"baselines?|originally|conventional|vanilla)\b",
+            re.I,
+        ),
+        -1.0,
+        "prior work's formula",
+    ),
+    (re.compile(r"\b(?:we assume|assumption|suppose)\b", re.I), -1.0, "an assumption"),
+    (re.compile(r"\b(?:for example|for instance|e\.g\.|example)\b", re.I), -1.0, "an example"),
     (
         re.compile(r"\b(?:gradients?|derivatives?|jacobian|backpropagation)\b", re.I),
         -1.0,
@@ -211,6 +225,9 @@ def score_equations(ft: FullText) -> list[tuple[float, Equation, list[str]]]:
             w = min(1.5, 0.5 * len(shared))
             score += w
             reasons.append(f"+{w:g} abstract's words: {', '.join(shared[:3])}")
+        for w, why in _structure(eq):
+            score += w
+            reasons.append(f"{w:+g} {why}")
         where = " / ".join(eq.path) or eq.section
         bad = [(w, why) for rx, w, why in _BAD_SECTIONS if rx.search(where)]
         if bad:
@@ -248,6 +265,32 @@ def score_equations(ft: FullText) -> list[tuple[float, Equation, list[str]]]:
     return out
 
 
+_ENV_WEIGHTS = {
+    "theorem": (1.5, "a theorem's statement"),
+    "proposition": (1.5, "a proposition's statement"),
+    "corollary": (1.0, "a corollary's statement"),
+    "lemma": (0.0, "a lemma"),
+    "problem": (1.0, "the problem statement"),
+    "definition": (-1.0, "a definition"),
+    "assumption": (-2.5, "an assumption"),
+    "proof": (-3.0, "a proof step"),
+    "example": (-3.0, "an example"),
+    "remark": (-1.0, "a remark"),
+}
+
+
+def _structure(eq: Equation) -> list[tuple[float, str]]:
+    """Signals from the paper's structure: the theorem-like environment around it, a citation next to it."""
+    out = []
+    if eq.env in _ENV_WEIGHTS and _ENV_WEIGHTS[eq.env][0]:
+        out.append(_ENV_WEIGHTS[eq.env])
+    if eq.cited:
+        out.append((-2.0, "a citation next to it: recalled from prior work"))
+    if eq.refs > 1:
+        out.append((min(1.0, 0.25 * (eq.refs - 1)), f"referred to {eq.refs} times"))
+    return out
+
+
 def equation_where(eq: Equation) -> str:
     """ "arXiv HTML, eq. (3), §3.1 Method"; unnumbered: "LaTeX source, display 4, §2 Background"."""
     num = f"eq. ({eq.number})" if eq.number else f"unnumbered display {eq.index + 1}"
@@ -255,11 +298,29 @@ def equation_where(eq: Equation) -> str:
     return f"{eq.source}, {num}{sec}"
 
 
-def key_equation(ft: FullText) -> Quote | None:
-    """The equation that states the paper's method, macro-expanded, or None when there is none."""
-    for score, eq, reasons in score_equations(ft):
+@dataclass(frozen=True)
+class KeyPick:
+    """The key equation chosen for a card, or why none is shown (`declined`)."""
+
+    quote: Quote | None
+    equation: Equation | None = None
+    declined: str | None = None
+
+
+def pick_key_equation(ft: FullText) -> KeyPick:
+    """The equation that states the paper's method, macro-expanded and grounded, or why there is none."""
+    if ft.source == "abstract":
+        return KeyPick(None, declined=f"no full text ({ft.failed or 'abstract only'})")
+    if not ft.equations:
+        return KeyPick(None, declined="the paper has no display equation")
+    scored = score_equations(ft)
+    if not scored:
+        return KeyPick(None, declined="no display states a formula (only numbers, notation or tables)")
+    for score, eq, reasons in scored:
         if score < MIN_SCORE:
-            return None
+            return KeyPick(
+                None, declined=f"no display reads as the paper's own method (best: {equation_where(eq)})"
+            )
         if not is_grounded(eq.latex, ft.text):
             log.warning("key equation not grounded in %s full text, skipped: %.80s", ft.source, eq.latex)
             continue
@@ -269,8 +330,13 @@ def key_equation(ft: FullText) -> Quote | None:
             log.warning("key equation candidate %s refused: %s", equation_where(eq), e)
             continue
         log.debug("key equation %s (%s): %s", equation_where(eq), score, "; ".join(reasons))
-        return Quote(text=text, where=equation_where(eq), is_math=True)
-    return None
+        return KeyPick(Quote(text=text, where=equation_where(eq), is_math=True), eq)
+    return KeyPick(None, declined="no candidate display could be quoted verbatim")
+
+
+def key_equation(ft: FullText) -> Quote | None:
+    """The key equation as a card quote, or None (`pick_key_equation` says why)."""
+    return pick_key_equation(ft).quote
 
 
 _CLAIM = re.compile(r"\d(?:\.\d+)?\s?(?:%|\\%|×|x\b|-fold|times\b|points?\b|pp\b|dB\b)", re.I)
@@ -330,4 +396,12 @@ def headline_results(ft: FullText, abstract: str, limit: int = 2) -> list[Quote]
     return quotes
 
 
-__all__ = ["candidate_reason", "equation_where", "headline_results", "key_equation", "score_equations"]
+__all__ = [
+    "KeyPick",
+    "candidate_reason",
+    "equation_where",
+    "headline_results",
+    "key_equation",
+    "pick_key_equation",
+    "score_equations",
+]

@@ -38,6 +38,9 @@ class Equation:
     source: str  # "arXiv HTML" | "LaTeX source"
     path: tuple[str, ...] = ()  # all enclosing headings, outermost first ("Appendix A Proofs", ...)
     label: str | None = None  # the \label key (LaTeX source) or the element id (HTML)
+    env: str | None = None  # the theorem-like environment it sits in: "theorem", "proof", "definition", ...
+    cited: bool = False  # a \cite right before or after it in the source (the prose drops citations)
+    refs: int = 0  # how often the text refers to its \label (\eqref, \ref, \cref, ...)
 
 
 @dataclass(frozen=True)
@@ -707,7 +710,7 @@ def expand_macros(latex: str, macros: dict[str, str]) -> str:
             raise MacroBudgetError(
                 f"macro expansion refused: it would be more than {_MAX_EXPANDED_CHARS:,} characters"
             )
-    return inert_latex(latex)
+    return inert_latex(strip_presentation(latex))
 
 
 _LINK_COMMANDS = ("href", "url", "includegraphics")
@@ -812,8 +815,18 @@ def _split_rows(body: str) -> list[str]:
     return [r for r in rows if r.strip()]
 
 
+_PRESENTATION = re.compile(
+    r"\\(?:xspace|tiny|scriptsize|footnotesize|small|normalsize|large|Large|LARGE|huge|Huge)(?![A-Za-z@])\s?"
+)
+
+
+def strip_presentation(latex: str) -> str:
+    """`latex` without presentation macros (\\xspace, size commands) that mean nothing in a shown formula."""
+    return _PRESENTATION.sub("", latex)
+
+
 def _clean_display(body: str) -> str:
-    body = _LABEL.sub("", body)
+    body = strip_presentation(_LABEL.sub("", body))
     body = _NONUM.sub("", body)
     body = _TAG.sub("", body)
     return _WS.sub(" ", body).strip().rstrip("\\").strip()
@@ -855,6 +868,38 @@ def latex_prose(tex: str) -> str:
     return _tidy(tex)
 
 
+_CITE_BEFORE, _CITE_AFTER = 250, 120  # characters of raw source around a display searched for a \cite
+_THEOREM_KINDS = (
+    ("proof", "proof"),
+    ("theorem", "theorem"),
+    ("thm", "theorem"),
+    ("lem", "lemma"),
+    ("prop", "proposition"),
+    ("cor", "corollary"),
+    ("claim", "lemma"),
+    ("def", "definition"),
+    ("assum", "assumption"),
+    ("ass", "assumption"),
+    ("hyp", "assumption"),
+    ("cond", "assumption"),
+    ("ex", "example"),
+    ("rem", "remark"),
+    ("obs", "remark"),
+    ("note", "remark"),
+    ("fact", "remark"),
+    ("problem", "problem"),
+)
+
+
+def theorem_kind(env: str) -> str | None:
+    """The kind of a theorem-like environment by its name ("thm" -> "theorem", "assumption1" ->
+    "assumption"), or None for any other environment."""
+    name = env.lower().rstrip("*")
+    if name in _DISPLAY_ENVS or name in _DROP_ENVS or name in ("document", "abstract", "example*"):
+        return None
+    return next((kind for prefix, kind in _THEOREM_KINDS if name.startswith(prefix)), None)
+
+
 def _counter_label(n: int, letters: bool) -> str:
     if not letters:
         return str(n)
@@ -888,6 +933,7 @@ class _BodyReader:
     sections: list[list] = field(default_factory=lambda: [["", []]])  # (path tuple, parts)
     records: list[dict] = field(default_factory=list)
     drop_depth: list[str] = field(default_factory=list)  # the open environments whose content is dropped
+    envs: list[str] = field(default_factory=list)  # the open theorem-like environments, as `theorem_kind`s
 
     @property
     def levels(self) -> list[str]:
@@ -937,6 +983,10 @@ class _BodyReader:
             return self._heading(m)
         if m.group(2) == "document":
             return None
+        if env is not None and theorem_kind(env):
+            self.envs.append(theorem_kind(env) or "")
+        elif m.group(2) is not None and theorem_kind(m.group(2).strip()) and self.envs:
+            self.envs.pop()
         self.emit(tok)
         return m.end()
 
@@ -959,7 +1009,21 @@ class _BodyReader:
         number = _number_span(self._row_numbers(rows, kind, numbered))
         latex = _display_latex(inner, rows, kind)
         _add_display(self.sections, self.records, latex, number, label_m.group(1) if label_m else None)
+        self._annotate(m.start(), end.end())
         return end.end()
+
+    def _annotate(self, start: int, end: int) -> None:
+        """Mark the display just recorded with its theorem-like environment and a nearby citation."""
+        if not self.records or self.records[-1]["part"] != len(self.sections[-1][1]) - 1:
+            return
+        near = self.body[max(0, start - _CITE_BEFORE) : start] + self.body[end : end + _CITE_AFTER]
+        self.records[-1]["env"] = self.envs[-1] if self.envs else None
+        self.records[-1]["cited"] = bool(_CITE_CMD.search(near))
+        label = self.records[-1]["label"]
+        if label:
+            self.records[-1]["refs"] = len(
+                re.findall(r"\\\w*ref\*?\s*\{" + re.escape(label) + r"\}", self.body)
+            )
 
     def _row_numbers(self, rows: list[str], kind: str, numbered: bool) -> list[str]:
         """The equation numbers the rows show: their \\tag, or the next number unless \\nonumber."""
@@ -992,6 +1056,7 @@ class _BodyReader:
         latex = _clean_display(self.body[m.end() : j])
         tag = _TAG.search(self.body[m.end() : j])
         _add_display(self.sections, self.records, latex, tag.group(1) if tag else None, None)
+        self._annotate(m.start(), j + len(close))
         return j + len(close)
 
     def _heading(self, m: re.Match[str]) -> int:
@@ -1093,6 +1158,9 @@ def _source_equations(
                 source="LaTeX source",
                 path=tuple(p_path),
                 label=r["label"],
+                env=r.get("env"),
+                cited=r.get("cited", False),
+                refs=r.get("refs", 0),
             )
         )
     return equations
@@ -1229,4 +1297,6 @@ __all__ = [
     "latex_prose",
     "log_failure",
     "strip_comments",
+    "strip_presentation",
+    "theorem_kind",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from feedsvc.cards.equations import headline_results, key_equation
+from feedsvc.cards.equations import KeyPick, headline_results, pick_key_equation
 from feedsvc.cards.extractive import build_card, time_cost
 from feedsvc.cards.fulltext import FullText, FullTextError, from_abstract, from_html, from_source
 from feedsvc.cards.grounding import is_grounded
@@ -34,13 +34,14 @@ def parse_fulltext(kind: str, content: bytes, abstract: str, reason: str, max_by
     return from_abstract(abstract, why or "no full text")
 
 
-def write_card(s: Scored, ft: FullText | None = None) -> Card:
-    """The card for a pick: extractive, with the paper's own key equation and numbers when `ft` has them."""
+def write_card(s: Scored, ft: FullText | None = None, pick: KeyPick | None = None) -> Card:
+    """The card for a pick: extractive, with the paper's own key equation and numbers when `ft` has them.
+    `pick`: the key equation already chosen for `ft` (`pick_key_equation`), to share it with the caller."""
     card = build_card(s)
     if ft is None or ft.source == "abstract":
         return card
     punch: list[Quote] = []
-    eq = key_equation(ft)
+    eq = (pick or pick_key_equation(ft)).quote
     if eq is not None:
         if formula_grounded(eq.text, ft.text, ft.macros):
             punch.append(eq)

@@ -63,10 +63,10 @@ def _strings(row: dict, name: str, split: str | None) -> tuple[str, ...]:
     return tuple(raw)
 
 
-def _candidate(row: Any, latest: datetime) -> Candidate:
+def _candidate(row: Any, latest: datetime, required: Sequence[str] = REQUIRED) -> Candidate:
     if not isinstance(row, dict):
         raise ValueError("not a JSON object")
-    missing = [k for k in REQUIRED if not str(row.get(k) or "").strip()]
+    missing = [k for k in required if not str(row.get(k) or "").strip()]
     if missing:
         raise ValueError(f"missing {', '.join(missing)}")
     raw_id = str(row["id"]).strip()
@@ -74,22 +74,24 @@ def _candidate(row: Any, latest: datetime) -> Candidate:
     return Candidate(
         key=ItemKey.arxiv(found[0]) if found else ItemKey.external(raw_id),
         kind="paper",
-        title=str(row["title"]),
-        text=str(row["abstract"]),
+        title=str(row.get("title") or ""),
+        text=str(row.get("abstract") or ""),
         url=f"https://arxiv.org/abs/{found[0]}" if found else str(row.get("url") or ""),
         source="candidates",
         authors=_strings(row, "authors", ", "),
         categories=_strings(row, "categories", None),
         published=_when(row.get("published"), latest),
-        meta={"id": raw_id},
+        meta={"id": raw_id, **({"fulltext": str(row["fulltext"])} if row.get("fulltext") else {})},
     )
 
 
-def _add_line(out: CandidateFile, n: int, line: str, latest: datetime) -> None:
+def _add_line(
+    out: CandidateFile, n: int, line: str, latest: datetime, required: Sequence[str] = REQUIRED
+) -> None:
     if not line.strip():
         return
     try:
-        out.candidates.append(_candidate(json.loads(line), latest))
+        out.candidates.append(_candidate(json.loads(line), latest, required))
     except RecursionError:
         out.problems.append(f"line {n}: JSON nested too deeply")
     except (ValueError, TypeError) as e:
@@ -124,9 +126,11 @@ def read_candidate_file(
     max_bytes: int = MAX_FILE_BYTES,
     max_line: int = MAX_LINE_BYTES,
     latest: datetime | None = None,
+    required: Sequence[str] = REQUIRED,
 ) -> CandidateFile:
     """`read_candidates` on a file, within the caps (ConfigError naming the file past one, or when it
-    cannot be read); a line that is not UTF-8 is skipped and reported with the byte and column."""
+    cannot be read); a line that is not UTF-8 is skipped and reported with the byte and column.
+    `required`: the fields a line must have (`feedsvc card` needs only `id`)."""
     latest = latest or datetime.now(UTC) + FUTURE_SLACK
     out = CandidateFile()
     try:
@@ -137,7 +141,7 @@ def read_candidate_file(
                 where = f"byte 0x{raw[e.start]:02x} at column {e.start + 1}"
                 out.problems.append(f"line {n}: not UTF-8 ({where})")
                 continue
-            _add_line(out, n, line, latest)
+            _add_line(out, n, line, latest, required)
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
     return out
