@@ -242,7 +242,7 @@ def test_html_in_scraped_strings_is_escaped() -> None:
     assert "<script" not in page and "<img" not in page and "<b>" not in page and "<i>" not in page
     assert "&lt;script&gt;" in page and "&lt;img src=x onerror=alert(1)&gt;" in page
     assert page.startswith("# [&lt;script&gt;") and page.split("\n", 1)[0].endswith("](#)")  # no js link
-    assert "\\[RL\\](javascript:alert(1))" in page  # the title's own link is inert text
+    assert "\\[RL\\] (javascript:alert(1))" in page  # the title's own link is inert text
     assert "- &lt;i&gt;Eve&lt;/i&gt;" in page
 
 

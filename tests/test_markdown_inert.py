@@ -52,9 +52,11 @@ def test_no_link_or_image_comes_from_scraped_text() -> None:
 
 
 def test_escaped_prose_reads_the_same() -> None:
-    prose = "A [1] and B] with \\alpha, C:\\\\[2] & <b>"
+    prose = "A [1] and B] with \\alpha, a relation $R[g]$ over $[n]$, & <b>"
+    assert md(prose) == "A [1] and B] with \\alpha, a relation $R[g]$ over $[n]$, &amp; &lt;b&gt;"
     html = MarkdownIt("commonmark").renderInline(md(prose))
-    assert html == "A [1] and B] with \\alpha, C:\\\\[2] &amp; &lt;b&gt;"
+    assert html == "A [1] and B] with \\alpha, a relation $R[g]$ over $[n]$, &amp; &lt;b&gt;"
+    assert md("see [x](javascript:alert(1))") == "see [x] (javascript:alert(1))"  # readable, not a link
 
 
 def test_equations_carry_no_link_or_image_command() -> None:

@@ -26,18 +26,21 @@ SOURCE_LABELS = {"arxiv": "arXiv", "youtube": "YouTube", "hn": "Hacker News", "l
 
 
 _BRACKET = re.compile(r"(\\*)([\[\]])")
+_LINK_CLOSE = re.compile(r"\](?=[(:])")
 
 
 def md(text: object) -> str:
     """Escape a scraped string for Markdown prose: no raw HTML, link or image can get through."""
     s = str(text)
     s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
-    return _BRACKET.sub(lambda m: m[1] * 2 + "\\" + m[2], s)
+    # a link or image needs `](` (inline) or a `[label]:` definition at a line's start (newlines are gone):
+    # a space after `]` there breaks both, and leaves brackets in inline maths ($R[g]$) as they were
+    return _LINK_CLOSE.sub("] ", s)
 
 
 def md_link_text(text: object) -> str:
-    """Link text: `md`, whose escaped brackets cannot close the link."""
-    return md(text)
+    """Link text: `md` with its brackets escaped, so that none can close the link early."""
+    return _BRACKET.sub(lambda m: m[1] * 2 + "\\" + m[2], md(text))
 
 
 def md_url(url: object) -> str:
@@ -59,7 +62,7 @@ def md_math(latex: object) -> str:
     """A formula for a `$$` block: no HTML tag, inline link or link reference definition for a viewer."""
     s = str(latex).replace("$$", "$ $")
     s = re.sub(r"<(?=[A-Za-z/!?])", "< ", s)
-    return re.sub(r"\](?=[(:])", "] ", s)
+    return _LINK_CLOSE.sub("] ", s)
 
 
 def yaml(text: object) -> str:
