@@ -195,3 +195,24 @@ def test_a_hanging_smtp_server_cannot_stall_the_web_app(tmp_path, db_url, store)
     with store() as s:
         [state] = delivery.confirmations(s)
     assert state.status == "failed" and state.attempts == 1 and state.due > NOW
+
+
+def test_the_cli_queues_through_the_outbox_and_sends_at_once(tmp_path, smtp_server: SmtpServer) -> None:
+    from test_cli import feedsvc
+
+    env = {
+        "FEEDSVC_DATA_DIR": str(tmp_path),
+        "FEEDSVC_DATABASE_URL": f"sqlite:///{tmp_path / 'feedsvc.db'}",
+        "FEEDSVC_PROFILES_PATH": str(Path(__file__).parents[1] / "feedsvc/sample/profiles.example.toml"),
+        "FEEDSVC_SECRET_KEY": SECRET,
+        "FEEDSVC_SMTP_HOST": smtp_server.host,
+        "FEEDSVC_SMTP_PORT": str(smtp_server.port),
+        "FEEDSVC_SMTP_SECURITY": "none",
+    }
+    assert feedsvc("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
+    first = feedsvc("subscribe", "email", READER, "--profile", "seed-reader", env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "mailed to" in first.stdout and [m.rcpt_tos for m in smtp_server.received] == [(READER,)]
+    again = feedsvc("subscribe", "email", READER, "--profile", "seed-reader", env=env, cwd=tmp_path)
+    assert again.returncode == 0 and "not sent again" in again.stdout
+    assert len(smtp_server.received) == 1

@@ -92,7 +92,7 @@ def request_email_subscription(
         if client:
             _check(delivery.requests_by(session, client, now - CLIENT_LIMIT[1]), CLIENT_LIMIT, now, "client")
         sid = delivery.pending_email_subscription(session, profile, address, now)
-        if sid is None:
+        if sid is None:  # created with a throwaway code, then given the one the outbox can derive again
             sid = delivery.create_subscription(
                 session, profile, "email", secrets.token_urlsafe(16), now, EMAIL_CONFIRM_TTL, address=address
             )

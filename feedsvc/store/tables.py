@@ -1,5 +1,5 @@
 """SQLAlchemy 2.0 tables: items, sightings, source runs, HTTP validators, profiles, recipients, digests,
-their entries, deliveries and feedback.
+their entries, deliveries, subscriptions and their confirmation mails, and feedback.
 
 The schema is the one Alembic migrates (`migrations/versions`); a test checks they never drift.
 Only `feedsvc.store` imports this module.
