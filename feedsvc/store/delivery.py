@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, func, literal, or_, select, update
+from sqlalchemy import Select, and_, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from feedsvc.models import Recipient
@@ -306,10 +306,7 @@ def claim_confirmations(
     session: Session, now: datetime, *, worker: str, lease: timedelta, limit: int = 100
 ) -> list[ConfirmationJob]:
     """Claim up to `limit` due confirmation mails for `worker`, as `claim_due` claims deliveries."""
-    due = or_(
-        and_(ConfirmationRow.status.in_(("pending", "failed")), ConfirmationRow.due <= now),
-        and_(ConfirmationRow.status == "sending", ConfirmationRow.due <= now),
-    )
+    due = _claimable(now, ConfirmationRow)
     query = select(ConfirmationRow.id).where(due).order_by(ConfirmationRow.due, ConfirmationRow.id)
     taken = _claim(session, ConfirmationRow, query.limit(limit), worker=worker, until=now + lease)
     rows = session.execute(
@@ -453,10 +450,10 @@ class Claimed:
     progress: int
 
 
-def _claimable(now: datetime):
+def _claimable(now: datetime, model: type[DeliveryRow | ConfirmationRow] = DeliveryRow):
     return or_(
-        and_(DeliveryRow.status.in_(CLAIMABLE), DeliveryRow.due <= now),
-        and_(DeliveryRow.status == "sending", DeliveryRow.due <= now),  # a dead worker's lease ran out
+        and_(model.status.in_(CLAIMABLE), model.due <= now),
+        and_(model.status == "sending", model.due <= now),  # a dead worker's lease ran out
     )
 
 
@@ -500,7 +497,12 @@ def claim_due(
 
 
 def _claim(
-    session: Session, model: type[DeliveryRow | ConfirmationRow], query, *, worker: str, until: datetime
+    session: Session,
+    model: type[DeliveryRow | ConfirmationRow],
+    query: Select[tuple[int]],
+    *,
+    worker: str,
+    until: datetime,
 ) -> list[int]:
     """Mark the rows `query` selects (their ids) "sending" for `worker` until `until`; their ids."""
     if session.get_bind().dialect.name == "postgresql":
