@@ -216,3 +216,17 @@ def test_the_cli_queues_through_the_outbox_and_sends_at_once(tmp_path, smtp_serv
     again = feedsvc("subscribe", "email", READER, "--profile", "seed-reader", env=env, cwd=tmp_path)
     assert again.returncode == 0 and "not sent again" in again.stdout
     assert len(smtp_server.received) == 1
+
+
+def test_the_publish_run_forgets_finished_requests_after_a_week(settings, store, smtp_server) -> None:
+    request_email_subscription(settings, store, READER, "graphs", NOW, client="198.51.100.7")
+    request_email_subscription(settings, store, READER, "graphs", NOW, client="198.51.100.7")  # a repeat
+    publish(settings, store, now=NOW)
+    with store() as s:
+        assert sorted(c.status for c in delivery.confirmations(s)) == ["repeat", "sent"]
+    publish(settings, store, now=NOW + timedelta(days=7))
+    with store() as s:
+        assert len(delivery.confirmations(s)) == 2  # not older than a week yet
+    publish(settings, store, now=NOW + timedelta(days=7, seconds=1))
+    with store() as s:
+        assert delivery.confirmations(s) == []

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CLAIM = 4  # deliveries a worker claims at a time: few, so workers share the work evenly
+KEEP_CONFIRMATIONS = timedelta(days=7)  # finished subscription requests are forgotten after this
 
 
 def signing_secret(settings: Settings, why: str) -> str:
@@ -331,9 +332,12 @@ def send_confirmations(
 ) -> int:
     """Send the due confirmation mails through `email`, retried and given up as deliveries are (a notice
     is logged for each one given up); a mail whose subscription was confirmed or expired meanwhile is
-    cancelled. Returns how many were sent."""
+    cancelled. Finished requests older than KEEP_CONFIRMATIONS are forgotten first. Returns how many
+    were sent."""
     secret = signing_secret(settings, "email subscription")
     lease = timedelta(seconds=settings.delivery_lease_seconds)
+    with session_scope(factory) as session:
+        delivery.prune_confirmations(session, tick() - KEEP_CONFIRMATIONS)
     sent = 0
     while True:
         with session_scope(factory) as session:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, and_, exists, func, literal, or_, select, update
+from sqlalchemy import Select, and_, delete, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from feedsvc.models import Recipient
@@ -351,6 +351,13 @@ def mark_confirmation_failed(
     if row is None:
         return "gone"
     return _failed(session, row, error, now, max_attempts=max_attempts, retry=retry, retry_after=retry_after)
+
+
+def prune_confirmations(session: Session, before: datetime) -> int:
+    """Forget the finished requests made before `before` (the limits only look back a day); how many."""
+    done = ConfirmationRow.status.in_(("sent", "gave_up", "repeat", "cancelled"))
+    result = session.execute(delete(ConfirmationRow).where(done, ConfirmationRow.created < before))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 @dataclass(frozen=True)
