@@ -576,22 +576,47 @@ def subscribe_email(
     address: Annotated[str, typer.Argument(help="The email address.")],
     profile: Annotated[str, typer.Option("--profile", help="The profile the address will receive.")],
 ) -> None:
-    """Mail a confirmation link (double opt-in); the address receives digests once it is clicked."""
-    from feedsvc.pipeline.subscribe import request_email_subscription
+    """Mail a confirmation link (double opt-in); the address receives digests once it is clicked.
+
+    The request goes through the outbox like the web form's (same per-address limit and resend window),
+    then the due confirmation mails are sent at once; one that fails is retried by `feedsvc publish`."""
+    from feedsvc.pipeline.subscribe import TooMany, request_email_subscription
 
     settings = _settings()
     engine, factory = _synced(settings, profile)
     try:
-        request_email_subscription(settings, factory, address, profile)
+        queued = request_email_subscription(settings, factory, address, profile)
+        sent = _send_confirmations(settings, factory) if queued else 0
+    except TooMany as e:
+        raise _fail(f"{e.reason}; try again in {e.retry_after} seconds") from None
     except (ValueError, LookupError) as e:
         raise _fail(str(e).strip("'\""), 2) from None
     except FeedsvcError as e:
         raise _fail(str(e)) from None
-    except OSError as e:
-        raise _fail(f"could not send the confirmation mail: {e}") from None
     finally:
         engine.dispose()
-    out.print(f"A confirmation link was mailed to {address}; it is valid for 7 days.", highlight=False)
+    if not queued:
+        out.print(f"A confirmation link to {address} is already on its way; not sent again.", highlight=False)
+    elif sent:
+        out.print(f"A confirmation link was mailed to {address}; it is valid for 7 days.", highlight=False)
+    else:
+        out.print(
+            f"The confirmation mail to {address} could not be sent now; `feedsvc publish` retries it.",
+            highlight=False,
+        )
+
+
+def _send_confirmations(settings: Settings, factory) -> int:
+    """Send the outbox's due confirmation mails now; how many were sent."""
+    from contextlib import closing
+    from datetime import UTC, datetime
+    from functools import partial
+
+    from feedsvc.pipeline.publish import default_worker_id, email_channel, send_confirmations
+
+    with closing(email_channel(settings)) as email:
+        now = partial(datetime.now, UTC)
+        return send_confirmations(settings, factory, email, now, f"{default_worker_id()}/cli")
 
 
 def _synced(settings: Settings, profile: str):

@@ -7,6 +7,8 @@ the web archive and bot (which read them). Imports only `feedsvc.models`.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any, Literal
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -50,3 +52,10 @@ def read_token(secret: str, purpose: Purpose, token: str, max_age: float | None 
 def link(base_url: str, secret: str, purpose: Purpose, data: dict[str, Any]) -> str:
     """The URL of a signed action on the web archive, e.g. `https://host/u/<token>`."""
     return f"{base_url.rstrip('/')}/{PATHS[purpose]}/{make_token(secret, purpose, data)}"
+
+
+def confirmation_code(secret: str, subscription_id: int) -> str:
+    """The code of an email subscription's confirmation link, derived from its row id, so the outbox can
+    mail the link later without the code ever being stored (the store keeps its hash)."""
+    digest = hmac.new(secret.encode(), f"feedsvc.confirm:{subscription_id}".encode(), hashlib.sha256)
+    return digest.hexdigest()[:32]

@@ -1,9 +1,10 @@
 """Email end to end on both databases, through a real SMTP server (aiosmtpd on loopback) and the web
 archive's signed endpoints (FastAPI's test client):
 
-double opt-in (the confirmation mail's link: GET changes nothing, POST subscribes), the demo bundle arriving
-exactly once with its headers, parts, images and signed links, a 👎 link that is stored and changes the
-next ranking, and RFC 8058's one-click unsubscribe, after which nothing more arrives.
+double opt-in (the confirmation mail, sent by the publish run's outbox; its link: GET changes nothing,
+POST subscribes), the demo bundle arriving exactly once with its headers, parts, images and signed links,
+a 👎 link that is stored and changes the next ranking, and RFC 8058's one-click unsubscribe, after which
+nothing more arrives.
 """
 
 from __future__ import annotations
@@ -67,8 +68,10 @@ def parts(msg: EmailMessage) -> tuple[str, str, list]:
 def test_opt_in_receive_once_vote_and_unsubscribe(world, factory, smtp_server: SmtpServer) -> None:
     settings, profile, digest, client = world
 
-    # double opt-in: the confirmation mail, then its link
+    # double opt-in: the request, the confirmation mail the outbox sends, then its link
     request_email_subscription(settings, factory, READER, profile.name, NOW)
+    assert smtp_server.received == []
+    assert publish(settings, factory, now=NOW).confirmations == 1
     [confirmation] = smtp_server.received
     [confirm_url] = links(confirmation.message().get_body(preferencelist=("plain",)).get_content(), "confirm")
     assert client.get(path(confirm_url)).status_code == 200
@@ -138,6 +141,7 @@ def test_opt_in_receive_once_vote_and_unsubscribe(world, factory, smtp_server: S
 def test_forged_and_wrong_purpose_links_change_nothing(world, factory, smtp_server: SmtpServer) -> None:
     settings, profile, _digest, client = world
     request_email_subscription(settings, factory, READER, profile.name, NOW)
+    publish(settings, factory, now=NOW)
     [confirm_url] = links(smtp_server.received[0].message().get_body(("plain",)).get_content(), "confirm")
     token = confirm_url.rsplit("/", 1)[1]
     assert client.post(f"/u/{token}").status_code == 400  # a confirm token is no unsubscribe token

@@ -40,6 +40,7 @@ from feedsvc.models import Candidate, Card, Digest, Discussion, Quote, SourceRep
 from feedsvc.pipeline.collect import SOURCE_NAMES, collect
 from feedsvc.pipeline.digest import Built, build_digests
 from feedsvc.pipeline.library import fetch_papers
+from feedsvc.pipeline.publish import publish
 from feedsvc.replay import ReplayServer
 from feedsvc.signing import make_token
 from feedsvc.store import archive, delivery, queries
@@ -719,7 +720,9 @@ def test_double_opt_in_over_real_smtp(db, tmp_path) -> None:
         with TestClient(create_app(settings, db, clock=lambda: NOW), base_url=BASE) as c:
             r = c.post("/subscribe", data={"address": "Reader@Example.org", "profile": PROFILE})
             assert r.status_code == 200 and "Check your inbox" in r.text
-            [mail] = smtp.received
+        assert smtp.received == []  # the request only records it: the publish run's outbox mails it
+        assert publish(settings, db, now=NOW).confirmations == 1
+        [mail] = smtp.received
     assert mail.rcpt_tos == ("Reader@Example.org",)
     text = mail.message().get_body(("plain",)).get_content()  # type: ignore[union-attr]
     [url] = re.findall(rf"{re.escape(BASE)}/confirm/\S+", text)

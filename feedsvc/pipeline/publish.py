@@ -4,7 +4,9 @@
 `feedsvc.store.delivery` for the claim and its crash semantics), renders each digest once per channel,
 sends, and records every outcome: sent, retried with back-off, given up with a notice, or the recipient
 deactivated when the channel says they are gone (bot blocked, address refused). A channel that is not
-configured leaves its deliveries pending and visible.
+configured leaves its deliveries pending and visible. Before the digests, it sends the email
+subscriptions' due confirmation mails (`send_confirmations`), which the requests only recorded, with
+the same claims, retries and back-off.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import socket
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CLAIM = 4  # deliveries a worker claims at a time: few, so workers share the work evenly
+KEEP_CONFIRMATIONS = timedelta(days=7)  # finished subscription requests are forgotten after this
 
 
 def signing_secret(settings: Settings, why: str) -> str:
@@ -124,6 +127,7 @@ class Published:
     retrying: int = 0
     gave_up: int = 0
     gone: int = 0
+    confirmations: int = 0  # confirmation mails of email subscriptions sent
     waiting: dict[str, int] = field(default_factory=dict)  # channel -> deliveries with no configured channel
     notices: list[str] = field(default_factory=list)
 
@@ -132,6 +136,8 @@ class Published:
             f"{self.sent} sent, {self.retrying} to retry, {self.gave_up} given up, "
             f"{self.gone} recipients gone ({self.enqueued} new deliveries)"
         )
+        if self.confirmations:
+            text += f"; {self.confirmations} confirmation mails sent"
         for channel, n in sorted(self.waiting.items()):
             text += f"; {n} {channel} deliveries wait: {channel} is not configured"
         return text
@@ -177,7 +183,8 @@ def publish(
     Without `channels`, each configured channel gets its crew of workers side by side (`workers_for`):
     email one per SMTP connection, Telegram enough that its 1 message/s per chat never idles the
     overall rate, which they split. They share the work through the outbox's claims exactly as separate
-    processes would. With `channels`, one worker uses those.
+    processes would. With `channels`, one worker uses those, and confirmation mails wait for a run
+    without them.
     """
     tick = clock or ((lambda: now) if now is not None else (lambda: datetime.now(UTC)))
     worker = worker or default_worker_id()
@@ -189,6 +196,9 @@ def publish(
         for channel, n in delivery.pending_by_channel(session).items():
             if channel not in names:
                 report.waiting[channel] = n
+    if channels is None and "email" in names:
+        with closing(email_channel(settings)) as email:
+            report.confirmations = send_confirmations(settings, factory, email, tick, f"{worker}/confirm")
     work = _Work(settings, factory, tick, profile, report, lock, on_sent)
     if channels is not None:
         work.run(worker, channels)
@@ -308,3 +318,74 @@ def _deliver_one(
     with session_scope(factory) as session:
         delivery.mark_sent(session, job.id, external_id, tick())
     return "sent", ""
+
+
+# --- confirmation mails of email subscriptions ---------------------------------------------------------
+
+
+def send_confirmations(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    email: EmailChannel,
+    tick: Callable[[], datetime],
+    worker: str,
+) -> int:
+    """Send the due confirmation mails through `email`, retried and given up as deliveries are (a notice
+    is logged for each one given up); a mail whose subscription was confirmed or expired meanwhile is
+    cancelled. Finished requests older than KEEP_CONFIRMATIONS are forgotten first. Returns how many
+    were sent."""
+    secret = signing_secret(settings, "email subscription")
+    lease = timedelta(seconds=settings.delivery_lease_seconds)
+    with session_scope(factory) as session:
+        delivery.prune_confirmations(session, tick() - KEEP_CONFIRMATIONS)
+    sent = 0
+    while True:
+        with session_scope(factory) as session:
+            claimed = delivery.claim_confirmations(session, tick(), worker=worker, lease=lease, limit=CLAIM)
+        if not claimed:  # what failed is due later, so the loop ends
+            return sent
+        for job in claimed:
+            sent += _confirm_one(settings, factory, email, job, secret, tick)
+
+
+def _confirm_one(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    email: EmailChannel,
+    job: delivery.ConfirmationJob,
+    secret: str,
+    tick: Callable[[], datetime],
+) -> bool:
+    """Send one claimed confirmation mail and record what happened; whether it was sent."""
+    from feedsvc.deliver.email import confirmation_message
+
+    if not job.live:
+        with session_scope(factory) as session:
+            delivery.mark_confirmation(session, job.id, "cancelled", tick(), "confirmed or expired first")
+        return False
+    code = signing.confirmation_code(secret, job.subscription_id)
+    url = signing.link(settings.base_url, secret, "confirm", {"c": code})
+    retry = timedelta(seconds=settings.delivery_retry_seconds)
+    try:
+        message = confirmation_message(job.address, job.profile, url, sender=settings.mail_from, now=tick())
+        email.send_message(message)
+    except Exception as e:  # DeliveryError, or a bug: recorded and retried, the run goes on
+        if not isinstance(e, DeliveryError):
+            log.exception("confirmation mail %s failed unexpectedly", job.id)
+        gone = isinstance(e, DeliveryError) and e.gone
+        with session_scope(factory) as session:
+            status = delivery.mark_confirmation_failed(
+                session,
+                job.id,
+                str(e),
+                tick(),
+                max_attempts=0 if gone else settings.delivery_max_attempts,
+                retry=retry,
+                retry_after=e.retry_after if isinstance(e, DeliveryError) else None,
+            )
+        if status == "gave_up":
+            log.warning("confirmation mail to %s: given up: %s", job.address, e)
+        return False
+    with session_scope(factory) as session:
+        delivery.mark_confirmation(session, job.id, "sent", tick())
+    return True

@@ -1,4 +1,5 @@
-"""Recipients, subscriptions and the outbox: the store's side of delivering digests exactly once.
+"""Recipients, subscriptions and the outbox: the store's side of delivering digests exactly once, and of
+the confirmation mails of email subscriptions (claimed, sent and retried the same way).
 
 The outbox holds one row per (digest, channel, recipient). A worker *claims* due rows: the claim sets
 status "sending", stamps the worker and moves `due` to the end of a lease, in a committed transaction of
@@ -20,12 +21,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, func, literal, or_, select, update
+from sqlalchemy import Select, and_, delete, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from feedsvc.models import Recipient
 from feedsvc.store.db import insert_or_skip
-from feedsvc.store.tables import DeliveryRow, DigestRow, ProfileRow, RecipientRow, SubscriptionRow
+from feedsvc.store.tables import (
+    ConfirmationRow,
+    DeliveryRow,
+    DigestRow,
+    ProfileRow,
+    RecipientRow,
+    SubscriptionRow,
+)
 
 CLAIMABLE = ("pending", "failed")
 MAX_RETRY_WAIT = timedelta(days=1)
@@ -184,6 +192,214 @@ def redeem_subscription(
     return Redeemed(_recipient(recipient_row, profile or ""), new=not already)
 
 
+# --- confirmation mails: the requests (the rate limits count them) and their outbox ---------------------
+
+UNSENT = ("pending", "sending", "failed")
+MAILED = (*UNSENT, "sent", "gave_up")  # requests that queued a mail; "repeat" and "cancelled" did not send
+
+
+def pending_email_subscription(session: Session, profile: str, address: str, now: datetime) -> int | None:
+    """The unused, unexpired email subscription of `address` (in any case) to `profile`, if any."""
+    return session.scalar(
+        select(SubscriptionRow.id)
+        .join(ProfileRow, ProfileRow.id == SubscriptionRow.profile_id)
+        .where(
+            ProfileRow.name == profile,
+            SubscriptionRow.channel == "email",
+            func.lower(SubscriptionRow.address) == address.lower(),
+            SubscriptionRow.used.is_(None),
+            SubscriptionRow.expires > now,
+        )
+        .order_by(SubscriptionRow.id.desc())
+        .limit(1)
+    )
+
+
+def set_code(session: Session, subscription_id: int, code: str) -> None:
+    """Replace a subscription's code (only its hash is kept)."""
+    session.execute(
+        update(SubscriptionRow).where(SubscriptionRow.id == subscription_id).values(code_hash=code_hash(code))
+    )
+
+
+def extend_subscription(session: Session, subscription_id: int, expires: datetime) -> None:
+    """Keep a pending subscription redeemable until at least `expires`."""
+    row = session.get(SubscriptionRow, subscription_id)
+    if row is not None and row.expires < expires:
+        row.expires = expires
+        session.flush()
+
+
+def requests_by(session: Session, client: str, since: datetime) -> list[datetime]:
+    """When `client` made the requests recorded after `since`, oldest first."""
+    return list(
+        session.scalars(
+            select(ConfirmationRow.created)
+            .where(ConfirmationRow.client == client, ConfirmationRow.created > since)
+            .order_by(ConfirmationRow.created)
+        )
+    )
+
+
+def mails_to(session: Session, address: str, since: datetime) -> list[datetime]:
+    """When confirmation mails to `address` (in any case) were queued after `since`, oldest first."""
+    return list(
+        session.scalars(
+            select(ConfirmationRow.created)
+            .join(SubscriptionRow, SubscriptionRow.id == ConfirmationRow.subscription_id)
+            .where(
+                func.lower(SubscriptionRow.address) == address.lower(),
+                ConfirmationRow.status.in_(MAILED),
+                ConfirmationRow.created > since,
+            )
+            .order_by(ConfirmationRow.created)
+        )
+    )
+
+
+def mail_queued(session: Session, subscription_id: int) -> tuple[datetime | None, bool]:
+    """When the subscription's latest confirmation mail was queued, and whether one is still unsent."""
+    last = session.scalar(
+        select(func.max(ConfirmationRow.created)).where(
+            ConfirmationRow.subscription_id == subscription_id, ConfirmationRow.status.in_(MAILED)
+        )
+    )
+    unsent = session.scalar(
+        select(
+            exists().where(
+                ConfirmationRow.subscription_id == subscription_id, ConfirmationRow.status.in_(UNSENT)
+            )
+        )
+    )
+    return last, bool(unsent)
+
+
+def record_confirmation(
+    session: Session, subscription_id: int, client: str, now: datetime, *, mail: bool
+) -> None:
+    """Record a request: with `mail`, a confirmation mail due now; otherwise a repeat that sends nothing."""
+    session.add(
+        ConfirmationRow(
+            subscription_id=subscription_id,
+            client=client[:64],
+            created=now,
+            status="pending" if mail else "repeat",
+            attempts=0,
+            due=now,
+        )
+    )
+    session.flush()
+
+
+@dataclass(frozen=True)
+class ConfirmationJob:
+    """A confirmation mail a worker holds, with the subscription it confirms."""
+
+    id: int
+    subscription_id: int
+    address: str
+    profile: str
+    live: bool  # the subscription is still unused and unexpired: worth mailing
+
+
+def claim_confirmations(
+    session: Session, now: datetime, *, worker: str, lease: timedelta, limit: int = 100
+) -> list[ConfirmationJob]:
+    """Claim up to `limit` due confirmation mails for `worker`, as `claim_due` claims deliveries."""
+    due = _claimable(now, ConfirmationRow)
+    query = select(ConfirmationRow.id).where(due).order_by(ConfirmationRow.due, ConfirmationRow.id)
+    taken = _claim(session, ConfirmationRow, query.limit(limit), worker=worker, until=now + lease)
+    rows = session.execute(
+        select(ConfirmationRow.id, SubscriptionRow, ProfileRow.name)
+        .join(SubscriptionRow, SubscriptionRow.id == ConfirmationRow.subscription_id)
+        .join(ProfileRow, ProfileRow.id == SubscriptionRow.profile_id)
+        .where(ConfirmationRow.id.in_(taken))
+        .order_by(ConfirmationRow.id)
+    ).all()
+    return [
+        ConfirmationJob(cid, sub.id, sub.address, profile, sub.used is None and sub.expires > now)
+        for cid, sub, profile in rows
+    ]
+
+
+def mark_confirmation(
+    session: Session, confirmation_id: int, status: str, now: datetime, note: str = ""
+) -> None:
+    """Record a claimed confirmation mail as "sent", or "cancelled" (its subscription was used or expired)."""
+    row = session.get(ConfirmationRow, confirmation_id)
+    if row is None:
+        return
+    row.status, row.claimed_by, row.last_error = status, None, note or None
+    if status == "sent":
+        row.sent = now
+        row.attempts += 1
+    session.flush()
+
+
+def mark_confirmation_failed(
+    session: Session,
+    confirmation_id: int,
+    error: str,
+    now: datetime,
+    *,
+    max_attempts: int,
+    retry: timedelta,
+    retry_after: float | None = None,
+) -> str:
+    """A failed attempt at a confirmation mail, retried as `mark_failed` retries a delivery."""
+    row = session.get(ConfirmationRow, confirmation_id)
+    if row is None:
+        return "gone"
+    return _failed(session, row, error, now, max_attempts=max_attempts, retry=retry, retry_after=retry_after)
+
+
+def prune_confirmations(session: Session, before: datetime) -> int:
+    """Forget the finished requests made before `before` (the limits only look back a day); how many."""
+    done = ConfirmationRow.status.in_(("sent", "gave_up", "repeat", "cancelled"))
+    result = session.execute(delete(ConfirmationRow).where(done, ConfirmationRow.created < before))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+@dataclass(frozen=True)
+class ConfirmationState:
+    id: int
+    profile: str
+    address: str
+    client: str
+    status: str
+    attempts: int
+    created: datetime
+    due: datetime
+    sent: datetime | None
+    last_error: str
+
+
+def confirmations(session: Session, *, limit: int = 200) -> list[ConfirmationState]:
+    """The recorded confirmation requests and their mails, newest first."""
+    query = (
+        select(ConfirmationRow, SubscriptionRow.address, ProfileRow.name)
+        .join(SubscriptionRow, SubscriptionRow.id == ConfirmationRow.subscription_id)
+        .join(ProfileRow, ProfileRow.id == SubscriptionRow.profile_id)
+        .order_by(ConfirmationRow.id.desc())
+        .limit(limit)
+    )
+    return [
+        ConfirmationState(
+            c.id,
+            profile,
+            address,
+            c.client,
+            c.status,
+            c.attempts,
+            c.created,
+            c.due,
+            c.sent,
+            c.last_error or "",
+        )
+        for c, address, profile in session.execute(query)
+    ]
+
+
 # --- the outbox ----------------------------------------------------------------------------------------
 
 
@@ -241,10 +457,10 @@ class Claimed:
     progress: int
 
 
-def _claimable(now: datetime):
+def _claimable(now: datetime, model: type[DeliveryRow | ConfirmationRow] = DeliveryRow):
     return or_(
-        and_(DeliveryRow.status.in_(CLAIMABLE), DeliveryRow.due <= now),
-        and_(DeliveryRow.status == "sending", DeliveryRow.due <= now),  # a dead worker's lease ran out
+        and_(model.status.in_(CLAIMABLE), model.due <= now),
+        and_(model.status == "sending", model.due <= now),  # a dead worker's lease ran out
     )
 
 
@@ -272,19 +488,7 @@ def claim_due(
                 .where(ProfileRow.name == profile)
             )
         )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)  # other workers' rows are skipped, not waited on
-    # One statement: on SQLite it runs under the database's write lock, on PostgreSQL the subquery's rows
-    # are locked; either way no two workers can take the same row.
-    taken = list(
-        session.scalars(
-            update(DeliveryRow)
-            .where(DeliveryRow.id.in_(query.scalar_subquery()))
-            .values(status="sending", claimed_by=worker, due=now + lease)
-            .returning(DeliveryRow.id)
-            .execution_options(synchronize_session=False)
-        )
-    )
+    taken = _claim(session, DeliveryRow, query, worker=worker, until=now + lease)
     if not taken:
         return []
     rows = session.execute(
@@ -297,6 +501,30 @@ def claim_due(
     return [
         Claimed(d.id, d.digest_id, _recipient(r, profile), d.attempts, d.progress) for d, r, profile in rows
     ]
+
+
+def _claim(
+    session: Session,
+    model: type[DeliveryRow | ConfirmationRow],
+    query: Select[tuple[int]],
+    *,
+    worker: str,
+    until: datetime,
+) -> list[int]:
+    """Mark the rows `query` selects (their ids) "sending" for `worker` until `until`; their ids."""
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)  # other workers' rows are skipped, not waited on
+    # One statement: on SQLite it runs under the database's write lock, on PostgreSQL the subquery's rows
+    # are locked; either way no two workers can take the same row.
+    return list(
+        session.scalars(
+            update(model)
+            .where(model.id.in_(query.scalar_subquery()))
+            .values(status="sending", claimed_by=worker, due=until)
+            .returning(model.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
 
 
 def record_progress(session: Session, delivery_id: int, parts: int, external_id: str) -> None:
@@ -338,11 +566,25 @@ def mark_failed(
     row = session.get(DeliveryRow, delivery_id)
     if row is None:
         return "gone"
+    if progress is not None:
+        row.progress = max(row.progress, progress)
+    return _failed(session, row, error, now, max_attempts=max_attempts, retry=retry, retry_after=retry_after)
+
+
+def _failed(
+    session: Session,
+    row: DeliveryRow | ConfirmationRow,
+    error: str,
+    now: datetime,
+    *,
+    max_attempts: int,
+    retry: timedelta,
+    retry_after: float | None,
+) -> str:
+    """Count a failed attempt: retry with doubling back-off, or give up after `max_attempts`."""
     row.attempts += 1
     row.last_error = error[:2000]
     row.claimed_by = None
-    if progress is not None:
-        row.progress = max(row.progress, progress)
     if row.attempts >= max_attempts:
         row.status = "gave_up"
     else:

@@ -1,5 +1,5 @@
 """SQLAlchemy 2.0 tables: items, sightings, source runs, HTTP validators, profiles, recipients, digests,
-their entries, deliveries and feedback.
+their entries, deliveries, subscriptions and their confirmation mails, and feedback.
 
 The schema is the one Alembic migrates (`migrations/versions`); a test checks they never drift.
 Only `feedsvc.store` imports this module.
@@ -234,6 +234,30 @@ class SubscriptionRow(Base):
     expires: Mapped[datetime]
     used: Mapped[datetime | None]
     recipient_id: Mapped[int | None] = mapped_column(ForeignKey("recipients.id", ondelete="SET NULL"))
+
+
+class ConfirmationRow(Base):
+    """A request for an email subscription's confirmation mail, and that mail's place in the outbox.
+
+    One row per accepted request: `client` is who asked (the socket peer; "" from the CLI), and the rows'
+    timestamps are the rate limits' counters. `status` is pending|sending|sent|failed|gave_up like a
+    delivery's, or "repeat" for a request inside the resend window, which sends nothing.
+    """
+
+    __tablename__ = "confirmations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(
+        ForeignKey("subscriptions.id", ondelete="CASCADE"), index=True
+    )
+    client: Mapped[str] = mapped_column(String(64), default="", index=True)
+    created: Mapped[datetime] = mapped_column(index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(default=0)
+    due: Mapped[datetime]
+    sent: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class FeedbackRow(Base):

@@ -5,7 +5,8 @@ GET never changes anything: it checks the link and shows what pressing the butto
 An unsubscribe URL also takes a mail client's RFC 8058 one-click POST (body `List-Unsubscribe=One-Click`,
 no cookie, no other token). A forged, damaged, expired or wrong-purpose token gets a 400 page saying so
 and nothing changes. Without FEEDSVC_SECRET_KEY these endpoints answer 503; the archive still works.
-Imports the store, `feedsvc.signing` and `feedsvc.pipeline.subscribe` (which mails the confirmation link).
+Imports the store, `feedsvc.signing` and `feedsvc.pipeline.subscribe`, which records a subscription
+request (rate limited: 429 with Retry-After) and leaves its confirmation mail to the publish run's outbox.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from fastapi import APIRouter, Form, Request
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from feedsvc.models import VOTES, ConfigError, DeliveryError, FeedsvcError, Recipient
+from feedsvc.models import VOTES, ConfigError, Recipient
 from feedsvc.signing import BadToken, Purpose, read_token
 from feedsvc.store import archive, delivery, queries
 from feedsvc.web.cache import PRIVATE, Page, respond
@@ -237,11 +238,14 @@ def subscribe_post(
         return _subscribe_form(
             request, st, session, 400, address=address, error="Choose one of the profiles."
         )
-    session.close()  # the outbox opens its own sessions
-    from feedsvc.pipeline.subscribe import request_email_subscription
+    session.close()  # the request opens its own session
+    from feedsvc.pipeline.subscribe import TooMany, request_email_subscription
 
     try:
-        request_email_subscription(st.settings, st.factory, address, profile, now)
+        request_email_subscription(st.settings, st.factory, address, profile, now, client=_peer(request))
+    except TooMany as e:
+        log.info("subscription form: %s", e.reason)
+        return _too_many(request, st, e.retry_after)
     except ConfigError as e:
         log.warning("subscription form: %s", e)
         return refused(request, st, Refused("Email subscription is not configured on this server.", 503))
@@ -259,22 +263,37 @@ def subscribe_post(
         return _subscribe_form(
             request, st, session, 400, address=address, error="Choose one of the profiles."
         )
-    except (DeliveryError, FeedsvcError, OSError) as e:
-        log.warning("subscription form: the confirmation mail was not sent: %s", e)
-        return refused(
-            request,
-            st,
-            Refused("The confirmation mail could not be sent just now. Please try again later.", 503),
-        )
     return page(
         request,
         st,
         "message.html.j2",
         heading="Check your inbox",
-        text=f"We sent a confirmation link to {address.strip()}. Nothing is sent to you until you open it.",
-        detail="The link is valid for a few days. If no mail arrives, check the spam folder or try again.",
+        text=f"A confirmation link is on its way to {address.strip()}. "
+        "Nothing is sent to you until you open it.",
+        detail="The link is valid for a few days. If no mail arrives within a quarter of an hour, check the "
+        "spam folder or try again.",
         tone="success",
     )
+
+
+def _peer(request: Request) -> str:
+    """The client the rate limit counts: the socket peer (a proxy in front counts as one client)."""
+    return request.client.host if request.client else ""
+
+
+def _too_many(request: Request, st: WebState, retry_after: int) -> Response:
+    minutes = max(1, -(-retry_after // 60))
+    answer = page(
+        request,
+        st,
+        "message.html.j2",
+        429,
+        heading="Too many requests",
+        text=f"Nothing was sent: too many subscription requests. Please try again in {minutes} minutes.",
+        tone="error",
+    )
+    answer.headers["Retry-After"] = str(retry_after)
+    return answer
 
 
 def _pending(st: WebState, session: Session, token: str) -> tuple[str, archive.Pending]:
