@@ -97,7 +97,7 @@ def test_feedsvc_fetch_records_the_refused_bomb_and_the_other_sources_run(tmp_pa
         outcomes = {o.source: o for o in collect(config, factory, profiles, now=NOW)}
     assert outcomes["arxiv"].status == "failed"
     assert (outcomes["arxiv"].error or "").startswith("answer larger than 1 MiB (decoded); refused (GET")
-    assert outcomes["hn"].status == "ok"
+    assert {outcomes[name].status for name in ("hn", "lobsters", "youtube")} <= {"ok", "empty"}
 
 
 def test_the_youtube_source_refuses_a_bomb() -> None:
@@ -114,7 +114,8 @@ def test_the_youtube_source_refuses_a_bomb() -> None:
         source.close()
     message = str(err.value)
     assert message.startswith("youtube: YouTube API at 127.0.0.1:")
-    assert "answer larger than 1 MiB (decoded); refused (playlistItems.list)" in message and "constructed-key" not in message
+    assert "answer larger than 1 MiB (decoded); refused (playlistItems.list)" in message
+    assert "constructed-key" not in message
     assert len(server.requests) == 1
 
 
