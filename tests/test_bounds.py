@@ -78,6 +78,25 @@ def test_a_plain_answer_over_the_cap_is_refused_and_one_under_it_is_read() -> No
             http.get(server.url + "/big")
 
 
+def test_gzip_and_deflate_answers_are_decoded_and_a_corrupt_one_is_refused() -> None:
+    body = b"<rss>" + b"item " * 400_000 + b"</rss>"  # 2 MB: several pieces of decoding
+    raw_deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+    routes = {
+        "/gzip": Reply(200, gzip.compress(body), {"Content-Encoding": "gzip"}),
+        "/zlib": Reply(200, zlib.compress(body), {"Content-Encoding": "deflate"}),
+        "/raw": Reply(200, raw_deflate.compress(body) + raw_deflate.flush(), {"Content-Encoding": "deflate"}),
+        "/bad": Reply(200, b"\x1f\x8bnot gzip at all", {"Content-Encoding": "gzip"}),
+    }
+    with (
+        ReplayServer(routes) as server,
+        SourceHttp(settings(http_max_bytes=4 * MIB), source="hn", sleep=FakeSleep()) as http,
+    ):
+        for path in ("/gzip", "/zlib", "/raw"):
+            assert http.get(server.url + path).content == body, path
+        with pytest.raises(SourceError, match=r"^hn: answer is not valid gzip: .*; refused \(GET http"):
+            http.get(server.url + "/bad")
+
+
 def test_stacked_encodings_are_refused() -> None:
     twice = gzip.compress(gzip.compress(b"<rss/>"))
     reply = Reply(200, twice, {"Content-Encoding": "gzip, gzip"})
