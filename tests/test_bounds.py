@@ -11,6 +11,7 @@ import socket
 import tarfile
 import threading
 import time
+import tracemalloc
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -95,6 +96,25 @@ def test_gzip_and_deflate_answers_are_decoded_and_a_corrupt_one_is_refused() -> 
             assert http.get(server.url + path).content == body, path
         with pytest.raises(SourceError, match=r"^hn: answer is not valid gzip: .*; refused \(GET http"):
             http.get(server.url + "/bad")
+
+
+def test_a_redirect_carrying_a_bomb_is_followed_without_reading_it() -> None:
+    routes = {
+        "/moved": Reply(302, BOMB, {"Location": "/here", "Content-Encoding": "gzip"}),
+        "/here": Reply(200, b"<rss/>"),
+        "/loop": Reply(302, b"", {"Location": "/loop"}),
+    }
+    with ReplayServer(routes) as server, SourceHttp(settings(), source="hn", sleep=FakeSleep()) as http:
+        tracemalloc.start()
+        try:
+            response = http.get(server.url + "/moved")
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert (response.content, response.url) == (b"<rss/>", server.url + "/here")
+        assert peak < 8 * MIB  # the redirect's 64 MiB (decoded) body was never read
+        with pytest.raises(SourceError, match=r"^hn: more than 20 redirects; refused \(GET http"):
+            http.get(server.url + "/loop")
 
 
 def test_stacked_encodings_are_refused() -> None:
