@@ -1,12 +1,13 @@
 """Reading one HTTP answer within bounds: at most `max_bytes` of decoded body, `deadline` seconds in all.
 
 httpx's time-out is per read, so an upstream that drips a few bytes a second is never timed out, and
-`response.content` holds whatever is sent, decompressed (1 MB of gzip can be 1 GiB). `fetch_bounded` streams
-the answer instead, decoding it itself in pieces of at most 1 MiB, counting the decoded bytes and the
-time spent as they arrive, and stops past either bound with `Refused`, whose message is one line naming
-the bound. It asks only for gzip or deflate and refuses stacked or other encodings (`gzip, gzip`
-multiplies a bomb). Every outbound read (the sources, the full text, the LLM endpoint) goes through it.
-Imports nothing from feedsvc.
+`response.content` holds whatever is sent, decompressed (1 MB of gzip can be 1 GiB). `fetch_bounded`
+streams the answer instead, decoding it itself in pieces of at most 1 MiB, counting the decoded bytes
+and the time spent as they arrive, and stops past either bound with `Refused`, whose message is one line
+naming the bound. It asks only for gzip or deflate, refuses stacked or other encodings (`gzip, gzip`
+multiplies a bomb), and follows redirects without reading their bodies (httpx reads them whole). Every
+outbound read (the sources, the full text, the LLM endpoint) goes through it. Imports nothing from
+feedsvc.
 """
 
 from __future__ import annotations
@@ -49,7 +50,12 @@ def fetch_bounded(
     started = clock()
     built = client.build_request(method, url, **request)
     built.headers["Accept-Encoding"] = ACCEPT_ENCODING
-    response = client.send(built, stream=True)
+
+    def check_deadline() -> None:
+        if clock() - started > deadline:
+            raise Refused(f"answer not complete within the {deadline:g} s deadline; gave up")
+
+    response = _follow(client, client.send(built, stream=True, follow_redirects=False), check_deadline)
     try:
         chunks: list[bytes] = []
         size = 0
@@ -57,12 +63,27 @@ def fetch_bounded(
             size += len(piece)
             if size > max_bytes:
                 raise Refused(f"answer larger than {size_label(max_bytes)} (decoded); refused")
-            if clock() - started > deadline:
-                raise Refused(f"answer not complete within the {deadline:g} s deadline; gave up")
+            check_deadline()
             chunks.append(piece)
         return response, b"".join(chunks)
     finally:
         response.close()
+
+
+def _follow(
+    client: httpx.Client, response: httpx.Response, check_deadline: Callable[[], None]
+) -> httpx.Response:
+    """The end of the redirects from `response`, when `client` follows them, never reading a redirect's
+    body; `Refused` past `client.max_redirects` or the deadline."""
+    hops = 0
+    while client.follow_redirects and response.next_request is not None:
+        response.close()
+        hops += 1
+        if hops > client.max_redirects:
+            raise Refused(f"more than {client.max_redirects} redirects; refused")
+        check_deadline()
+        response = client.send(response.next_request, stream=True, follow_redirects=False)
+    return response
 
 
 def _coding(response: httpx.Response) -> str:
