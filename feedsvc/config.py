@@ -62,7 +62,8 @@ class Settings(BaseSettings):
         2, description="Retries of a failed LLM request (timeouts, 5xx, 429, invalid JSON)."
     )
     fulltext_max_bytes: int = Field(
-        20_000_000, description="Largest full text (HTML or e-print) read for a pick."
+        20_000_000,
+        description="Largest full text (HTML or e-print, decoded) read for a pick; a larger one is refused.",
     )
     arxiv_html_url: str = Field(
         "https://arxiv.org/html", description="arXiv's HTML full text; the id is appended."
@@ -80,6 +81,18 @@ class Settings(BaseSettings):
         ge=0.0,
         le=1.0,
         description="Up to this fraction of each back-off is drawn off at random, so retries do not bunch.",
+    )
+    http_max_bytes: int = Field(
+        32 << 20,
+        gt=0,
+        description="Largest answer (decoded, counted as it streams) read from a source or the LLM "
+        "endpoint, in bytes; a larger one is refused. Full text has `FEEDSVC_FULLTEXT_MAX_BYTES`.",
+    )
+    http_deadline: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds one HTTP request may take in all, however slowly the answer drips "
+        "(`FEEDSVC_HTTP_TIMEOUT` bounds each wait); the LLM's is at least `FEEDSVC_LLM_TIMEOUT`.",
     )
     youtube_api_key: SecretStr = Field(
         SecretStr(""),

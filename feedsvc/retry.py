@@ -64,14 +64,18 @@ class Transient(Exception):
 
 class GaveUp(Exception):
     """No more tries: the last `cause`, how many `attempts` were made, and `retry_after`, the pause to
-    record (capped at `LONGEST_PAUSE`). `too_long`: the server asked for more than `max_wait`."""
+    record (capped at `LONGEST_PAUSE`; `capped` says it was). `too_long`: the server asked for more than
+    `max_wait`."""
 
-    def __init__(self, cause: str, attempts: int, retry_after: float | None, too_long: bool) -> None:
+    def __init__(
+        self, cause: str, attempts: int, retry_after: float | None, too_long: bool, capped: bool = False
+    ) -> None:
         super().__init__(cause)
         self.cause = cause
         self.attempts = attempts
         self.retry_after = retry_after
         self.too_long = too_long
+        self.capped = capped
 
 
 @dataclass(frozen=True)
@@ -144,10 +148,11 @@ class RetryPolicy:
         last = _transient(state)
         too_long = defer and self._too_long(state)
         pause = last.retry_after
-        if pause is not None and pause > LONGEST_PAUSE:
+        capped = pause is not None and pause > LONGEST_PAUSE
+        if capped:
             log.warning("%s: Retry-After %.0fs capped at %.0fs", what, pause, LONGEST_PAUSE)
             pause = LONGEST_PAUSE
-        raise GaveUp(last.cause, state.attempt_number, pause, too_long) from None
+        raise GaveUp(last.cause, state.attempt_number, pause, too_long, capped) from None
 
 
 def _transient(state: tenacity.RetryCallState) -> Transient:

@@ -11,7 +11,14 @@ import pytest
 
 PKG = Path(__file__).parent.parent / "feedsvc"
 STAGES = ("sources", "rank", "cards", "render", "deliver")
-SHARED = {"feedsvc.models", "feedsvc.config", "feedsvc.identity", "feedsvc.retry", "feedsvc.signing"}
+SHARED = {
+    "feedsvc.models",
+    "feedsvc.config",
+    "feedsvc.identity",
+    "feedsvc.retry",
+    "feedsvc.signing",
+    "feedsvc.bounded",
+}
 EDGES = {"pipeline", "cli", "web", "demo", "scheduler", "bot", "__main__"}
 # the command line is where the program is put together: it starts the web app, the bot, the scheduler
 # and the demo; every other edge reaches the others only through the pipeline

@@ -9,8 +9,9 @@ goes through the grounding check (numbers, `$...$` formulas, "quotations" must o
 that fails is replaced by the extractive one and recorded. Without an endpoint, or when the request fails,
 the extractive card is returned with a one-line reason. The key is sent only in the Authorization header,
 never put in a message or log. Retries follow `feedsvc.retry`'s policy (a Retry-After beyond
-`http_max_wait` is cut to it). Imports only httpx, `feedsvc.models`, `feedsvc.config`, `feedsvc.retry` and
-`feedsvc.cards`.
+`http_max_wait` is cut to it). The answer is streamed through `feedsvc.bounded`: past `http_max_bytes`
+(decoded) or the deadline it is refused, without retries. Imports only httpx, `feedsvc.models`,
+`feedsvc.config`, `feedsvc.bounded`, `feedsvc.retry` and `feedsvc.cards`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from feedsvc.bounded import Refused, fetch_bounded
 from feedsvc.cards.grounding import is_grounded, normalise, numbers_in
 from feedsvc.cards.grounding_math import formula_grounded
 from feedsvc.config import Settings
@@ -140,9 +142,12 @@ class ChatClient:
         max_wait: float = 60.0,
         jitter: float = 0.5,
         temperature: float = 0.2,
+        max_bytes: int = 32 << 20,
+        deadline: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        """`timeout` bounds each wait for the endpoint; `deadline` (at least `timeout`) the whole request."""
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
         self.retry = RetryPolicy(max(0, retries) + 1, max_wait, jitter, sleep)
@@ -153,6 +158,8 @@ class ChatClient:
             headers["Authorization"] = f"Bearer {api_key}"
         self._http = httpx.Client(timeout=httpx.Timeout(timeout), headers=headers, transport=transport)
         self.timeout = timeout
+        self.max_bytes = max_bytes
+        self.deadline = max(deadline, timeout)
 
     def __repr__(self) -> str:
         return f"ChatClient({redact_url(self.url)!r}, model={self.model!r})"
@@ -197,7 +204,11 @@ class ChatClient:
                 "temperature": self.temperature,
             }
             try:
-                r = self._http.post(self.url, json=body)
+                r, content = fetch_bounded(
+                    self._http, "POST", self.url, json=body, max_bytes=self.max_bytes, deadline=self.deadline
+                )
+            except Refused as e:
+                raise LlmError(f"LLM endpoint {redact_url(self.url)}: {e}", exchange.tokens) from None
             except httpx.TimeoutException:
                 raise Transient(f"timed out after {self.timeout:g}s") from None
             except httpx.HTTPError as e:  # connection refused, reset, protocol errors: no secrets in these
@@ -208,19 +219,20 @@ class ChatClient:
                 log.warning("LLM endpoint %s: %s", redact_url(self.url), exchange.note)
                 continue
             if r.status_code == 200:
-                return self._reply(r, exchange)
+                return self._reply(content, exchange)
             if r.status_code == 429:
                 raise Transient(
                     "rate limited (HTTP 429)", retry_after=retry_after_seconds(r.headers.get("retry-after"))
                 )
             if r.status_code >= 500:
                 raise Transient(f"HTTP {r.status_code}")
-            detail = "" if r.status_code in (401, 403) else f": {self._scrub(r.text)}"
+            text = content.decode(r.encoding or "utf-8", errors="replace")
+            detail = "" if r.status_code in (401, 403) else f": {self._scrub(text)}"
             raise LlmError(f"HTTP {r.status_code} from the LLM endpoint{detail}", exchange.tokens)
 
-    def _reply(self, r: httpx.Response, exchange: _Exchange) -> ChatReply:
+    def _reply(self, content: bytes, exchange: _Exchange) -> ChatReply:
         try:
-            payload = r.json()
+            payload = json.loads(content)
         except ValueError:
             payload = None
         usage = payload.get("usage") if isinstance(payload, dict) else None
@@ -260,6 +272,8 @@ def client_from_settings(settings: Settings, **kw: Any) -> ChatClient | None:
         retries=settings.llm_retries,
         max_wait=settings.http_max_wait,
         jitter=settings.http_jitter,
+        max_bytes=settings.http_max_bytes,
+        deadline=settings.http_deadline,
         **kw,
     )
 

@@ -2,8 +2,9 @@
 nothing, with the reason. Parsing is the cards stage's job (`feedsvc.cards.fulltext`).
 
 Only the day's picks are fetched, one request at a time through `SourceHttp` (timeouts, retries,
-Retry-After). A body larger than `fulltext_max_bytes` is refused rather than read. Imports only
-feedsvc.models, feedsvc.config and feedsvc.sources.
+Retry-After, an overall deadline). A body larger than `fulltext_max_bytes`, decoded, is refused as it
+streams in, never read whole. Imports only feedsvc.models, feedsvc.config, feedsvc.identity and
+feedsvc.sources.
 """
 
 from __future__ import annotations
@@ -32,13 +33,9 @@ def fetch_fulltext(settings: Settings, http: SourceHttp, arxiv_id: str) -> RawFu
     for kind, base in (("html", settings.arxiv_html_url), ("eprint", settings.arxiv_eprint_url)):
         url = f"{base.rstrip('/')}/{arxiv_id}"
         try:
-            response = http.get(url)
+            response = http.get(url, max_bytes=settings.fulltext_max_bytes)
         except SourceError as e:
             reasons.append(f"{kind}: {e.cause}")
-            continue
-        if len(response.content) > settings.fulltext_max_bytes:
-            limit = settings.fulltext_max_bytes
-            reasons.append(f"{kind}: {len(response.content)} bytes, over the {limit} limit")
             continue
         if not response.content.strip():
             reasons.append(f"{kind}: empty body")

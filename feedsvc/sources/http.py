@@ -1,4 +1,5 @@
-"""The HTTP client every source uses: User-Agent, time-out, retries with back-off, Retry-After, ETags.
+"""The HTTP client every source uses: User-Agent, time-outs, size cap, retries with back-off, Retry-After,
+ETags.
 
 `SourceHttp.get` returns a `Response` or raises `SourceError(source, one-line cause)`. 5xx answers, 429,
 time-outs and transport errors are retried under the one policy (`feedsvc.retry`: up to
@@ -6,8 +7,11 @@ time-outs and transport errors are retried under the one policy (`feedsvc.retry`
 429/503 with `Retry-After` waits that long when it is within `http_max_wait`, else fails at once with
 `retry_after` set; other 4xx fail at once (unless `retry_4xx`). With `conditional=True` the request
 carries the validators remembered for the URL, and a 304 comes back as `Response(not_modified=True)`.
+Every answer is streamed through `feedsvc.bounded`: past `http_max_bytes` decoded (or the `max_bytes` a
+call asks for) or `http_deadline` seconds in all, it is refused at once, without retries. A Retry-After
+longer than a day is recorded as a day, and the message says it was capped.
 Waiting goes through the injected `sleep`, so tests never wait.
-Imports only feedsvc.models, feedsvc.config and feedsvc.retry (never feedsvc.store).
+Imports only feedsvc.models, feedsvc.config, feedsvc.bounded and feedsvc.retry (never feedsvc.store).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
+from feedsvc.bounded import Refused, fetch_bounded
 from feedsvc.config import Settings
 from feedsvc.models import SourceError
 from feedsvc.retry import GaveUp, RetryPolicy, Transient, retry_after_seconds
@@ -96,6 +101,8 @@ class SourceHttp:
         self.validators: Validators = validators if validators is not None else MemoryValidators()
         self.timeout = settings.http_timeout
         self.max_wait = settings.http_max_wait
+        self.max_bytes = settings.http_max_bytes
+        self.deadline = settings.http_deadline
         self.retry = RetryPolicy.from_settings(settings, sleep=sleep)
         self._client = httpx.Client(
             headers={"User-Agent": settings.user_agent},
@@ -128,7 +135,9 @@ class SourceHttp:
         params: Mapping[str, Any] | None = None,
         conditional: bool = False,
         retry_4xx: bool = False,
+        max_bytes: int | None = None,
     ) -> Response:
+        """GET `url` (`max_bytes`: this call's cap instead of `http_max_bytes`)."""
         full = str(httpx.URL(url, params=params)) if params else url
         headers: dict[str, str] = {}
         if conditional:
@@ -142,21 +151,30 @@ class SourceHttp:
         try:
             return self.retry.call(
                 f"GET {safe_url(full)}",
-                lambda: self._try(full, headers, conditional=conditional, retry_4xx=retry_4xx),
+                lambda: self._try(full, headers, conditional, retry_4xx, max_bytes or self.max_bytes),
             )
         except GaveUp as e:
             if e.too_long:
-                limit = f"Retry-After {e.retry_after:.0f} s exceeds the {self.max_wait:.0f} s limit"
+                asked = "beyond a day" if e.capped else f"{e.retry_after:.0f} s"
+                limit = f"Retry-After {asked} exceeds the {self.max_wait:.0f} s limit"
+                if e.capped:
+                    limit += "; next try capped at 1 day"
                 raise self._fail(f"{e.cause}; {limit}", full, retry_after=e.retry_after) from None
             n = e.attempts
             tries = f"after {n} attempts" if e.cause.startswith("HTTP") else f"({n} attempts)"
             raise self._fail(f"{e.cause} {tries}", full, retry_after=e.retry_after) from None
 
-    def _try(self, full: str, headers: dict[str, str], *, conditional: bool, retry_4xx: bool) -> Response:
+    def _try(
+        self, full: str, headers: dict[str, str], conditional: bool, retry_4xx: bool, max_bytes: int
+    ) -> Response:
         """One GET: the response, or `Transient` for time-outs, transport errors, 5xx, 429 (any 4xx with
-        `retry_4xx`)."""
+        `retry_4xx`); `SourceError` for an answer past the size cap or the deadline."""
         try:
-            response = self._client.get(full, headers=headers)
+            response, content = fetch_bounded(
+                self._client, "GET", full, headers=headers, max_bytes=max_bytes, deadline=self.deadline
+            )
+        except Refused as e:
+            raise self._fail(str(e), full) from None
         except httpx.TimeoutException:
             raise Transient(f"timed out after {self.timeout} s") from None
         except httpx.TransportError as e:
@@ -169,7 +187,7 @@ class SourceHttp:
                 etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
                 if etag or modified:
                     self.validators.put(full, etag, modified)
-            return Response(status, response.content, response.headers, str(response.url))
+            return Response(status, content, response.headers, str(response.url))
         if status >= 500 or status == 429 or (retry_4xx and status >= 400):
             wait = retry_after_seconds(response.headers.get("Retry-After")) if status in (429, 503) else None
             raise Transient(_reason(response), retry_after=wait)

@@ -8,11 +8,12 @@ asks videos.list (1 unit per 50 videos) for durations, views and channels, and d
 cannot be paid, searches stop with the reason in the note and the cheap calls go on. `find_talk(paper)`
 searches the paper's exact title and accepts a video only when it really is about that paper.
 Without an API key nothing is fetched: `fetch` returns an "empty" result with a notice, not an error.
-HTTP errors, time-outs and malformed answers raise `SourceError` with the API's reason and message;
+HTTP errors, time-outs and malformed answers raise `SourceError` with the API's reason and message; an
+answer past `http_max_bytes` (decoded) or `http_deadline` is refused at once (`feedsvc.bounded`);
 the key (sent as `key=` in every request URL) never appears in messages, and is redacted from
 httpx's log records.
-Imports only feedsvc.models, feedsvc.config, feedsvc.identity, feedsvc.retry and feedsvc.sources (never
-feedsvc.store).
+Imports only feedsvc.models, feedsvc.config, feedsvc.identity, feedsvc.bounded, feedsvc.retry and
+feedsvc.sources (never feedsvc.store).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from feedsvc.bounded import Refused, fetch_bounded
 from feedsvc.config import Settings
 from feedsvc.identity import ItemKey, arxiv_id
 from feedsvc.models import Candidate, Fetched, SourceError
@@ -304,17 +306,27 @@ class YouTubeSource:
         return answer
 
     def _try(self, url: str, params: dict[str, Any]) -> bytes:
-        """One request's body; `Transient` for 5xx, 429, time-outs and connection errors, else SourceError."""
+        """One request's body; `Transient` for 5xx, 429, time-outs and connection errors, else SourceError
+        (an answer past the size cap or the deadline among them)."""
         try:
-            r = self._http().get(url, params=params)
+            r, content = fetch_bounded(
+                self._http(),
+                "GET",
+                url,
+                params=params,
+                max_bytes=self.settings.http_max_bytes,
+                deadline=self.settings.http_deadline,
+            )
+        except Refused as e:
+            raise SourceError(NAME, f"YouTube API at {httpx.URL(url).netloc.decode()}: {e}") from None
         except httpx.TimeoutException:
             raise Transient(f"YouTube API timed out after {self.timeout} s") from None
         except httpx.TransportError as e:
             detail = _redact(f"{type(e).__name__}: {e}".splitlines()[0], self._key)
             raise Transient(f"YouTube API connection failed: {detail}") from None
         if r.status_code == 200:
-            return r.content
-        cause = self._error_cause(r.status_code, r.content)
+            return content
+        cause = self._error_cause(r.status_code, content)
         if r.status_code >= 500 or r.status_code == 429:
             raise Transient(cause)
         raise SourceError(NAME, cause, retry_after=self._quota_wait(cause))
