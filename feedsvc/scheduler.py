@@ -90,7 +90,8 @@ class Jobs:
 def pipeline_collect(settings: Settings, factory: Factory, profiles: Sequence[Profile], now: datetime) -> str:
     from feedsvc.pipeline.collect import collect  # imported when a job runs: tests with own Jobs skip it
 
-    outcomes = collect(settings, factory, profiles, now=now)
+    fresh_for = timedelta(seconds=settings.fetch_min_interval_seconds)  # a late digest's fetch, then ours
+    outcomes = collect(settings, factory, profiles, now=now, fresh_for=fresh_for)
     return ", ".join(f"{o.source} {o.status}" + (f" ({o.new} new)" if o.new else "") for o in outcomes)
 
 
