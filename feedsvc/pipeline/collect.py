@@ -60,8 +60,9 @@ def collect(
     """Fetch every enabled source into the store, one recorded run each; a source that keeps failing
     waits (exponential back-off, or the Retry-After it was given) and says until when.
 
-    A source fetched by another process since this collect began is not fetched again ("fresh"), and
-    with `fresh_for` neither is a source whose last good run began less than `fresh_for` before `now`."""
+    A source fetched by another collect (in this process or another) since this one began is not fetched
+    again ("fresh"), nor, with `fresh_for`, one whose last good run began less than `fresh_for` before
+    `now`."""
     now = now or datetime.now(UTC)
     since = now - timedelta(days=max((p.max_age_days for p in profiles), default=365))
     outcomes: list[RunOutcome] = []
@@ -103,7 +104,7 @@ class _Round:
 def _run_alone(round_: _Round, source: Source, seen: int | None) -> RunOutcome:
     """Run `source` unless it need not run now, holding its lock: a run of it still "running" then has no
     process behind it, and a good run newer than `seen` (its latest when the collect began) was made by
-    another process meanwhile."""
+    another collect meanwhile."""
     settings, session, now = round_.settings, round_.session, round_.now
     skipped = _skipped(session, settings, source.name, now)
     if skipped:
@@ -126,7 +127,7 @@ def _fresh(round_: _Round, source: str, seen: int | None) -> RunOutcome | None:
     if last is None:
         return None
     if last.id != seen:
-        return RunOutcome(source, "fresh", note="fetched by another process while this collect ran")
+        return RunOutcome(source, "fresh", note="fetched by another collect while this one ran")
     fresh_for = round_.fresh_for
     if fresh_for is not None and last.started > round_.now - fresh_for:
         minutes = f"{fresh_for.total_seconds() / 60:g}"
