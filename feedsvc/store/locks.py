@@ -1,7 +1,7 @@
-"""Single-runner locks: `job_lock(settings, engine, name)` is held by one process at a time, whatever
-process or host asks (a PostgreSQL advisory lock keyed by name and schema, else an `flock` on a file beside
-the SQLite file). A process that dies releases its locks. The scheduler takes one per job; `collect`
-takes one per source, so two collects never fetch the same source at once.
+"""Single-runner locks: `job_lock(settings, engine, name)` has one holder at a time, a thread of this
+process or another process (a PostgreSQL advisory lock keyed by name and schema, on any host; else an
+`flock` on a file beside the SQLite file). A process that dies releases its locks. The scheduler takes
+one per job; `collect` takes one per source, so two collects never fetch the same source at once.
 """
 
 from __future__ import annotations
