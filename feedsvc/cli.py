@@ -162,7 +162,10 @@ def fetch(
         list[str] | None, typer.Option("--ids", help="Instead: fetch these papers by arXiv id or URL.")
     ] = None,
 ) -> None:
-    """Fetch new items from every source into the store (or, with --ids, particular papers)."""
+    """Fetch new items from every source into the store (or, with --ids, particular papers).
+
+    Every enabled source is fetched, even one fetched minutes ago (the scheduler's fetches skip those,
+    see FEEDSVC_FETCH_MIN_INTERVAL_SECONDS); a source another process is fetching is waited for instead."""
     from feedsvc.pipeline.collect import collect
     from feedsvc.pipeline.library import fetch_papers
     from feedsvc.store.db import session_factory
@@ -196,7 +199,7 @@ def fetch(
     finally:
         engine.dispose()
     _print_outcomes(outcomes)
-    ran = [o for o in outcomes if o.status not in ("disabled", "backoff")]
+    ran = [o for o in outcomes if o.status not in ("disabled", "backoff", "fresh", "busy")]
     if ran and all(o.status == "failed" for o in ran):
         raise typer.Exit(1)
 
@@ -247,9 +250,14 @@ def sources() -> None:
 def _print_outcomes(outcomes: list) -> None:
     table = Table("source", "status", "scanned", "kept", "new", "note / error")
     for o in outcomes:
-        style = {"failed": "red", "empty": "yellow", "backoff": "yellow", "disabled": "dim"}.get(
-            o.status, "green"
-        )
+        style = {
+            "failed": "red",
+            "empty": "yellow",
+            "backoff": "yellow",
+            "busy": "yellow",
+            "disabled": "dim",
+            "fresh": "dim",
+        }.get(o.status, "green")
         table.add_row(
             o.source,
             Text(o.status, style=style),

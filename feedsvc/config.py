@@ -123,6 +123,16 @@ class Settings(BaseSettings):
         30.0,
         description="After repeated failures a source waits this long, doubling per failure (max 1 day).",
     )
+    fetch_min_interval_seconds: float = Field(
+        600.0,
+        description="The scheduler's fetches skip a source whose last good run began less than this long "
+        "ago (`feedsvc fetch` always fetches).",
+    )
+    source_run_stale_seconds: float = Field(
+        7200.0,
+        description="A source run still running after this long was interrupted (its process died): it is "
+        "recorded as failed. Also the longest a fetch waits for another process fetching the same source.",
+    )
     user_agent: str = Field(
         "feedsvc/0.1 (research digest; mailto:feedsvc@localhost)",
         description="User-Agent sent to every source; arXiv asks for a contact.",

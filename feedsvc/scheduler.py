@@ -1,5 +1,5 @@
 """The scheduler: when the pipeline's runs happen. It holds the APScheduler jobs that call the pipeline,
-and what it takes to run them safely: the single-runner locks, the liveness heartbeat, the signal
+and what it takes to run them safely: taking the single-runner locks, the liveness heartbeat, the signal
 handling of `run_forever`, and a patch of APScheduler's sleep (`_WallClockWakeups`, so a machine that
 was suspended still finds the 07:30 digest due). What a job does lives in `feedsvc.pipeline`.
 
@@ -8,7 +8,7 @@ its time zone builds that day's digest and publishes it; `publish` every `publis
 delivers whatever is due (retries included). Every job is coalesced, runs one instance at a time and is
 run late only within `misfire_grace_seconds`: a machine that slept through three 07:30s sends once on
 waking, and a miss beyond the grace is skipped with a log line. Each run first takes the job's
-single-runner lock (a PostgreSQL advisory lock, else a file lock beside the SQLite file), so two
+single-runner lock (`feedsvc.store.locks`: a PostgreSQL advisory lock, else a file lock), so two
 instances never run the same job; the one that finds it taken skips with a log line. After each run the
 job's outcome goes to the store's heartbeats under the job's name, and every minute the `scheduler`
 heartbeat says this scheduler is alive (the one /healthz judges). `run_forever` stops on SIGTERM/SIGINT
@@ -20,20 +20,14 @@ digest and publish; nothing but the CLI imports it.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import logging
 import os
-import re
 import signal
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from types import FrameType
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -46,12 +40,12 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from feedsvc.config import Settings
 from feedsvc.models import ConfigError, Profile
 from feedsvc.store.db import session_scope
+from feedsvc.store.locks import job_lock
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +59,6 @@ ALIVE_SECONDS = 60
 WORKERS = 4  # threads running jobs: a fetch, a publish and digests at once
 MAX_SLEEP_SECONDS = 60.0
 FETCH_WAIT_SECONDS = 3600.0  # how long a digest waits for a fetch under way before building anyway
-LOCK_POLL_SECONDS = 1.0
 
 
 def digest_job_id(profile: str) -> str:
@@ -97,7 +90,8 @@ class Jobs:
 def pipeline_collect(settings: Settings, factory: Factory, profiles: Sequence[Profile], now: datetime) -> str:
     from feedsvc.pipeline.collect import collect  # imported when a job runs: tests with own Jobs skip it
 
-    outcomes = collect(settings, factory, profiles, now=now)
+    fresh_for = timedelta(seconds=settings.fetch_min_interval_seconds)  # a late digest's fetch, then ours
+    outcomes = collect(settings, factory, profiles, now=now, fresh_for=fresh_for)
     return ", ".join(f"{o.source} {o.status}" + (f" ({o.new} new)" if o.new else "") for o in outcomes)
 
 
@@ -140,119 +134,6 @@ def store_heartbeat(factory: Factory, name: str, now: datetime, detail: str) -> 
 
 def default_jobs() -> Jobs:
     return Jobs(pipeline_collect, pipeline_build, outbox_publish, store_heartbeat)
-
-
-# --- the single-runner lock ----------------------------------------------------------------------------
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
-
-
-def lock_key(name: str, schema: str = "") -> int:
-    """A stable signed 64-bit key for job `name` on the tables in `schema`: the same in every process and
-    release (not `hash()`)."""
-    digest = hashlib.blake2b(f"feedsvc:{schema}:job:{name}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-def lock_path(settings: Settings, engine: Engine, name: str) -> Path:
-    """The lock file of job `name`: `locks/` beside the SQLite file (the data directory by default)."""
-    base = settings.data_dir
-    url = engine.url
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        base = Path(url.database).parent
-    return base / "locks" / f"{_UNSAFE.sub('_', name)}.lock"
-
-
-def _engine_of(bind: Engine | Factory) -> Engine:
-    if isinstance(bind, Engine):
-        return bind
-    engine = bind.kw.get("bind")
-    if not isinstance(engine, Engine):
-        raise TypeError("job_lock needs an Engine or a sessionmaker bound to one")
-    return engine
-
-
-def _acquire(try_once: Callable[[], bool], wait: float, stop: Callable[[], bool] | None) -> bool:
-    deadline = time.monotonic() + wait
-    while True:
-        if try_once():
-            return True
-        left = deadline - time.monotonic()
-        if left <= 0 or (stop is not None and stop()):
-            return False
-        time.sleep(min(LOCK_POLL_SECONDS, left))
-
-
-@contextmanager
-def _advisory_lock(engine: Engine, name: str, wait: float, stop: Callable[[], bool] | None) -> Iterator[bool]:
-    # A session-level lock on a connection of its own, in autocommit (never "idle in transaction"),
-    # held until the job ends; a process that dies loses its connection and with it the lock.
-    conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-    held = False
-    key = 0
-    try:
-        key = lock_key(name, conn.scalar(text("SELECT current_schema()")) or "")
-        held = _acquire(
-            lambda: bool(conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})), wait, stop
-        )
-        yield held
-    finally:
-        try:
-            if held:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-        except Exception as e:  # a lock that cannot be released must not go back to the pool with it
-            log.warning("could not release advisory lock %d (%s): dropping the connection", key, e)
-            conn.invalidate()
-        finally:
-            conn.close()
-
-
-def _try_flock(fd: int) -> bool:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
-
-
-@contextmanager
-def _file_lock(path: Path, wait: float, stop: Callable[[], bool] | None) -> Iterator[bool]:
-    # flock belongs to the open file: a second open, in this process or another, cannot take it, and a
-    # process that dies releases it. The file stays (removing lock files races); it names the holder.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    held = False
-    try:
-        held = _acquire(lambda: _try_flock(fd), wait, stop)
-        if held:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{socket.gethostname()} pid {os.getpid()}\n".encode(), 0)
-        yield held
-    finally:
-        if held:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-
-
-def job_lock(
-    settings: Settings,
-    bind: Engine | Factory,
-    name: str,
-    *,
-    wait: float = 0.0,
-    stop: Callable[[], bool] | None = None,
-) -> AbstractContextManager[bool]:
-    """Hold job `name`'s single-runner lock for the `with` block; yields False if another holds it.
-
-    PostgreSQL: `pg_try_advisory_lock(lock_key(name, current_schema()))` on a dedicated connection
-    (advisory locks are per database; the schema in the key keeps deployments in two schemas apart).
-    Otherwise `flock` on `lock_path(...)`. `wait` > 0 retries every second for that long (or until
-    `stop()` is true) before giving up.
-    """
-    engine = _engine_of(bind)
-    if engine.dialect.name == "postgresql":
-        return _advisory_lock(engine, name, wait, stop)
-    return _file_lock(lock_path(settings, engine, name), wait, stop)
 
 
 # --- triggers ------------------------------------------------------------------------------------------

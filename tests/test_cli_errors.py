@@ -72,20 +72,6 @@ def test_a_locked_sqlite_database_is_one_line(tmp_path: Path) -> None:
     assert "the database is locked by another process" in one_error_line(r)
 
 
-@pytest.fixture
-def full_disk(tmp_path: Path):
-    """A 1 MiB tmpfs filled to the last byte (needs root and mount; skipped where either is missing)."""
-    mount = tmp_path / "full"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.decode().strip()[:100]}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 def test_a_full_disk_is_one_line(tmp_path: Path, full_disk: Path) -> None:
     filler = full_disk / "filler"
     with filler.open("wb") as f, pytest.raises(OSError):

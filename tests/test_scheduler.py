@@ -55,12 +55,11 @@ from feedsvc.scheduler import (
     build_scheduler,
     default_jobs,
     digest_job_id,
-    job_lock,
-    lock_path,
     run_forever,
     store_heartbeat,
 )
 from feedsvc.store.db import make_engine, session_factory
+from feedsvc.store.locks import job_lock, lock_path
 
 BERLIN = ZoneInfo("Europe/Berlin")
 REPO = Path(__file__).parent.parent
@@ -454,7 +453,7 @@ def test_jobs_and_the_scheduler_beat_into_the_store(tmp_path: Path, db_url: str,
 HOLDER = """
 import sys
 from feedsvc.config import Settings
-from feedsvc.scheduler import job_lock
+from feedsvc.store.locks import job_lock
 from feedsvc.store.db import make_engine
 
 data_dir, url, name = sys.argv[1:4]

@@ -3,6 +3,10 @@ recorded run each, and `source_health` says what those runs add up to (failures,
 
 Errors from one source are recorded on its run and never stop the others. A source that keeps failing
 waits: after the Retry-After it was given, and after two failures in a row for a back-off that doubles.
+A source runs under its lock (`feedsvc.store.locks`), so two collects never fetch it at once: the later
+one waits, then finds it fetched. A run left "running" by a process that died is recorded as failed
+(`queries.INTERRUPTED`) by the next run of its source, or by a health read once it is older than
+`source_run_stale_seconds`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from feedsvc.sources.http import Validators
 from feedsvc.sources.youtube import QuotaBudget
 from feedsvc.store import queries
 from feedsvc.store.db import session_scope
+from feedsvc.store.locks import job_lock
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +39,7 @@ SOURCE_NAMES = tuple(SOURCES)
 @dataclass(frozen=True)
 class RunOutcome:
     source: str
-    status: str  # ok | empty | failed | disabled | backoff
+    status: str  # ok | empty | failed | disabled | backoff | fresh | busy
     scanned: int = 0
     fetched: int = 0
     new: int = 0
@@ -50,9 +55,14 @@ def collect(
     now: datetime | None = None,
     make_sources: SourcesFactory = build_sources,
     progress: Progress | None = None,
+    fresh_for: timedelta | None = None,
 ) -> list[RunOutcome]:
     """Fetch every enabled source into the store, one recorded run each; a source that keeps failing
-    waits (exponential back-off, or the Retry-After it was given) and says until when."""
+    waits (exponential back-off, or the Retry-After it was given) and says until when.
+
+    A source fetched by another collect (in this process or another) since this one began is not fetched
+    again ("fresh"), nor, with `fresh_for`, one whose last good run began less than `fresh_for` before
+    `now`."""
     now = now or datetime.now(UTC)
     since = now - timedelta(days=max((p.max_age_days for p in profiles), default=365))
     outcomes: list[RunOutcome] = []
@@ -61,17 +71,72 @@ def collect(
         session.commit()
         quota = queries.StoreQuota(session, "youtube", settings.youtube_daily_quota, now)
         sources = make_sources(settings, profiles, queries.StoreValidators(session, now), quota)
+        round_ = _Round(settings, factory, session, since, now, fresh_for)
+        seen = {source.name: round_.last_good(source.name) for source in sources}
         try:
             for source in sources:
                 if progress:
                     progress(source.name)
-                outcomes.append(
-                    _skipped(session, settings, source.name, now) or _run(session, source, since, now)
-                )
+                outcomes.append(_run_alone(round_, source, seen[source.name]))
         finally:
             for source in sources:
                 source.close()
     return outcomes
+
+
+@dataclass(frozen=True)
+class _Round:
+    """What the runs of one collect share."""
+
+    settings: Settings
+    factory: sessionmaker[Session]
+    session: Session
+    since: datetime
+    now: datetime
+    fresh_for: timedelta | None
+
+    def last_good(self, source: str) -> int | None:
+        """The id of `source`'s latest ok or empty run (talk searches aside)."""
+        run = queries.last_good_run(self.session, source, exclude_notes=(TALK_NOTE,))
+        return run.id if run else None
+
+
+def _run_alone(round_: _Round, source: Source, seen: int | None) -> RunOutcome:
+    """Run `source` unless it need not run now, holding its lock: a run of it still "running" then has no
+    process behind it, and a good run newer than `seen` (its latest when the collect began) was made by
+    another collect meanwhile."""
+    settings, session, now = round_.settings, round_.session, round_.now
+    skipped = _skipped(session, settings, source.name, now)
+    if skipped:
+        return skipped
+    session.commit()  # no read snapshot held while waiting: what the lock's holder records is seen
+    wait = settings.source_run_stale_seconds
+    with job_lock(settings, round_.factory, f"source:{source.name}", wait=wait) as held:
+        if not held:
+            return RunOutcome(source.name, "busy", note=f"another process is fetching it (waited {wait:g} s)")
+        queries.fail_interrupted_runs(session, datetime.now(UTC), source=source.name)
+        session.commit()
+        skipped = _skipped(session, settings, source.name, now) or _fresh(round_, source.name, seen)
+        return skipped or _run(session, source, round_.since, now)
+
+
+def _fresh(round_: _Round, source: str, seen: int | None) -> RunOutcome | None:
+    """The outcome of a source fetched just now (by another process since the collect began, or within
+    `fresh_for`); None when it is to run."""
+    last = queries.last_good_run(round_.session, source, exclude_notes=(TALK_NOTE,))
+    if last is None:
+        return None
+    if last.id != seen:
+        return RunOutcome(source, "fresh", note="fetched by another collect while this one ran")
+    fresh_for = round_.fresh_for
+    if fresh_for is not None and last.started > round_.now - fresh_for:
+        minutes = f"{fresh_for.total_seconds() / 60:g}"
+        return RunOutcome(
+            source,
+            "fresh",
+            note=f"fetched at {last.started:%H:%M} UTC, less than {minutes} min before this run",
+        )
+    return None
 
 
 def _skipped(session: Session, settings: Settings, source: str, now: datetime) -> RunOutcome | None:
@@ -177,10 +242,14 @@ class Health:
 def source_health(
     settings: Settings, factory: sessionmaker[Session], now: datetime | None = None
 ) -> list[Health]:
-    """What each source's recorded runs say: the truth, including failures and back-off."""
+    """What each source's recorded runs say: the truth, including failures and back-off. A run still
+    "running" after `source_run_stale_seconds` is first recorded as failed (interrupted)."""
     now = now or datetime.now(UTC)
     out = []
     with session_scope(factory) as session:
+        stale = now - timedelta(seconds=settings.source_run_stale_seconds)
+        if queries.fail_interrupted_runs(session, now, started_before=stale):
+            session.commit()
         runs = queries.latest_runs(session, exclude_notes=(TALK_NOTE,))
         for name in SOURCE_NAMES:
             run = runs.get(name)

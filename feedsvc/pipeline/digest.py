@@ -156,12 +156,28 @@ def _save(
     if not dry_run:
         queries.save_digest(session, digest, rendered.body, now, {k: p.data for k, p in pages.items()})
         path = _digest_path(settings, digest.profile, digest.day)
-        for page in pages.values():
-            write_atomically(path.parent / page.path, page.markdown)
-        write_atomically(path, rendered.body)
-        session.commit()
+        files = {path.parent / p.path: p.markdown for p in pages.values()} | {path: rendered.body}
+        _write_and_commit(session, files)
     markdown_pages = {p.path: p.markdown for p in pages.values()}
     return Built(digest.profile, digest.day, digest, rendered.body, path, pages=markdown_pages)
+
+
+def _write_and_commit(session: Session, files: Mapping[Path, str]) -> None:
+    """Write `files` and commit the digest flushed into `session`: both or neither. A file that cannot be
+    written (a full disk) rolls the row back; a commit that fails removes the files written."""
+    written: list[Path] = []
+    try:
+        for path, text in files.items():
+            write_atomically(path, text)
+            written.append(path)
+        session.commit()
+    except BaseException:
+        try:
+            for path in written:
+                path.unlink(missing_ok=True)
+        finally:
+            session.rollback()
+        raise
 
 
 def _digest_path(settings: Settings, profile: str, day: date) -> Path:

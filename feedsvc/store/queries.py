@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from feedsvc.identity import ItemKey
@@ -237,6 +237,8 @@ def count_items(session: Session) -> int:
 
 # --- source runs and HTTP validators --------------------------------------------------------------------
 
+INTERRUPTED = "interrupted (no end recorded)"  # the error of a run whose process died mid-run
+
 
 def start_run(session: Session, source: str, now: datetime) -> int:
     run = SourceRun(source=source, started=now, status="running")
@@ -265,6 +267,34 @@ def finish_run(
     run.status, run.finished, run.scanned, run.fetched, run.new = status, now, scanned, fetched, new
     run.error, run.note, run.retry_at, run.units = error, note, retry_at, units
     session.flush()
+
+
+def fail_interrupted_runs(
+    session: Session, now: datetime, *, source: str | None = None, started_before: datetime | None = None
+) -> int:
+    """Record as failed (`INTERRUPTED`, finished `now`) the runs still "running" that no process will
+    finish: of `source` (else of every source) begun before `started_before` (else whenever). How many."""
+    stmt = update(SourceRun).where(SourceRun.status == "running")
+    if source is not None:
+        stmt = stmt.where(SourceRun.source == source)
+    if started_before is not None:
+        stmt = stmt.where(SourceRun.started < started_before)
+    done = session.execute(
+        stmt.values(status="failed", finished=now, error=INTERRUPTED),
+        execution_options={"synchronize_session": False},
+    )
+    return done.rowcount
+
+
+def last_good_run(session: Session, source: str, exclude_notes: Sequence[str] = ()) -> SourceRun | None:
+    """The latest ok or empty run of `source` (leaving out runs whose note is in `exclude_notes`)."""
+    return session.scalars(
+        select(SourceRun)
+        .where(SourceRun.source == source, SourceRun.status.in_(("ok", "empty")))
+        .where(SourceRun.note.not_in(list(exclude_notes)) if exclude_notes else True)
+        .order_by(SourceRun.id.desc())
+        .limit(1)
+    ).first()
 
 
 def latest_runs(session: Session, exclude_notes: Sequence[str] = ()) -> dict[str, SourceRun]:
