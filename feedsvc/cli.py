@@ -799,17 +799,16 @@ def serve(
     import uvicorn
 
     from feedsvc.store.db import session_factory
-    from feedsvc.web.app import create_app
+    from feedsvc.web.app import create_app, uvicorn_options
 
     settings = _settings()
     engine = _engine(settings)
     try:
         uvicorn.run(
-            create_app(settings, session_factory(engine)),
+            create_app(settings, session_factory(engine), headers_by_server=True),
             host=host or settings.web_host,
             port=port or settings.web_port,
-            proxy_headers=True,
-            access_log=False,  # a log line per request costs more than serving a cached page
+            **uvicorn_options(settings),
         )
     finally:
         engine.dispose()
@@ -825,7 +824,7 @@ def run() -> None:
 
     from feedsvc.scheduler import build_scheduler, run_forever
     from feedsvc.store.db import session_factory
-    from feedsvc.web.app import create_app
+    from feedsvc.web.app import create_app, uvicorn_options
 
     settings = _settings()
     profiles = _profiles(settings)
@@ -851,11 +850,10 @@ def run() -> None:
             await bot.updater.start_polling()
         try:
             config = uvicorn.Config(
-                create_app(settings, factory),
+                create_app(settings, factory, headers_by_server=True),
                 host=settings.web_host,
                 port=settings.web_port,
-                proxy_headers=True,
-                access_log=False,
+                **uvicorn_options(settings),
             )
             await uvicorn.Server(config).serve()
         finally:

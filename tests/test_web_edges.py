@@ -4,11 +4,15 @@ the error log, scraped titles and authors isolated from bidi controls (items con
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from feedsvc.config import Settings
@@ -17,7 +21,7 @@ from feedsvc.signing import make_token
 from feedsvc.store import queries
 from feedsvc.store.db import make_engine, session_factory, session_scope, upgrade
 from feedsvc.web import actions
-from feedsvc.web.app import create_app
+from feedsvc.web.app import CSP, create_app, uvicorn_options
 
 SECRET = "test-secret-0123456789-abcdefghij"
 NOW = datetime(2026, 6, 2, 12, tzinfo=UTC)
@@ -78,3 +82,37 @@ def test_scraped_titles_and_authors_are_bidi_isolated(client: TestClient) -> Non
             assert before.count("<bdi>") > before.count("</bdi>"), line
     results = client.get("/search?q=safe").text
     assert "<bdi>" in results and "\u202e" in results
+
+
+def test_uvicorn_s_own_400_carries_the_protective_headers_and_pages_carry_them_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'feedsvc.db'}"
+    settings = Settings(_env_file=None, data_dir=tmp_path, database_url=url, secret_key=SECRET)  # type: ignore[call-arg]
+    engine = make_engine(url)
+    upgrade(engine)
+    app = create_app(settings, session_factory(engine), headers_by_server=True)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", **uvicorn_options(settings))
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(1000):
+            if server.started:
+                break
+            threading.Event().wait(0.02)
+        port = sock.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            raw.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nthis is not a header\r\n\r\n")  # uvicorn answers 400
+            answer = raw.recv(65536).lower()
+        assert answer.startswith(b"http/1.1 400")
+        assert b"content-security-policy: default-src 'none'" in answer
+        assert b"x-content-type-options: nosniff" in answer
+        page = httpx.get(f"http://127.0.0.1:{port}/healthz")
+        assert page.headers.get_list("content-security-policy") == [CSP]
+    finally:
+        server.should_exit = True
+        thread.join(20)
+        sock.close()
+        engine.dispose()

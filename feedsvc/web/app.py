@@ -140,14 +140,29 @@ def _error(request: Request, status: int, text: str) -> Response:
     return respond(request, Page.of(body, "text/html; charset=utf-8", PRIVATE), status=status)
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """What `feedsvc serve` and `run` give uvicorn: httptools, and the protective headers as the server's own
+    default headers, so that the 400s uvicorn writes for requests it cannot parse carry them too. The app
+    is then made with `headers_by_server=True`, so no response carries them twice."""
+    headers = security_headers(settings.base_url.startswith("https://"))
+    return {
+        "http": "httptools",
+        "headers": [(name.decode(), value.decode()) for name, value in headers],
+        "proxy_headers": True,
+        "access_log": False,  # a log line per request costs more than serving a cached page
+    }
+
+
 def create_app(
     settings: Settings,
     factory: sessionmaker[Session] | None = None,
     *,
     clock: Callable[[], datetime] | None = None,
+    headers_by_server: bool = False,
 ) -> FastAPI:
     """The archive app. `factory`: sessions on an existing database (else the configured one is opened
-    here and disposed of at shutdown); `clock`: the time the app acts at (tests pass a fixed one)."""
+    here and disposed of at shutdown); `clock`: the time the app acts at (tests pass a fixed one);
+    `headers_by_server`: the server adds the protective headers (`uvicorn_options`), the app does not."""
     engine = None
     if factory is None:
         engine = make_engine(settings.resolved_database_url())
@@ -178,7 +193,10 @@ def create_app(
     )
     # the last added is the outermost: every response, the fast path's too, gets the protective headers
     app.add_middleware(PublishedPages, pages=app.state.web.pages)
-    app.add_middleware(SecurityHeaders, headers=security_headers(settings.base_url.startswith("https://")))
+    if not headers_by_server:
+        app.add_middleware(
+            SecurityHeaders, headers=security_headers(settings.base_url.startswith("https://"))
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -199,7 +217,7 @@ def create_app(
     async def crashed(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s", loggable_path(request.url.path))
         response = _error(request, 500, "Something went wrong on our side; the error was logged.")
-        for name, value in security_headers(False):
+        for name, value in [] if headers_by_server else security_headers(False):
             response.headers[name.decode()] = value.decode()
         return response
 
