@@ -35,6 +35,7 @@ app.add_typer(subscribe_app, name="subscribe")
 
 # Markup off: what is printed is data (titles, profile names, file names, messages), never Rich markup;
 # styles are given as Text spans instead.
+_verbose = False  # -v: tracebacks (masked) as well as the one line
 out = Console(markup=False, highlight=False)
 err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
 
@@ -99,6 +100,8 @@ def _progress() -> Progress:
 def _main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
 ) -> None:
+    global _verbose
+    _verbose = verbose
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -829,9 +832,13 @@ def run() -> None:
     settings = _settings()
     profiles = _profiles(settings)
     _check_secrets(settings, service=True)
-    _service_logging()
     engine = _engine(settings)
     factory = session_factory(engine)
+    if settings.telegram_bot_token.get_secret_value():
+        from feedsvc.bot import build_application
+
+        _check_telegram_token(build_application(settings, factory).bot)
+    _service_logging()
     try:
         scheduler = build_scheduler(settings, factory, profiles)
     except ConfigError as e:
@@ -875,7 +882,7 @@ def main() -> None:
         app()
     except Exception as e:  # the edge: whatever escaped the commands
         secrets = _known_secrets()
-        if logging.getLogger().isEnabledFor(logging.INFO):
+        if _verbose:
             err.print(redaction.redact("".join(traceback.format_exception(e)), secrets), end="")
         err.print(_styled("error:", "bold red", redaction.redact(describe(e), secrets)))
         raise SystemExit(1) from None

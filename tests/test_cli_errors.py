@@ -83,12 +83,13 @@ def test_a_full_disk_is_one_line(tmp_path: Path, full_disk: Path) -> None:
     assert "full" in line or "No space left" in line or "no space left" in line
 
 
-def test_a_rejected_telegram_token_is_never_printed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["bot", "run"])
+def test_a_rejected_telegram_token_is_never_printed(tmp_path: Path, command: str) -> None:
     token = "987654:AAFakeTokenThatTelegramRejects0123456789"
-    env = env_for(tmp_path, FEEDSVC_TELEGRAM_BOT_TOKEN=token)
+    env = env_for(tmp_path, FEEDSVC_TELEGRAM_BOT_TOKEN=token, FEEDSVC_SECRET_KEY="k" * 40)
     assert feedsvc("db", "upgrade", env=env).returncode == 0
     with TelegramDouble() as telegram:  # answers 401 to any token but its own
-        r = feedsvc("bot", env={**env, "FEEDSVC_TELEGRAM_API_URL": telegram.api_url})
+        r = feedsvc(command, env={**env, "FEEDSVC_TELEGRAM_API_URL": telegram.api_url})
     assert r.returncode != 0
     assert token not in r.stderr + r.stdout
     assert token.split(":")[1] not in r.stderr + r.stdout
