@@ -2,7 +2,7 @@
 and picks chosen by maximal marginal relevance within thread quotas (plus an optional exploration slot).
 
 Scorers share one shape: a pool and a profile's threads in, a (candidates x threads) array of calibrated
-scores in [0, 1] out. The content scorers read a thread's `about` as a person does: each scores the whole
+scores in [0, 1] out. The semantic scorer reads a thread's `about` as a person does: it scores the whole
 thread and its best-matching listed interest (rank/facets.py) and averages the two. The blend is their
 weighted mean, with weights and each part written into the reasons, so every score can be explained.
 `rank()` is the stable interface for one profile; `rank_pool()` ranks many profiles against one pool.
@@ -203,17 +203,14 @@ def _with_best_interest(
 
 
 def _content_parts(space: _Space) -> tuple[_Parts, sparse.csr_matrix]:
-    """The lexical scorer (and the semantic one when the pool has embeddings), each the mean of the
-    whole-thread match and the best listed interest's, and the threads' queries."""
+    """The lexical scorer (and the semantic one, the mean of the whole-thread match and the best listed
+    interest's, when the pool has embeddings), and the threads' TF-IDF queries. The best interest helps
+    the semantic scorer on every dev profile and hurts the lexical one (docs/benchmarks.md, issue 13)."""
     parts = _Parts()
     pool, threads = space.pool, space.threads
     queries = pool.tfidf([thread_query(t) for t in threads])
 
-    def lexical(texts: list[str]) -> np.ndarray:
-        return _calibrate((space.X @ pool.tfidf(texts).T).toarray(), LEXICAL_SCALE)
-
-    whole = _calibrate((space.X @ queries.T).toarray(), LEXICAL_SCALE)
-    parts.add("lexical", _with_best_interest(whole, threads, lexical), WEIGHTS["lexical"])
+    parts.add("lexical", _calibrate((space.X @ queries.T).toarray(), LEXICAL_SCALE), WEIGHTS["lexical"])
     if pool.E is not None:
         E = pool.E if space.idx.size == len(pool.candidates) else pool.E[space.idx]
 
