@@ -136,7 +136,16 @@ DIRECTIONS: dict[str, Scores] = {
     "cal4 + 0.03 z(pref)": lambda p, pool: cal4(p, pool) + 0.03 * z(pref(p, pool)),
     "cal4 + 0.06 z(pref)": lambda p, pool: cal4(p, pool) + 0.06 * z(pref(p, pool)),
     "cal2 + 0.03 z(pref)": lambda p, pool: cal2(p, pool) + 0.03 * z(pref(p, pool)),
+    "cal2 sem+facet max": lambda p, pool: cal2f(p, pool, lambda a: a.max(axis=1)),
+    "cal2 sem+facet soft .1": lambda p, pool: cal2f(p, pool, lambda a: softmax_pool(a, 0.1)),
+    "cal2 sem+facet soft .2": lambda p, pool: cal2f(p, pool, lambda a: softmax_pool(a, 0.2)),
 }
+
+
+def cal2f(p: Profile, pool: Pool, pooling: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """What the ranker blends: lexical whole, semantic whole averaged with its pooled interests."""
+    sem_ = (cal(sem(p, pool), 0.2, 0.65) + pooling(cal(sem_facets(p, pool), 0.2, 0.65))) / 2
+    return (cal(lex(p, pool), 0, 0.2) + 1.5 * sem_) / 2.5
 
 
 def cal(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
