@@ -4,8 +4,9 @@
 Papers with a new learning mechanism are preferred over pure hardware or dataset papers." holds a topic
 ("Robot learning"), interests (one per listed item, parentheses kept with their item) and a preference:
 what is wanted ("papers with a new learning mechanism") over what is not ("pure hardware or dataset
-papers"). A candidate matches a thread as well as it matches its best interest; the preference is a
-signal of its own. Imports nothing from feedsvc.
+papers"). The ranker's semantic scorer averages a candidate's match with the whole thread and with its
+best interest. The preferences are read but not yet used in ranking: as a signal they helped one dev
+profile and hurt another (docs/benchmarks.md, issue 13). Imports nothing from feedsvc.
 """
 
 from __future__ import annotations
