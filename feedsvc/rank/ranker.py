@@ -189,6 +189,15 @@ def thread_interests(t: Thread) -> list[str]:
     return list(interests) if len(interests) > 1 else []
 
 
+def embedded_texts(threads: Sequence[Thread]) -> list[str]:
+    """Every text the semantic scorer embeds for `threads` (their queries and listed interests): what a
+    caller preloads from, and stores to, its text-embedding cache."""
+    texts = [thread_query(t) for t in threads]
+    for t in threads:
+        texts += thread_interests(t)
+    return list(dict.fromkeys(texts))
+
+
 def _with_best_interest(
     whole: np.ndarray, threads: list[Thread], similarity: Callable[[list[str]], np.ndarray]
 ) -> np.ndarray:
