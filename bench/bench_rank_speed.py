@@ -23,7 +23,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from feedsvc.config import Settings
 from feedsvc.models import Candidate, Profile, Thread
 from feedsvc.rank.pool import build_pool
-from feedsvc.rank.ranker import rank_pool, single_threaded_blas, thread_query
+from feedsvc.rank.ranker import embedded_texts, rank_pool, single_threaded_blas
 from feedsvc.rank.semantic import load_embedder
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "arxiv_corpus" / "dw-dengwei_daily"
@@ -91,7 +91,7 @@ def main() -> None:
         cached = {c.key: v for c, v in zip(day, vectors, strict=False)}
         print(f"embedding {len(cached)} candidates (once per item, cached): {time.perf_counter() - t:.1f} s")
         t = time.perf_counter()
-        texts = [thread_query(th) for th in threads]
+        texts = embedded_texts(threads)
         text_cache = dict(zip(texts, embedder.embed(texts), strict=True))
         print(
             f"embedding {len(texts)} thread descriptions (once per profile change, cached): "

@@ -496,18 +496,60 @@ def feedback(
     out.print(f"recorded: {profile} voted {vote} on {key}")
 
 
+def _eval_labels(labels: Path, corpus: Path, settings: Settings) -> None:
+    """Print each (profile, day) pair and the per-profile and overall table of every scorer."""
+    from feedsvc.rank.evaluate import evaluate, read_labelled_set, standard_rankers
+    from feedsvc.rank.semantic import load_embedder
+
+    try:
+        labelled = read_labelled_set(labels)
+        missing = [d for d in labelled.days if not (corpus / f"{d}.jsonl").is_file()]
+        if missing:
+            raise ConfigError(f"{corpus}: no {missing[0]}.jsonl for the labelled days")
+        embedder = load_embedder(settings)
+    except ConfigError as e:
+        raise _fail(str(e), 2) from None
+
+    def show(p) -> None:
+        out.print(
+            f"{p.scorer:10s} {p.profile:22s} {p.day} hits@3={p.hits} nDCG@10={p.ndcg:.3f}", highlight=False
+        )
+
+    report = evaluate(
+        labelled, corpus, standard_rankers(embedder is not None), embedder=embedder, on_pair=show
+    )
+    table = Table("profile", *(f"{s} hits@3 / nDCG@10" for s in report.scores), title=f"{labels}")
+    for name in labelled.profiles:
+        table.add_row(
+            name, *(f"{sc[name].hits}/{sc[name].best}  {sc[name].ndcg:.3f}" for sc in report.scores.values())
+        )
+    overall = [report.overall(s) for s in report.scores]
+    table.add_row("overall", *(f"{o.hits}/{o.best}  {o.ndcg:.3f}" for o in overall), style="bold")
+    out.print(table)
+
+
 @app.command("eval")
 def eval_cmd(
     corpus: Annotated[
-        Path, typer.Option("--corpus", help="A directory of daily JSONL files (one day a file).")
-    ],
+        Path | None, typer.Option("--corpus", help="A directory of daily JSONL files (one day a file).")
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            "--labels",
+            help="A labelled taste set (profiles.json, labels-NAME.json): print hits@3 and nDCG@10 "
+            "instead of picks; the days come from --corpus "
+            "(default: LABELS/../arxiv_corpus/dw-dengwei_daily).",
+        ),
+    ] = None,
     profiles: Annotated[
         Path | None, typer.Option("--profiles", help="Profile TOML (default: the example).")
     ] = None,
     top: Annotated[int, typer.Option("--top", help="Picks per day.")] = 3,
     days: Annotated[int, typer.Option("--days", help="At most this many days, the first ones.")] = 0,
 ) -> None:
-    """Rank each day of a corpus (e.g. ../shared/data/arxiv_corpus/dw-dengwei_daily) and print the picks."""
+    """Rank each day of a corpus (e.g. ../shared/data/arxiv_corpus/dw-dengwei_daily) and print the picks;
+    with --labels, score the ranking on a labelled set against the TF-IDF and embedding references."""
     import json as jsonlib
     from datetime import UTC, datetime
 
@@ -516,6 +558,11 @@ def eval_cmd(
     from feedsvc.rank.semantic import load_embedder
 
     settings = _settings()
+    if labels is not None:
+        _eval_labels(labels, corpus or labels.parent / "arxiv_corpus" / "dw-dengwei_daily", settings)
+        return
+    if corpus is None:
+        raise _fail("give --corpus DIR (picks per day) or --labels DIR (quality on a labelled set)", 2)
     files = sorted(corpus.glob("*.jsonl"))
     if not files:
         raise _fail(f"{corpus}: no .jsonl files", 2)

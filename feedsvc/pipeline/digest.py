@@ -30,7 +30,7 @@ from feedsvc.models import Candidate, Card, Digest, Feedback, Profile, Scored, S
 from feedsvc.pipeline import notes
 from feedsvc.pipeline.talks import NOTE, TalkFinder, record_talk_search, talk_check, youtube_for_talks
 from feedsvc.rank.pool import build_pool
-from feedsvc.rank.ranker import Ranking, rank_pool, single_threaded_blas, thread_query
+from feedsvc.rank.ranker import Ranking, embedded_texts, rank_pool, single_threaded_blas
 from feedsvc.rank.semantic import Embedder, load_embedder
 from feedsvc.render.markdown import render_markdown
 from feedsvc.render.paper import render_paper_markdown
@@ -283,7 +283,7 @@ def _rank(
 
     pool = build_pool(candidates, embedder=embedder, cached=cached, on_embedded=on_embedded)
     if embedder is not None:
-        thread_texts = [thread_query(t) for t in profile.threads]
+        thread_texts = embedded_texts(profile.threads)
         pool.text_cache.update(queries.text_embeddings(session, thread_texts, embedder.name))
     ranking = rank_pool(
         profile,

@@ -23,8 +23,8 @@ import numpy as np
 
 from feedsvc.identity import ItemKey, arxiv_id
 from feedsvc.models import Candidate, ConfigError, Profile
-from feedsvc.rank.pool import build_pool
-from feedsvc.rank.ranker import MIN_SCORE, rank_pool, single_threaded_blas
+from feedsvc.rank.pool import Pool, build_pool
+from feedsvc.rank.ranker import MIN_SCORE, Ranking, rank_pool, single_threaded_blas
 from feedsvc.rank.semantic import Embedder
 
 REQUIRED = ("id", "title", "abstract")
@@ -147,6 +147,24 @@ def read_candidate_file(
     return out
 
 
+def harness_ranking(profile: Profile, pool: Pool, *, now: datetime, top: int, seed: int = 0) -> Ranking:
+    """The digest's choice of `top` picks, without exploration and without the bar cutting it short."""
+    return rank_pool(
+        replace(profile, explore=False),
+        pool,
+        now=now,
+        limit=top,
+        min_score=-np.inf,
+        rng=np.random.default_rng(seed),
+    )
+
+
+def rank_ids(profile: Profile, pool: Pool, *, now: datetime, top: int, seed: int = 0) -> list[str]:
+    """The ids `rank_candidates` lists for `profile`, best first."""
+    picks = harness_ranking(profile, pool, now=now, top=top, seed=seed).picks
+    return [s.candidate.meta.get("id", s.candidate.key) for s in picks]
+
+
 def rank_candidates(
     profiles: Sequence[Profile],
     candidates: Sequence[Candidate],
@@ -163,20 +181,7 @@ def rank_candidates(
     pool = build_pool(candidates, embedder=embedder)
     result: dict[str, Any] = {"scorers": None, "now": now.isoformat(), "profiles": {}}
     with single_threaded_blas():
-        rankings = [
-            (
-                profile,
-                rank_pool(
-                    replace(profile, explore=False),
-                    pool,
-                    now=now,
-                    limit=top,
-                    min_score=-np.inf,
-                    rng=np.random.default_rng(seed),
-                ),
-            )
-            for profile in profiles
-        ]
+        rankings = [(p, harness_ranking(p, pool, now=now, top=top, seed=seed)) for p in profiles]
     for profile, ranking in rankings:
         result["scorers"] = list(ranking.scorers)
         result["profiles"][profile.name] = [

@@ -2,15 +2,17 @@
 and picks chosen by maximal marginal relevance within thread quotas (plus an optional exploration slot).
 
 Scorers share one shape: a pool and a profile's threads in, a (candidates x threads) array of calibrated
-scores in [0, 1] out. The blend is their weighted mean, with weights and each part written into the
-reasons, so every score can be explained. `rank()` is the stable interface for one profile;
-`rank_pool()` ranks many profiles against one pool. Imports only feedsvc.models and feedsvc.rank.
+scores in [0, 1] out. The semantic scorer reads a thread's `about` as a person does: it scores the whole
+thread and its best-matching listed interest (rank/facets.py) and averages the two. The blend is their
+weighted mean, with weights and each part written into the reasons, so every score can be explained.
+`rank()` is the stable interface for one profile; `rank_pool()` ranks many profiles against one pool.
+Imports only feedsvc.models and feedsvc.rank.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -21,6 +23,7 @@ from threadpoolctl import threadpool_limits
 from feedsvc.identity import ItemKey
 from feedsvc.models import VOTES, Candidate, Feedback, Profile, Scored, Thread
 from feedsvc.rank import diversity
+from feedsvc.rank.facets import read_facets
 from feedsvc.rank.learned import Learned, learned_scores, takeover
 from feedsvc.rank.library import library_scores, recency_weights
 from feedsvc.rank.pool import Pool, build_pool
@@ -179,16 +182,52 @@ def _eligible(profile: Profile, pool: Pool, now: datetime, already_sent: Collect
     )
 
 
+def thread_interests(t: Thread) -> list[str]:
+    """The interests a thread's `about` lists, when it lists more than one (else there is nothing to add
+    to the whole-thread query)."""
+    interests = read_facets(t.about).interests
+    return list(interests) if len(interests) > 1 else []
+
+
+def embedded_texts(threads: Sequence[Thread]) -> list[str]:
+    """Every text the semantic scorer embeds for `threads` (their queries and listed interests): what a
+    caller preloads from, and stores to, its text-embedding cache."""
+    texts = [thread_query(t) for t in threads]
+    for t in threads:
+        texts += thread_interests(t)
+    return list(dict.fromkeys(texts))
+
+
+def _with_best_interest(
+    whole: np.ndarray, threads: list[Thread], similarity: Callable[[list[str]], np.ndarray]
+) -> np.ndarray:
+    """Each thread's calibrated whole-query score averaged with its best interest's (issue 13: a paper
+    that answers one listed interest well is not diluted by the others). `similarity(texts)` gives the
+    calibrated (n, len(texts)) similarities of the candidates to `texts`."""
+    out = whole.copy()
+    for t, thread in enumerate(threads):
+        if interests := thread_interests(thread):
+            out[:, t] = (whole[:, t] + similarity(interests).max(axis=1)) / 2
+    return out
+
+
 def _content_parts(space: _Space) -> tuple[_Parts, sparse.csr_matrix]:
-    """The lexical scorer (and the semantic one when the pool has embeddings), and the threads' queries."""
+    """The lexical scorer (and the semantic one, the mean of the whole-thread match and the best listed
+    interest's, when the pool has embeddings), and the threads' TF-IDF queries. The best interest helps
+    the semantic scorer on every dev profile and hurts the lexical one (docs/benchmarks.md, issue 13)."""
     parts = _Parts()
     pool, threads = space.pool, space.threads
     queries = pool.tfidf([thread_query(t) for t in threads])
+
     parts.add("lexical", _calibrate((space.X @ queries.T).toarray(), LEXICAL_SCALE), WEIGHTS["lexical"])
     if pool.E is not None:
         E = pool.E if space.idx.size == len(pool.candidates) else pool.E[space.idx]
-        T = pool.embed([thread_query(t) for t in threads])
-        parts.add("semantic", _calibrate(E @ T.T, SEMANTIC_SCALE), WEIGHTS["semantic"])
+
+        def semantic(texts: list[str]) -> np.ndarray:
+            return _calibrate(E @ pool.embed(texts).T, SEMANTIC_SCALE)
+
+        whole = semantic([thread_query(t) for t in threads])
+        parts.add("semantic", _with_best_interest(whole, threads, semantic), WEIGHTS["semantic"])
     return parts, queries
 
 
