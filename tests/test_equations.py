@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc.cards.equations import candidate_reason, headline_results, key_equation, score_equations
+from feedsvc.cards.equations import (
+    candidate_reason,
+    headline_results,
+    key_equation,
+    pick_key_equation,
+    score_equations,
+)
 from feedsvc.cards.fulltext import Equation, FullText, from_source
 from feedsvc.cards.grounding import is_grounded, numbers_grounded
 from feedsvc.cards.grounding_math import formula_grounded
@@ -134,3 +140,17 @@ def test_a_braced_setting_is_a_bare_number_not_an_equation() -> None:
             source="arXiv HTML",
         )
         assert candidate_reason(eq) == "bare number", latex
+
+
+def test_decline_says_why_when_every_display_is_borrowed_or_weak() -> None:  # constructed
+    recalled = _eq(
+        r"\mathcal{L}(\theta) = \sum_i \ell(f_\theta(x_i), y_i)",
+        context_before="We recall the standard loss",
+        cited=True,
+    )
+    ft = FullText("LaTeX source", [], [recalled], {}, f"$${recalled.latex}$$")
+    pick = pick_key_equation(ft)
+    assert pick.quote is None and pick.declined and "recalled from prior work" in pick.declined
+    weak = _eq(r"x_t = y_t + z_t", context_before="Then", section="5 Experiments", path=("5 Experiments",))
+    pick = pick_key_equation(FullText("LaTeX source", [], [weak], {}, f"$${weak.latex}$$"))
+    assert pick.quote is None and pick.declined and "below" in pick.declined
