@@ -107,7 +107,7 @@ def measure(abstracts: list[dict], model: RoleModel) -> dict[str, list[int]]:
         parts = sentences(a["abstract"])
         roles = model.score(parts)
         intuition = intuition_text(parts, roles)
-        results = result_sentences(parts, roles)
+        results = result_sentences(parts, roles, intuition)
         line = " ".join([*results, significance_sentence(parts, [intuition, *results])])
         t["wi"].append(len(intuition.split()))
         t["wr"].append(len(line.split()))

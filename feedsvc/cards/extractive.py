@@ -227,21 +227,23 @@ _OUTCOME = re.compile(
 
 
 def result_sentences(
-    parts: Sequence[str], roles: Sequence[Mapping[str, float]], max_words: int = RESULT_WORDS
+    parts: Sequence[str], roles: Sequence[Mapping[str, float]], shown: str = "", max_words: int = RESULT_WORDS
 ) -> list[str]:
     """The stated result in at most `max_words` words, in abstract order: of the sentences with numbers
     (`headline_sentences`), the one with the most words of an outcome, then those the role model finds
     likeliest to state the result; two sentences at most, each cut after a whole clause when it does not
-    fit."""
+    fit. A sentence that `shown` (the intuition) already starts is not repeated, unless it holds those
+    numbers or nothing else is left."""
     numbers = [parts.index(h) for h in headline_sentences(" ".join(parts), limit=3) if h in parts]
     first = sorted(numbers, key=lambda k: -len(_OUTCOME.findall(parts[k])) - roles[k]["result"])[:1]
     order = first + sorted(
         (k for k in range(len(parts)) if k not in first), key=lambda k: -roles[k]["result"]
     )
     room, chosen = max_words, {}
-    for k in order[:2]:
+    fresh = [k for k in order if k in first or " ".join(parts[k].split()[:8]) not in shown]
+    for k in (fresh or order)[:2]:
         n = min(room, len(parts[k].split()))
-        if n >= 6:
+        if n >= 6 or n == len(parts[k].split()):  # no fragment of a few words
             chosen[k] = trim_words(parts[k], n)
             room -= n
     return [chosen[k] for k in sorted(chosen)]
@@ -261,7 +263,7 @@ def build_card(s: Scored) -> Card:
     intuition = intuition_text(parts, roles) or c.title
 
     punch: list[Quote] = _math_quotes(c.text)[:2]
-    punch += [Quote(text=r, where="abstract") for r in result_sentences(parts, roles)]
+    punch += [Quote(text=r, where="abstract") for r in result_sentences(parts, roles, intuition)]
     grounded = []
     for q in punch:
         if is_grounded(q.text, c.text):
