@@ -226,21 +226,29 @@ _OUTCOME = re.compile(
 )
 
 
+# a link or where the code is: never the result
+_NOT_A_CLAIM = re.compile(r"https?://|www\.|github\.com|available at|project (?:page|website)", re.I)
+
+
 def result_sentences(
     parts: Sequence[str], roles: Sequence[Mapping[str, float]], shown: str = "", max_words: int = RESULT_WORDS
 ) -> list[str]:
     """The stated result in at most `max_words` words, in abstract order: of the sentences with numbers
     (`headline_sentences`), the one with the most words of an outcome, then those the role model finds
     likeliest to state the result; two sentences at most, each cut after a whole clause when it does not
-    fit. A sentence that `shown` (the intuition) already starts is not repeated, unless it holds those
-    numbers or nothing else is left."""
+    fit. A sentence that `shown` (the intuition) already starts, or a link, is left out, unless it
+    holds those numbers or nothing else is left."""
     numbers = [parts.index(h) for h in headline_sentences(" ".join(parts), limit=3) if h in parts]
     first = sorted(numbers, key=lambda k: -len(_OUTCOME.findall(parts[k])) - roles[k]["result"])[:1]
     order = first + sorted(
         (k for k in range(len(parts)) if k not in first), key=lambda k: -roles[k]["result"]
     )
     room, chosen = max_words, {}
-    fresh = [k for k in order if k in first or " ".join(parts[k].split()[:8]) not in shown]
+    fresh = [
+        k
+        for k in order
+        if k in first or (" ".join(parts[k].split()[:8]) not in shown and not _NOT_A_CLAIM.search(parts[k]))
+    ]
     for k in (fresh or order)[:2]:
         n = min(room, len(parts[k].split()))
         if n >= 6 or n == len(parts[k].split()):  # no fragment of a few words
