@@ -1,9 +1,11 @@
 """The extractive card writer: every field is taken from the item itself, so nothing can be invented.
 
 Domain from categories and thread; time cost from the page count in the arXiv comment, else from the
-text's length; intuition from the abstract's opening; the concrete punch from the abstract's own math and
-its sentences with numbers, quoted verbatim and checked by `grounding.is_grounded`; significance from
-the sentence that states the consequence. Imports only `feedsvc.models` and `feedsvc.cards`.
+text's length. Prose by rhetorical role (`roles.RoleModel`): the intuition is the verbatim passage most
+likely to state the problem and the paper's idea (at most 50 words); the concrete punch is the abstract's
+own math and its stated result (at most 40 words), quoted verbatim and checked by
+`grounding.is_grounded`; significance is a sentence of consequence, or nothing. Imports only
+`feedsvc.models` and `feedsvc.cards`.
 """
 
 from __future__ import annotations
