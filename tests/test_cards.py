@@ -7,8 +7,21 @@ import re
 import pytest
 from corpus import candidate, records
 
-from feedsvc.cards.extractive import build_card, domain_label, headline_sentences, sentences, time_cost
+from feedsvc.cards.extractive import (
+    INTUITION_WORDS,
+    RESULT_WORDS,
+    build_card,
+    domain_label,
+    headline_sentences,
+    intuition_text,
+    result_sentences,
+    sentences,
+    significance_sentence,
+    time_cost,
+    trim_words,
+)
 from feedsvc.cards.grounding import is_grounded, numbers_grounded
+from feedsvc.cards.roles import shipped_model
 from feedsvc.models import Scored
 
 
@@ -94,3 +107,37 @@ def test_grounding_catches_the_failures_of_seed_003() -> None:
     assert is_grounded("93.1%  accuracy", abstract)  # whitespace does not matter
     assert numbers_grounded("accuracy of 93.1% with 12 layers", abstract)
     assert not numbers_grounded("accuracy of 95.0%", abstract)
+
+
+def test_intuition_and_result_line_keep_to_their_word_limits(cards) -> None:
+    for r, card in cards:
+        assert len(card.intuition.split()) <= INTUITION_WORDS, r["id"]
+        line = [q.text for q in card.punch if not q.is_math]
+        assert len(" ".join(line).split()) <= RESULT_WORDS, r["id"]
+
+
+def test_trim_words_keeps_whole_clauses_from_the_start() -> None:
+    s = "We propose a method, which learns fast, and it beats every baseline on all of the benchmarks."
+    assert trim_words(s, 8) == "We propose a method, which learns fast"
+    assert trim_words(s, 40) == s
+    assert trim_words("one two three four five six", 3) == "one two three"
+
+
+def test_significance_is_a_sentence_of_consequence_or_nothing() -> None:
+    parts = ["We study X.", "We propose Y.", "Y is fast.", "This opens a new route to Z."]
+    assert significance_sentence(parts, ["We propose Y."]) == "This opens a new route to Z."
+    assert significance_sentence(parts[:3], []) == ""  # no leftover sentence stands in
+
+
+def test_the_role_model_finds_the_idea_and_the_result() -> None:
+    parts = sentences(
+        "Image retrieval is slow on large collections. Existing indexes fail on billions of images. "
+        "In this paper, we propose a learned hashing scheme that compresses each image to 64 bits. "
+        "Experiments show that our method outperforms the best index by a wide margin on three benchmarks."
+    )
+    roles = shipped_model().score(parts)
+    assert max(range(4), key=lambda k: roles[k]["idea"]) == 2
+    assert max(range(4), key=lambda k: roles[k]["result"]) == 3
+    intuition = intuition_text(parts, roles)
+    assert "we propose a learned hashing scheme" in intuition and len(intuition.split()) <= INTUITION_WORDS
+    assert result_sentences(parts, roles)[-1] == parts[3]

@@ -1,18 +1,22 @@
 """The extractive card writer: every field is taken from the item itself, so nothing can be invented.
 
 Domain from categories and thread; time cost from the page count in the arXiv comment, else from the
-text's length; intuition from the abstract's opening; the concrete punch from the abstract's own math and
-its sentences with numbers, quoted verbatim and checked by `grounding.is_grounded`; significance from
-the sentence that states the consequence. Imports only `feedsvc.models` and `feedsvc.cards`.
+text's length. Prose by rhetorical role (`roles.RoleModel`): the intuition is the verbatim passage most
+likely to state the problem and the paper's idea (at most 50 words); the concrete punch is the abstract's
+own math and its stated result (at most 40 words), quoted verbatim and checked by
+`grounding.is_grounded`; significance is a sentence of consequence, or nothing. Imports only
+`feedsvc.models` and `feedsvc.cards`.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping, Sequence
 
 from feedsvc.cards.fulltext import inert_latex
 from feedsvc.cards.grounding import is_grounded, normalise
+from feedsvc.cards.roles import shipped_model
 from feedsvc.models import Card, Quote, Scored
 
 log = logging.getLogger(__name__)
@@ -134,44 +138,155 @@ def headline_sentences(text: str, limit: int = 2) -> list[str]:
     return [s for _, s in found[:limit]]
 
 
-def _first_words(parts: list[str], max_words: int) -> str:
-    out: list[str] = []
-    count = 0
-    for s in parts:
-        n = len(s.split())
-        if out and count + n > max_words:
+_CLAUSE = re.compile(r"(?<=[,;:])\s+|\s+(?=--\s|\u2014)")
+# a sentence of consequence: what the result makes possible or means, not a step of the method
+_CONSEQUENCE = re.compile(
+    r"\b(?:this (?:suggests|shows|opens|enables|implies|paves|highlights|indicates|demonstrates)|"
+    r"(?:these|our) (?:results|findings) (?:suggest|show|indicate|highlight|demonstrate|open|imply)|"
+    r"implications?|paves? the way|opens? (?:up )?(?:new|the|a)|sheds? light|we (?:believe|hope|expect)|"
+    r"(?:could|can|will|may) (?:be used|enable|help|benefit|serve|facilitate|open)|"
+    r"promising (?:direction|avenue|step)|first step|future (?:work|research))\b",
+    re.I,
+)
+INTUITION_WORDS = 50
+RESULT_WORDS = 40
+
+
+def trim_words(sentence: str, max_words: int) -> str:
+    """The start of `sentence` in at most `max_words` words: whole clauses, else whole words (a verbatim
+    substring, so that it stays grounded)."""
+    words = sentence.split()
+    if len(words) <= max_words:
+        return sentence
+    kept = ""
+    for clause in _CLAUSE.split(sentence):
+        candidate = f"{kept} {clause}".strip()
+        if len(candidate.split()) > max_words:
             break
-        out.append(s)
-        count += n
-    return " ".join(out)
+        kept = candidate
+    if len(kept.split()) < max_words // 2:
+        kept = " ".join(words[:max_words])
+    return kept.rstrip(",;:")
+
+
+# a sentence's opening connective ("To address this issue, ", "Specifically, "): no content of its own
+_CONNECTIVE = re.compile(
+    r"^(?:to (?:this end|address|tackle|overcome|solve|do so|that end)|in this (?:paper|work|article)|"
+    r"specifically|in particular|here|thus|therefore|hence|instead|finally|moreover|furthermore|"
+    r"additionally|consequently|in addition|as a result|concretely|more specifically)\b[^,]{0,60},\s+",
+    re.I,
+)
+
+
+def without_connective(sentence: str) -> str:
+    """`sentence` without an opening connective clause, when the rest still reads as a sentence."""
+    rest = _CONNECTIVE.sub("", sentence, count=1)
+    return rest if len(rest.split()) >= 5 else sentence
+
+
+def _either(probabilities: Sequence[float]) -> float:
+    """The chance that at least one of independent events happens."""
+    none = 1.0
+    for p in probabilities:
+        none *= 1.0 - p
+    return 1.0 - none
+
+
+def intuition_text(
+    parts: Sequence[str], roles: Sequence[Mapping[str, float]], max_words: int = INTUITION_WORDS
+) -> str:
+    """The problem and the paper's own idea: the passage of one to three consecutive sentences, in at most
+    `max_words` words, expected to state the most of the two roles (`roles`: `roles.RoleModel.score` of
+    `parts`). One verbatim passage, so that it stays grounded: an opening connective ("To this end, ")
+    is dropped and the last sentence is cut after a whole clause when the passage is too long."""
+    best: tuple[float, list[str], int] = (-1.0, [], 0)
+    for i in range(len(parts)):
+        for j in range(i, min(len(parts), i + 3)):
+            passage = [without_connective(parts[i]) if i else parts[i], *parts[i + 1 : j + 1]]
+            words = [len(p.split()) for p in passage]
+            if sum(words[:-1]) >= max_words - 5:
+                continue
+            last = min(words[-1], max_words - sum(words[:-1]))
+            kept = [1.0] * (len(passage) - 1) + [last / words[-1]]
+            ks = range(i, j + 1)
+            value = _either([roles[k]["idea"] * f for k, f in zip(ks, kept, strict=True)]) + _either(
+                [roles[k]["problem_task"] * f for k, f in zip(ks, kept, strict=True)]
+            )
+            if value > best[0]:
+                best = (value, passage, last)
+    _, passage, last = best
+    if not passage:
+        return ""
+    return " ".join([*passage[:-1], trim_words(passage[-1], last)])
+
+
+# words of an outcome: a comparison, an improvement, a target reached
+_OUTCOME = re.compile(
+    r"\b(?:outperform\w*|versus|vs\.|than|compared|surpass\w*|improv\w*|reduc\w*|achiev\w*|reach\w*|"
+    r"beats?|exceed\w*|state-of-the-art|speed-?up)\b",
+    re.I,
+)
+
+
+# a link or where the code is: never the result
+_NOT_A_CLAIM = re.compile(r"https?://|www\.|github\.com|available at|project (?:page|website)", re.I)
+
+
+def result_sentences(
+    parts: Sequence[str], roles: Sequence[Mapping[str, float]], shown: str = "", max_words: int = RESULT_WORDS
+) -> list[str]:
+    """The stated result in at most `max_words` words, in abstract order: of the sentences with numbers
+    (`headline_sentences`), the one with the most words of an outcome, then those the role model finds
+    likeliest to state the result; two sentences at most, each cut after a whole clause when it does not
+    fit. A sentence that `shown` (the intuition) already starts, or a link, is left out, unless it
+    holds those numbers or nothing else is left."""
+    numbers = [parts.index(h) for h in headline_sentences(" ".join(parts), limit=3) if h in parts]
+    first = sorted(numbers, key=lambda k: -len(_OUTCOME.findall(parts[k])) - roles[k]["result"])[:1]
+    order = first + sorted(
+        (k for k in range(len(parts)) if k not in first), key=lambda k: -roles[k]["result"]
+    )
+    room, chosen = max_words, {}
+    fresh = [
+        k
+        for k in order
+        if k in first or (" ".join(parts[k].split()[:8]) not in shown and not _NOT_A_CLAIM.search(parts[k]))
+    ]
+    for k in (fresh or order)[:2]:
+        n = min(room, len(parts[k].split()))
+        if n >= 6 or n == len(parts[k].split()):  # no fragment of a few words
+            chosen[k] = trim_words(parts[k], n)
+            room -= n
+    return [chosen[k] for k in sorted(chosen)]
+
+
+def significance_sentence(parts: Sequence[str], shown: Sequence[str]) -> str:
+    """A sentence stating a consequence (what the result means or enables) that no field in `shown`
+    already holds, or "" when none does."""
+    return next((p for p in parts[1:] if _CONSEQUENCE.search(p) and not any(p in t for t in shown)), "")
 
 
 def build_card(s: Scored) -> Card:
     """The card for one ranked candidate, from the candidate's own text."""
     c = s.candidate
     parts = sentences(c.text)
-    intuition = _first_words(parts[:3], 70) or c.title
+    roles = shipped_model().score(parts)
+    intuition = intuition_text(parts, roles) or c.title
 
     punch: list[Quote] = _math_quotes(c.text)[:2]
-    punch += [Quote(text=h, where="abstract") for h in headline_sentences(c.text)]
+    punch += [Quote(text=r, where="abstract") for r in result_sentences(parts, roles, intuition)]
     grounded = []
     for q in punch:
         if is_grounded(q.text, c.text):
             grounded.append(q)
         else:  # cannot happen for extracted text; kept so that a regression is loud, not shown
             log.warning("dropped ungrounded quote on %s: %r", c.key, q.text[:80])
-    if grounded:
-        intro = "In the paper's own words:" if not any(q.is_math for q in grounded) else "From the abstract:"
+    if any(q.is_math for q in grounded):
+        intro = "From the abstract:"
+    elif any(_QUANT.search(q.text) for q in grounded):
+        intro = "In the paper's own words:"
     else:
-        intro = "The abstract states no equation or number; the claim in its words:"
-        claim = next((p for p in parts[1:] if _SIGNIFICANCE_CUES.search(p)), parts[-1] if parts else "")
-        if claim:
-            grounded.append(Quote(text=claim, where="abstract"))
-
-    used = {q.text for q in grounded} | set(parts[:3])
-    significance = next((p for p in parts[3:] if _SIGNIFICANCE_CUES.search(p) and p not in used), "")
-    if not significance:
-        significance = next((p for p in reversed(parts) if p not in used), "")
+        intro = "The abstract states no equation or number; the result in its words:"
+    significance = significance_sentence(parts, [intuition, *(q.text for q in grounded)])
     why = _why(s)
     return Card(
         key=c.key,
