@@ -18,6 +18,7 @@ SHARED = {
     "feedsvc.retry",
     "feedsvc.signing",
     "feedsvc.bounded",
+    "feedsvc.redaction",
 }
 EDGES = {"pipeline", "cli", "web", "demo", "scheduler", "bot", "__main__"}
 # the command line is where the program is put together: it starts the web app, the bot, the scheduler

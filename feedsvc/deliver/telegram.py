@@ -19,8 +19,9 @@ parts arrived (counting `start`), so a retry resumes with `start=sent_parts` and
 The token never reaches a log line or an error message: a filter on PTB's and httpx's loggers replaces it
 while the channel is open.
 
-Imports only `feedsvc.models`, `feedsvc.identity`, `feedsvc.retry` and python-telegram-bot (never
-`feedsvc.render`: what the channel needs besides the parts, the renderer puts in the `Rendered`).
+Imports only `feedsvc.models`, `feedsvc.identity`, `feedsvc.retry`, `feedsvc.redaction` and
+python-telegram-bot (never `feedsvc.render`: what the channel needs besides the parts, the renderer puts in
+the `Rendered`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from telegram.request import HTTPXRequest
 
 from feedsvc.identity import ItemKey
 from feedsvc.models import VOTES, ConfigError, DeliveryError, PartSent, Recipient, Rendered
+from feedsvc.redaction import SecretRedactor, redact
 from feedsvc.retry import GaveUp, RetryPolicy, Transient
 
 CALLBACK_LIMIT = 64  # bytes, Telegram's limit for callback_data
@@ -149,23 +151,6 @@ def card_has_equation(rendered: Rendered, key: str) -> bool:
 # --- the channel ------------------------------------------------------------------------------------------
 
 
-class _Redact(logging.Filter):
-    """Replaces the bot token in log records (httpx logs request URLs, which carry it)."""
-
-    def __init__(self, secret: str) -> None:
-        super().__init__()
-        self.secret = secret
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken record is not ours to fix
-            return True
-        if self.secret in message:
-            record.msg, record.args = message.replace(self.secret, "<token>"), None
-        return True
-
-
 def _utf16_len(s: str) -> int:
     return len(s.encode("utf-16-le")) // 2
 
@@ -225,7 +210,7 @@ class TelegramChannel:
         if not token or not token.strip():
             raise ConfigError("telegram: no bot token configured (FEEDSVC_TELEGRAM_BOT_TOKEN)")
         self._token = token.strip()
-        self._redact = _Redact(self._token)
+        self._redact = SecretRedactor([self._token], mask="<token>")
         for name in LOGGERS:  # before the Bot exists: its constructor logs the URL with the token
             logging.getLogger(name).addFilter(self._redact)
         api = (base_url or "https://api.telegram.org").rstrip("/")
@@ -361,7 +346,7 @@ class TelegramChannel:
             self._sleep(at - now)
 
     def _clean(self, e: BaseException) -> str:
-        return str(e).replace(self._token, "<token>")
+        return redact(str(e), [self._token], mask="<token>")
 
     def _run(self, make: Callable[[], Awaitable[T]]) -> T:
         if self._closed:
