@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     arxiv_eprint_url: str = Field(
         "https://arxiv.org/e-print", description="arXiv's LaTeX source; the id is appended."
     )
+    library_reads_per_run: int = Field(
+        5,
+        ge=0,
+        description="Library papers whose full text each fetch run reads for the study list (breakdown, "
+        "difficulty), one arXiv request per `FEEDSVC_ARXIV_DELAY_SECONDS`; 0: none.",
+    )
     http_timeout: float = Field(20.0, description="Seconds before an HTTP request to a source gives up.")
     http_retries: int = Field(3, description="Retries of a failed source request (5xx, 429, timeouts).")
     http_max_wait: float = Field(

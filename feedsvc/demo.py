@@ -14,10 +14,14 @@ from datetime import UTC, date, datetime
 from importlib import resources
 from pathlib import Path
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from feedsvc.config import Settings, load_profiles
+from feedsvc.models import Profile
 from feedsvc.pipeline.collect import Progress, RunOutcome, collect
 from feedsvc.pipeline.digest import Built, build_digests
-from feedsvc.pipeline.library import fetch_papers
+from feedsvc.pipeline.library import fetch_papers, import_library
+from feedsvc.pipeline.study import LibraryReading, read_library_papers
 from feedsvc.replay import ReplayServer, Reply
 from feedsvc.store.db import make_engine, session_factory, upgrade
 
@@ -30,11 +34,13 @@ class DemoResult:
     built: list[Built]
     outcomes: list[RunOutcome]
     data_dir: Path
+    library: LibraryReading | None = None
 
 
 JSON = {"Content-Type": "application/json; charset=utf-8"}
 RECORDED_CHANNEL = "UC_x5XG1OV2P6uZZ5FSM9Ttw"  # the channel of the recorded uploads playlist
 FULLTEXT_PAPERS = ("1606.09375", "2012.15000", "2310.03240")  # bundled full texts (LaTeXML HTML)
+LIBRARIES = ("seed-reader", "graph-learning")  # each imports feedsvc/sample/library.<profile>.bib
 
 
 def demo_profiles_path() -> Path:
@@ -102,13 +108,25 @@ def replay_settings(url: str, data_dir: Path, **overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
+def _import_libraries(settings: Settings, factory: sessionmaker[Session], profiles: list[Profile]) -> None:
+    """Each demo profile's library file: the seed reader's from seed 001 (arXiv's API is not replayed, so
+    its papers are kept as the file gives them), the graph reader's the three bundled papers."""
+    sample = resources.files("feedsvc.sample")
+    for profile in LIBRARIES:
+        path = Path(str(sample.joinpath(f"library.{profile}.bib")))
+        import_library(settings, factory, profiles, profile, path, now=SNAPSHOT_NOW)
+
+
 def run_demo(data_dir: Path, progress: Progress | None = None, semantic: str = "auto") -> DemoResult:
-    """Run fetch and digest on the snapshot into a fresh `data_dir`; returns what was built."""
+    """Run fetch and digest on the snapshot into a fresh `data_dir`, then import the demo's libraries and
+    read them for the study lists (after the digests: a library's papers are never picked); returns what
+    was built."""
     if data_dir.exists():
         shutil.rmtree(data_dir)
     profiles = load_profiles(demo_profiles_path())
     with ReplayServer(snapshot_routes()) as server:
-        settings = replay_settings(server.url, data_dir, semantic=semantic)
+        # loopback: no arXiv to be polite to, so the study list's reads are not spaced out
+        settings = replay_settings(server.url, data_dir, semantic=semantic, arxiv_delay_seconds=0.0)
         engine = make_engine(settings.resolved_database_url())
         try:
             upgrade(engine)
@@ -118,6 +136,10 @@ def run_demo(data_dir: Path, progress: Progress | None = None, semantic: str = "
                 progress("three papers by id (their full text is bundled)")
             fetch_papers(settings, factory, FULLTEXT_PAPERS, now=SNAPSHOT_NOW)
             built = build_digests(settings, factory, profiles, day=SNAPSHOT_DAY, now=SNAPSHOT_NOW)
+            if progress:
+                progress("the readers' libraries, read for their study lists")
+            _import_libraries(settings, factory, profiles)
+            library = read_library_papers(settings, factory, profiles, limit=50, now=SNAPSHOT_NOW)
         finally:
             engine.dispose()
-    return DemoResult(built=built, outcomes=outcomes, data_dir=data_dir)
+    return DemoResult(built=built, outcomes=outcomes, data_dir=data_dir, library=library)

@@ -340,3 +340,36 @@ class Channel(Protocol):
         self, rendered: Rendered, recipient: Recipient, *, start: int = 0, on_part: PartSent | None = None
     ) -> str:  # the external message id(s); raises DeliveryError
         ...
+
+
+# --- the study list (issue 17) -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StudyEntry:
+    """One paper on a reader's study list, as every surface shows it (web, JSON, Atom, Telegram, Markdown)."""
+
+    key: str
+    title: str
+    authors: tuple[str, ...]
+    year: int | None
+    abstract: str
+    summary: str  # the abstract's first sentences, about two lines
+    url: str
+    added: datetime
+    threads: tuple[str, ...]  # "" = every thread of the profile
+    tags: tuple[str, ...]  # imported, liked, seed, canonical, and the library file's own tags
+    difficulty: str  # gentle | moderate | demanding
+    difficulty_score: float  # 0 .. 1
+    difficulty_why: str  # the figures behind it, one line
+    breakdown: bool  # its full text was read: the item page has its breakdown
+    cited_by: int = 0  # how many of the list's read papers cite it
+
+
+@dataclass(frozen=True)
+class StudyList:
+    profile: str
+    entries: tuple[StudyEntry, ...]  # newest first, after the filters
+    total: int  # before the filters
+    threads: tuple[str, ...]  # every thread on the list, for the filters
+    tags: tuple[str, ...]  # every tag on the list, for the filters

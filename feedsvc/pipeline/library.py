@@ -42,9 +42,10 @@ def import_library(
     lookup: Lookup | None = None,
     now: datetime | None = None,
 ) -> Imported:
-    """Add the papers in a library file to a profile's seeds (all threads, or `thread`). Papers not in the
-    store are fetched from arXiv by id; entries without an arXiv id are kept with the title and abstract
-    the file gives. Every entry that cannot be imported is reported, and the rest are imported."""
+    """Add the papers in a library file to a profile's seeds (all threads, or `thread`), with the file's
+    tags. Papers not in the store are fetched from arXiv by id; entries without an arXiv id, and those
+    arXiv cannot be asked about (it is down) whose file gives a title and abstract, are kept as the file
+    gives them. Every entry that cannot be imported is reported, and the rest are imported."""
     now = now or datetime.now(UTC)
     _check_target(profiles, profile, thread)
     read = read_library(path)
@@ -52,25 +53,38 @@ def import_library(
     with session_scope(factory) as session:
         queries.sync_profiles(session, profiles, now)
         known = queries.items_by_keys(session, [e.key for e in read.entries])
-        missing = [e.arxiv for e in read.entries if e.arxiv and e.key not in known]
-        fetched: list[Candidate] = []
-        if missing:
-            failed = None
-            try:
-                fetched = lookup(missing) if lookup is not None else _lookup_arxiv(settings, missing)
-            except SourceError as e:  # arXiv down: its entries are reported, the rest imported
-                failed = f"not imported: {e}"
-            queries.upsert_candidates(session, fetched, run_id=None, now=now)
-            got = {c.key for c in fetched}
-            for e in read.entries:
-                if e.arxiv and e.key not in known and e.key not in got:
-                    problems.append(f"{e.label}: {failed or f'arXiv has no paper {e.arxiv}; skipped'}")
+        missing = [e for e in read.entries if e.arxiv and e.key not in known]
+        fetched, failed = _fetch_missing(settings, [e.arxiv for e in missing if e.arxiv], lookup)
+        queries.upsert_candidates(session, fetched, run_id=None, now=now)
+        got = {c.key for c in fetched}
         local = [_local_paper(e) for e in read.entries if not e.arxiv and e.key not in known]
+        for e in missing:
+            if e.key in got:
+                continue
+            if failed and e.title and e.abstract:
+                local.append(_local_paper(e))
+            else:
+                problems.append(f"{e.label}: {failed or f'arXiv has no paper {e.arxiv}; skipped'}")
         queries.upsert_candidates(session, local, run_id=None, now=now)
         present = set(queries.items_by_keys(session, [e.key for e in read.entries]))
         keys = [e.key for e in read.entries if e.key in present]
-        added = queries.add_to_library(session, profile, keys, thread=thread, origin=str(path), now=now)
+        tags = {e.key: e.tags for e in read.entries if e.tags}
+        added = queries.add_to_library(
+            session, profile, keys, thread=thread, origin=str(path), now=now, tags=tags
+        )
     return Imported(read=len(read.entries), added=added, fetched=len(fetched), problems=problems)
+
+
+def _fetch_missing(
+    settings: Settings, ids: Sequence[str], lookup: Lookup | None
+) -> tuple[list[Candidate], str | None]:
+    """The papers arXiv has of `ids`, or none and why when arXiv cannot be asked."""
+    if not ids:
+        return [], None
+    try:
+        return (lookup(ids) if lookup is not None else _lookup_arxiv(settings, ids)), None
+    except SourceError as e:  # arXiv down: its entries are reported or kept as the file gives them
+        return [], f"not imported: {e}"
 
 
 def _check_target(profiles: Sequence[Profile], profile: str, thread: str) -> None:
@@ -89,13 +103,15 @@ def _lookup_arxiv(settings: Settings, ids: Sequence[str]) -> list[Candidate]:
 
 
 def _local_paper(e: LibraryEntry) -> Candidate:
-    """A library entry without an arXiv id, as the file gives it."""
+    """A library entry as the file gives it (no arXiv id, or arXiv down)."""
     return Candidate(
         key=e.key,
         kind="paper",
         title=e.title,
         text=e.abstract,
-        url=e.url or e.doi,
+        url=e.url
+        or (f"https://doi.org/{e.doi}" if e.doi else "")
+        or (f"https://arxiv.org/abs/{e.arxiv}" if e.arxiv else ""),
         source="library",
         authors=e.authors,
         published=datetime(e.year, 1, 1, tzinfo=UTC) if e.year else None,

@@ -32,6 +32,7 @@ class LibraryEntry:
     year: int | None = None
     url: str = ""
     doi: str = ""
+    tags: tuple[str, ...] = ()  # the file's own tags, lower case (BibTeX keywords, Zotero tags)
 
     @property
     def key(self) -> ItemKey:
@@ -69,6 +70,12 @@ def _year(text: str) -> int | None:
     return int(m.group(0)) if m else None
 
 
+def _tags(*texts: str) -> tuple[str, ...]:
+    """Tags as a file writes them ("canonical, rl; theory"): lower case, each once, in order."""
+    found = (t.strip().lower() for text in texts for t in re.split(r"[,;]", _clean(text)))
+    return tuple(dict.fromkeys(t for t in found if t))[:20]
+
+
 def read_bibtex(text: str) -> LibraryRead:
     out = LibraryRead()
     library = bibtexparser.parse_string(text)
@@ -103,13 +110,15 @@ def read_bibtex(text: str) -> LibraryRead:
                 year=_year(f.get("year", "")),
                 url=f.get("url", ""),
                 doi=f.get("doi", ""),
+                tags=_tags(f.get("keywords", ""), f.get("mendeley-tags", "")),
             )
         )
     return out
 
 
 def read_zotero_csv(text: str) -> LibraryRead:
-    """Zotero's CSV export: columns Title, Author, Publication Year, Url, DOI, Abstract Note, Extra."""
+    """Zotero's CSV export: columns Title, Author, Publication Year, Url, DOI, Abstract Note, Extra, Manual
+    Tags."""
     out = LibraryRead()
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames or "Title" not in reader.fieldnames:
@@ -136,6 +145,7 @@ def read_zotero_csv(text: str) -> LibraryRead:
                 year=_year(row.get("Publication Year") or ""),
                 url=row.get("Url") or "",
                 doi=row.get("DOI") or "",
+                tags=_tags(row.get("Manual Tags") or ""),
             )
         )
     return out

@@ -557,29 +557,48 @@ def save_embeddings(session: Session, vectors: Mapping[str, np.ndarray], model: 
 
 
 def add_to_library(
-    session: Session, profile: str, keys: Iterable[str], *, thread: str, origin: str, now: datetime
+    session: Session,
+    profile: str,
+    keys: Iterable[str],
+    *,
+    thread: str,
+    origin: str,
+    now: datetime,
+    tags: Mapping[str, Sequence[str]] | None = None,
 ) -> int:
-    """Add stored items to a profile's imported library; returns how many were new to it."""
+    """Add stored items to a profile's imported library, with the file's tags per key (a repeat import
+    adds tags it did not have); returns how many were new to it."""
     profile_id = session.scalar(select(ProfileRow.id).where(ProfileRow.name == profile))
     if profile_id is None:
         raise LookupError(f"profile {profile!r} is not in the store; sync the profiles first")
+    tags = tags or {}
     added = 0
     for key in dict.fromkeys(keys):
         item_id = session.scalar(select(Item.id).where(Item.key == key))
         if item_id is None:
             raise LookupError(f"{key} is not in the store")
-        exists = session.scalar(
-            select(LibraryRow.id).where(
+        row = session.scalar(
+            select(LibraryRow).where(
                 LibraryRow.profile_id == profile_id,
                 LibraryRow.item_id == item_id,
                 LibraryRow.thread == thread,
             )
         )
-        if exists is None:
+        new_tags = list(tags.get(key, ()))
+        if row is None:
             session.add(
-                LibraryRow(profile_id=profile_id, item_id=item_id, thread=thread, origin=origin, added=now)
+                LibraryRow(
+                    profile_id=profile_id,
+                    item_id=item_id,
+                    thread=thread,
+                    origin=origin,
+                    added=now,
+                    tags=new_tags,
+                )
             )
             added += 1
+        elif set(new_tags) - set(row.tags or ()):
+            row.tags = list(dict.fromkeys([*(row.tags or ()), *new_tags]))
     session.flush()
     return added
 

@@ -297,6 +297,8 @@ class LibraryRow(Base):
     thread: Mapped[str] = mapped_column(String(256), default="")
     origin: Mapped[str] = mapped_column(Text, default="")  # the file it came from
     added: Mapped[datetime]
+    # the file's own tags for the entry (BibTeX keywords, Zotero tags), lower case: e.g. "canonical"
+    tags: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
 
     __table_args__ = (UniqueConstraint("profile_id", "item_id", "thread", name="uq_library_items_entry"),)
 
@@ -335,3 +337,20 @@ class HeartbeatRow(Base):
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
     beat: Mapped[datetime]
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+# --- appended by the study list (issue 17, migration 0009_study) ------------------------------------------
+
+
+class PaperPageRow(Base):
+    """A paper read for a reader's study list, outside any digest: its page (breakdown and formula notes,
+    `feedsvc.cards.breakdown.page_data`; NULL when it has no full text), its reading difficulty and the
+    arXiv ids its full text cites."""
+
+    __tablename__ = "paper_pages"
+
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    page: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    difficulty: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    cites: Mapped[list[Any]] = mapped_column(default=list)
+    built: Mapped[datetime]
