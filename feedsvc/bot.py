@@ -3,7 +3,8 @@
 - `/start CODE` subscribes this chat to a profile with a one-time code from
   `feedsvc subscribe telegram --profile P`; `/stop` unsubscribes it;
 - `/digest` sends the latest bundle now; `/profile` shows what feedsvc knows about you;
-  `/why N` says why card N of the latest bundle was picked;
+  `/why N` says why card N of the latest bundle was picked; `/library` shows the last papers of the
+  study list, with links;
 - a tap on 👍, 👎 or "less like this" under a card is stored as feedback (the next ranking uses it),
   answered, and the buttons then show the vote; "∑ equation image" sends the key equation as a picture.
 
@@ -29,8 +30,10 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 from feedsvc.config import Settings
 from feedsvc.deliver.telegram import Callback, parse_callback, vote_keyboard
 from feedsvc.models import VOTES, Card, Digest, Recipient
+from feedsvc.pipeline.study import study_list
 from feedsvc.render.equation_image import latex_to_png
 from feedsvc.render.math_text import latex_to_unicode
+from feedsvc.render.study import study_telegram
 from feedsvc.render.telegram import render_telegram
 from feedsvc.store import delivery, queries
 from feedsvc.store.db import session_scope
@@ -43,6 +46,7 @@ COMMANDS = (
     ("digest", "the latest bundle, now"),
     ("profile", "what feedsvc knows about you"),
     ("why", "why card N was picked: /why N"),
+    ("library", "your study list: the last papers added"),
 )
 Clock = Callable[[], datetime]
 
@@ -84,6 +88,7 @@ def build_application(
     app.add_handler(CommandHandler("digest", handlers.latest))
     app.add_handler(CommandHandler("profile", handlers.profile))
     app.add_handler(CommandHandler("why", handlers.why))
+    app.add_handler(CommandHandler("library", handlers.library))
     app.add_handler(CallbackQueryHandler(handlers.tap))
     return app
 
@@ -184,6 +189,18 @@ class _Handlers:
                 config = queries.profile_config(session, r.profile) or {}
                 votes = queries.feedback_for(session, r.profile)
             await _send_text(update, _profile_text(r.profile, config, votes))
+
+    async def library(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """`/library`: the last papers of each subscription's study list, with links."""
+        subs = _subscriptions(self.factory, _chat(update))
+        if not subs:
+            await _not_subscribed(update)
+            return
+        for r in subs:
+            with session_scope(self.factory) as session:
+                shelf = study_list(session, r.profile)
+            if shelf is not None:
+                await _send_text(update, study_telegram(shelf, self.settings.base_url))
 
     async def why(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """`/why N`: why card N of the latest digest was picked."""

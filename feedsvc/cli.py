@@ -468,6 +468,47 @@ def profile_import(
         raise typer.Exit(1)
 
 
+@profile_app.command("library")
+def profile_library(
+    profile: Annotated[str, typer.Option("--profile", help="Whose study list.")],
+    thread: Annotated[str, typer.Option("--thread", help="Only this thread's papers.")] = "",
+    tag: Annotated[str, typer.Option("--tag", help="Only papers with this tag (imported, liked, ...).")] = "",
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print the list as Markdown.")] = False,
+    read: Annotated[
+        int, typer.Option("--read", min=0, help="First read up to N unread papers' full texts from arXiv.")
+    ] = 0,
+) -> None:
+    """The study list: imported papers, papers voted 👍 and seed papers, newest first."""
+    from feedsvc.pipeline.study import read_library_papers, study_list
+    from feedsvc.render.study import byline, study_markdown
+    from feedsvc.store.db import session_factory
+
+    settings = _settings()
+    profiles = _profiles(settings, profile)
+    engine = _engine(settings)
+    try:
+        factory = session_factory(engine)
+        if read:
+            with _progress() as bar:
+                bar.add_task(f"reading up to {read} library papers", total=None)
+                reading = read_library_papers(settings, factory, profiles, limit=read)
+            _report_skipped("", reading.problems, "papers without a full text")
+            err.print(reading.summary())
+        with factory() as session:
+            shelf = study_list(session, profile, thread=thread, tag=tag.strip().lower())
+    finally:
+        engine.dispose()
+    if shelf is None:  # the profile is in the file but was never synced into the store
+        raise _fail(f"the store has no profile '{profile}' yet: import a library or build a digest first", 2)
+    if markdown:
+        typer.echo(study_markdown(shelf, settings.base_url, thread=thread, tag=tag), nl=False)
+        return
+    for e in shelf.entries:
+        page = " · breakdown" if e.breakdown else ""
+        out.print(f"{e.title}\n  {byline(e)} · {', '.join(e.tags)} · {e.difficulty}{page}", soft_wrap=True)
+    out.print(f"{len(shelf.entries)} of {shelf.total} papers")
+
+
 @app.command()
 def feedback(
     item: Annotated[str, typer.Argument(help="The item: an arXiv id or URL, or an item key.")],

@@ -2,7 +2,8 @@
 
 The digest run builds each paper pick's page once, from the full text, and stores it with the digest
 (`digest_entries.page`); this module only reads it back, from the latest digest that stored one, and
-keeps it in memory per digest entry. A paper with no stored page (never a pick, read from the abstract
+keeps it in memory per digest entry. A paper of a reader's study list has its page from the library's
+reading (`paper_pages`) when no digest stored one. A paper with no stored page (read from the abstract
 only, or picked by a digest built before pages were stored) shows its card only: nothing is rebuilt here.
 Imports the cards stage (for the page's types) and the store: an edge module.
 """
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from feedsvc.cards.breakdown import Breakdown, Dropped, FormulaNotes, page_from_data
 from feedsvc.models import Candidate
-from feedsvc.store import archive
+from feedsvc.store import archive, study
 from feedsvc.web.cache import LRU
 
 
@@ -37,14 +38,17 @@ def _pdf_url(arxiv_id: str) -> str:
 
 
 def paper_page(session: Session, item: Candidate, memo: LRU[Any]) -> PaperPage | None:
-    """The stored page of a paper pick; None when no digest stored one (see the module docstring)."""
+    """The stored page of a paper pick, else of a library paper; None when neither was stored (see the
+    module docstring)."""
     if item.kind != "paper":
         return None
-    stored = archive.paper_page(session, item.key)
+    stored: tuple[object, dict[str, Any]] | None = archive.paper_page(session, item.key)
+    if stored is None:
+        stored = study.library_page(session, item.key)
     if stored is None:
         return None
-    entry_id, data = stored
-    memo_key = ("paper", item.key, entry_id)
+    version, data = stored
+    memo_key = ("paper", item.key, version)
     page = memo.get(memo_key)
     if page is None:
         b, notes = page_from_data(data)
