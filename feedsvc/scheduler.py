@@ -3,7 +3,8 @@ and what it takes to run them safely: taking the single-runner locks, the livene
 handling of `run_forever`, and a patch of APScheduler's sleep (`_WallClockWakeups`, so a machine that
 was suspended still finds the 07:30 digest due). What a job does lives in `feedsvc.pipeline`.
 
-Jobs: `fetch` on `fetch_cron` (UTC) collects the sources; `digest:<profile>` at the profile's `send_at` in
+Jobs: `fetch` on `fetch_cron` (UTC) collects the sources, then reads up to `library_reads_per_run` papers
+of the readers' study lists (`feedsvc.pipeline.study`); `digest:<profile>` at the profile's `send_at` in
 its time zone builds that day's digest and publishes it; `publish` every `publish_interval_seconds`
 delivers whatever is due (retries included). Every job is coalesced, runs one instance at a time and is
 run late only within `misfire_grace_seconds`: a machine that slept through three 07:30s sends once on
@@ -15,7 +16,7 @@ heartbeat says this scheduler is alive (the one /healthz judges). `run_forever` 
 and waits for the running jobs (the outbox's leases cover a process that dies instead).
 
 An edge: imports the config, the models, the store and (when a job runs) `feedsvc.pipeline`'s collect,
-digest and publish; nothing but the CLI imports it.
+study, digest and publish; nothing but the CLI imports it.
 """
 
 from __future__ import annotations
@@ -89,10 +90,15 @@ class Jobs:
 
 def pipeline_collect(settings: Settings, factory: Factory, profiles: Sequence[Profile], now: datetime) -> str:
     from feedsvc.pipeline.collect import collect  # imported when a job runs: tests with own Jobs skip it
+    from feedsvc.pipeline.study import read_library_papers
 
     fresh_for = timedelta(seconds=settings.fetch_min_interval_seconds)  # a late digest's fetch, then ours
     outcomes = collect(settings, factory, profiles, now=now, fresh_for=fresh_for)
-    return ", ".join(f"{o.source} {o.status}" + (f" ({o.new} new)" if o.new else "") for o in outcomes)
+    detail = ", ".join(f"{o.source} {o.status}" + (f" ({o.new} new)" if o.new else "") for o in outcomes)
+    if settings.library_reads_per_run:  # then a few of the study lists' papers, read in the background
+        reading = read_library_papers(settings, factory, profiles, now=now)
+        detail += f"; {reading.summary()}" if reading.read else ""
+    return detail
 
 
 def pipeline_build(settings: Settings, factory: Factory, profile: Profile, day: date, now: datetime) -> str:
