@@ -335,6 +335,12 @@ def demo(
         if len(lines) > preview_lines:
             out.print(Text(f"… {len(lines) - preview_lines} more lines", style="dim"))
         out.print(Text.assemble("\n", ("digest written to", "bold"), f" {b.path}"))
+    if result.library is not None:
+        out.print(
+            f"\nstudy lists ({result.library.summary()}): `feedsvc profile library --profile NAME`, "
+            "or /library/NAME on the archive",
+            soft_wrap=True,
+        )
 
 
 @app.command("rank")

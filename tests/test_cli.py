@@ -38,6 +38,20 @@ def test_demo_runs_offline_and_writes_the_digest(tmp_path: Path) -> None:
     graphs = (tmp_path / "demo" / "digests" / "graph-learning" / "2024-11-28.md").read_text(encoding="utf-8")
     assert graphs.count("The paper's key equation") == 3 and graphs.count("\n$$\n") == 2 * 3  # open + close
     assert "*Quoted verbatim from the arXiv HTML, eq. (2), §3.1 Problem formulation.*" in graphs
+    # the demo's readers have study lists: the graph reader's three bundled papers, each with its breakdown
+    assert "study lists (library: 10 read (3 with a breakdown" in " ".join(r.stdout.split())
+    env = {
+        "FEEDSVC_DATA_DIR": str(tmp_path / "demo"),
+        "FEEDSVC_PROFILES_PATH": str(Path(__file__).parent.parent / "feedsvc/sample/profiles.demo.toml"),
+    }
+    listed = feedsvc("profile", "library", "--profile", "graph-learning", "--markdown", env=env, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.startswith("# Study list: graph-learning\n\n3 papers, newest first")
+    assert listed.stdout.count("[Read the breakdown →](http://127.0.0.1:8000/item/arxiv:") == 3
+    assert "`imported` `canonical` `spectral`" in listed.stdout  # the library file's own tags
+    seeds = feedsvc("profile", "library", "--profile", "seed-reader", "--tag", "seed", env=env, cwd=tmp_path)
+    assert seeds.returncode == 0 and seeds.stdout.rstrip().endswith("3 of 7 papers"), seeds.stderr
+    assert "Soft Actor-Critic" in seeds.stdout and "Playing Atari" not in seeds.stdout
 
 
 def test_a_bad_profile_file_stops_with_file_profile_and_field(tmp_path: Path) -> None:
