@@ -357,7 +357,7 @@ class StudyEntry:
     summary: str  # the abstract's first sentences, about two lines
     url: str
     added: datetime
-    threads: tuple[str, ...]  # "" = every thread of the profile
+    threads: tuple[str, ...]  # "" = every thread of the profile; empty: none known (a vote outside a digest)
     tags: tuple[str, ...]  # imported, liked, seed, canonical, and the library file's own tags
     difficulty: str  # gentle | moderate | demanding
     difficulty_score: float  # 0 .. 1

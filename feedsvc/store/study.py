@@ -34,7 +34,7 @@ class Shelved:
 
     item: Candidate
     added: datetime  # when it came to the list: imported, voted, or (a seed) first seen
-    threads: list[str] = field(default_factory=list)  # "" = every thread
+    threads: list[str] = field(default_factory=list)  # "" = every thread; none: a vote outside a digest
     tags: list[str] = field(default_factory=list)  # imported, liked, seed, and the file's own tags
     page: bool = False  # a breakdown page exists (a digest's or the study list's)
     read: bool = False  # its full text was tried (a page row exists, with or without a page)
@@ -47,12 +47,15 @@ def profile_id(session: Session, profile: str) -> int | None:
     return session.scalar(select(ProfileRow.id).where(ProfileRow.name == profile))
 
 
-def _add(shelf: dict[str, Shelved], item: Item, added: datetime, thread: str, tags: Iterable[str]) -> None:
+def _add(
+    shelf: dict[str, Shelved], item: Item, added: datetime, thread: str | None, tags: Iterable[str]
+) -> None:
+    """Put `item` on the shelf (again): under `thread` ("" every thread, None none known), with `tags`."""
     entry = shelf.get(item.key)
     if entry is None:
         entry = shelf[item.key] = Shelved(item=_to_candidate(item), added=added)
     entry.added = max(entry.added, added)
-    if thread not in entry.threads:
+    if thread is not None and thread not in entry.threads:
         entry.threads.append(thread)
     entry.tags.extend(t for t in tags if t not in entry.tags)
 
@@ -82,7 +85,7 @@ def _liked(session: Session, pid: int, shelf: dict[str, Shelved]) -> None:
         ).all()
     )
     for item in session.scalars(select(Item).where(Item.id.in_(list(liked)), Item.kind == "paper")):
-        _add(shelf, item, liked[item.id].created, threads.get(item.id, ""), ["liked"])
+        _add(shelf, item, liked[item.id].created, threads.get(item.id), ["liked"])
 
 
 def _seeds(session: Session, config: dict[str, Any], shelf: dict[str, Shelved]) -> None:
