@@ -79,6 +79,14 @@ def test_run_serves_the_demo_publishes_and_stops_cleanly(demo_dir: Path) -> None
         assert status == 200 and b"Robust Offline Reinforcement Learning" in page
         status, home = get(f"{base}/")
         assert status == 200 and b"graph-learning" in home
+        # the archive links each demo reader's study list: their imported papers, with breakdowns where the
+        # demo bundles the full text
+        assert b'href="/library/graph-learning"' in home and b'href="/library/seed-reader"' in home
+        status, shelf = get(f"{base}/library/graph-learning")
+        assert status == 200 and shelf.count(b'<li id="paper-') == 3
+        assert shelf.count("Read the breakdown →".encode()) == 3
+        status, shelf = get(f"{base}/library/seed-reader")
+        assert status == 200 and shelf.count(b'<li id="paper-') == 7 and b"Soft Actor-Critic" in shelf
         # the publish job ran at start: the seed reader's Markdown recipient got its digest
         engine = make_engine(f"sqlite:///{demo_dir / 'feedsvc.db'}")
         try:
