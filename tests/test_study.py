@@ -186,11 +186,13 @@ def test_the_page_json_and_atom_feed(world: World) -> None:
     assert filtered.text.count('<li id="paper-') == 1 and "Learning Hierarchical Relational" in filtered.text
     assert client.get("/library/graphs", params={"thread": "Relations"}).text.count('<li id="paper-') == 2
     assert client.get("/library/nobody").status_code == 404
+    assert client.get("/library/graphs", params={"page": 2}).status_code == 404  # 4 papers: one page
     # the item page of a paper no digest picked shows the breakdown its reading built
     item = client.get(f"/item/{SPHERE}")
     assert item.status_code == 200 and 'id="breakdown-title"' in item.text and "DeepSphere" in item.text
     api = client.get("/api/library/graphs", params={"tag": "seed"}).json()
-    assert api["total"] == 4 and [e["key"] for e in api["entries"]] == [SPHERE]
+    assert (api["total"], api["matching"], api["pages"]) == (4, 1, 1)
+    assert [e["key"] for e in api["entries"]] == [SPHERE]
     assert api["entries"][0]["breakdown_url"] == f"{BASE}/item/{SPHERE}#breakdown"
     assert api["entries"][0]["difficulty"] in ("gentle", "moderate", "demanding")
     feed = client.get("/library/graphs/atom.xml")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from feedsvc.cards.fulltext import FullText
 
@@ -63,6 +64,7 @@ def difficulty_from_data(data: dict[str, object]) -> Difficulty:
     return Difficulty(**data)  # type: ignore[arg-type]
 
 
+@lru_cache(maxsize=65_536)
 def syllables(word: str) -> int:
     """Vowel groups, a silent final e dropped: the usual estimate behind readability formulas."""
     w = word.lower().strip("'-")
@@ -81,23 +83,25 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(_INLINE.sub(" ", text))
 
 
-def prose_grade(text: str) -> float:
-    """Flesch-Kincaid grade level: 0.39 words/sentence + 11.8 syllables/word - 15.59."""
-    sentences = [s for s in _SENTENCE_END.split(text.strip()) if _words(s)]
+def _grade_and_jargon(text: str) -> tuple[float, float]:
+    """The Flesch-Kincaid grade (0.39 words/sentence + 11.8 syllables/word - 15.59) and the share of
+    acronyms and words of four syllables or more, in one pass."""
     words = _words(text)
     if not words:
-        return 0.0
-    per_sentence = len(words) / max(1, len(sentences))
-    per_word = sum(syllables(w) for w in words) / len(words)
-    return 0.39 * per_sentence + 11.8 * per_word - 15.59
+        return 0.0, 0.0
+    counts = [syllables(w) for w in words]
+    sentences = sum(1 for s in _SENTENCE_END.split(text.strip()) if _WORD.search(s))
+    grade = 0.39 * len(words) / max(1, sentences) + 11.8 * sum(counts) / len(words) - 15.59
+    hard = sum(1 for w, n in zip(words, counts, strict=True) if n >= 4 or _ACRONYM.match(w))
+    return grade, hard / len(words)
+
+
+def prose_grade(text: str) -> float:
+    return _grade_and_jargon(text)[0]
 
 
 def jargon_share(text: str) -> float:
-    words = _words(text)
-    if not words:
-        return 0.0
-    hard = sum(1 for w in words if _ACRONYM.match(w) or syllables(w) >= 4)
-    return hard / len(words)
+    return _grade_and_jargon(text)[1]
 
 
 def _prose_of(ft: FullText) -> str:
@@ -106,9 +110,15 @@ def _prose_of(ft: FullText) -> str:
     return " ".join(words[:MAX_WORDS])
 
 
+@lru_cache(maxsize=8_192)
+def from_abstract(abstract: str) -> Difficulty:
+    """`difficulty(abstract)`, remembered: a study list shows the same unread papers on every view."""
+    return difficulty(abstract)
+
+
 def difficulty(abstract: str, fulltext: FullText | None = None) -> Difficulty:
     """The reading difficulty of a paper from its abstract and, when read, its full text."""
-    grade, jargon = prose_grade(abstract), jargon_share(abstract)
+    grade, jargon = _grade_and_jargon(abstract)
     full = fulltext is not None and fulltext.source != "abstract"
     if full:
         prose = _prose_of(fulltext)  # type: ignore[union-attr]

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from feedsvc.cards.breakdown import breakdown, formula_notes, page_data
-from feedsvc.cards.difficulty import difficulty, difficulty_from_data
+from feedsvc.cards.difficulty import difficulty, difficulty_from_data, from_abstract
 from feedsvc.cards.fulltext import FullText
 from feedsvc.cards.writer import parse_fulltext
 from feedsvc.config import Settings
@@ -60,7 +60,7 @@ def cited_ids(text: str, own: str | None = None) -> list[str]:
 
 def _entry(s: study.Shelved, cited_by: int) -> StudyEntry:
     item = s.item
-    diff = difficulty_from_data(s.difficulty) if s.difficulty else difficulty(item.text)
+    diff = difficulty_from_data(s.difficulty) if s.difficulty else from_abstract(item.text)
     tags = list(s.tags)
     if cited_by >= CANONICAL_CITED_BY and "canonical" not in tags:
         tags.append("canonical")

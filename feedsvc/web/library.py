@@ -6,8 +6,9 @@ Atom feed of its additions and its JSON (`/api/library/{profile}`). The list its
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from starlette.responses import Response
@@ -17,12 +18,13 @@ from feedsvc.pipeline.study import study_list
 from feedsvc.web.cache import SHORT, Page, respond
 from feedsvc.web.deps import SessionDep, StateDep
 from feedsvc.web.feeds import ATOM, json_page
-from feedsvc.web.pages import html
+from feedsvc.web.pages import PageNumber, html
 from feedsvc.web.templating import item_path, render, rfc3339, xml_safe
 
 router = APIRouter()
 
 FEED_ENTRIES = 30
+PER_PAGE = 50
 Filter = Annotated[str, Query(max_length=256)]
 
 
@@ -37,13 +39,41 @@ def library_path(profile: str) -> str:
     return f"/library/{quote(profile, safe='')}"
 
 
+def _page_of(shelf: StudyList, page: int) -> tuple[StudyList, int]:
+    """The `page`th PER_PAGE entries of the list, and how many pages it has (404 past the last)."""
+    pages = max(1, math.ceil(len(shelf.entries) / PER_PAGE))
+    if page > pages:
+        raise HTTPException(404, f"The study list of {shelf.profile!r} has {pages} page(s) here.")
+    entries = shelf.entries[(page - 1) * PER_PAGE : page * PER_PAGE]
+    return dataclasses.replace(shelf, entries=entries), pages
+
+
 @router.api_route("/library/{profile}", methods=["GET", "HEAD"], include_in_schema=False)
 def library_page(
-    request: Request, st: StateDep, session: SessionDep, profile: str, thread: Filter = "", tag: Filter = ""
+    request: Request,
+    st: StateDep,
+    session: SessionDep,
+    profile: str,
+    thread: Filter = "",
+    tag: Filter = "",
+    page: PageNumber = 1,
 ) -> Response:
-    shelf = _list(session, profile, thread, tag)
+    found = _list(session, profile, thread, tag)
+    shown, pages = _page_of(found, page)
+    query = urlencode({k: v for k, v in (("thread", thread), ("tag", tag)) if v})
     return html(
-        request, st, "library.html.j2", SHORT, shelf=shelf, thread=thread, tag=tag, path=library_path(profile)
+        request,
+        st,
+        "library.html.j2",
+        SHORT,
+        shelf=shown,
+        matching=len(found.entries),
+        thread=thread,
+        tag=tag,
+        path=library_path(profile),
+        page=page,
+        pages=pages,
+        pager_base=f"{library_path(profile)}?{query}{'&' if query else ''}",
     )
 
 
@@ -56,15 +86,25 @@ def _entry_json(base: str, e: StudyEntry) -> dict[str, Any]:
 
 @router.api_route("/api/library/{profile}", methods=["GET", "HEAD"])
 def api_library(
-    request: Request, st: StateDep, session: SessionDep, profile: str, thread: Filter = "", tag: Filter = ""
+    request: Request,
+    st: StateDep,
+    session: SessionDep,
+    profile: str,
+    thread: Filter = "",
+    tag: Filter = "",
+    page: PageNumber = 1,
 ) -> Response:
-    """A reader's study list, newest first: imported papers, papers voted 👍 and the profile's seed papers,
-    each with its tags, difficulty and breakdown link; `thread` and `tag` filter it."""
-    shelf = _list(session, profile, thread, tag)
+    """A reader's study list, newest first, 50 a page: imported papers, papers voted 👍 and the profile's
+    seed papers, each with its tags, difficulty and breakdown link; `thread` and `tag` filter it."""
+    found = _list(session, profile, thread, tag)
+    shelf, pages = _page_of(found, page)
     base = st.settings.base_url.rstrip("/")
     data = {
         "profile": profile,
         "url": base + library_path(profile),
+        "page": page,
+        "pages": pages,
+        "matching": len(found.entries),
         "total": shelf.total,
         "threads": list(shelf.threads),
         "tags": list(shelf.tags),
