@@ -4,8 +4,9 @@
   `feedsvc subscribe telegram --profile P`; `/stop` unsubscribes it;
 - `/digest` sends the latest bundle now; `/profile` shows what feedsvc knows about you;
   `/why N` says why card N of the latest bundle was picked;
-- a tap on 👍, 👎 or "less like this" under a card is stored as feedback (the next ranking uses it),
-  answered, and the buttons then show the vote; "∑ equation image" sends the key equation as a picture.
+- a tap on 👍, 👎, "more like this" or "less like this" under a card is stored as feedback (the next
+  ranking uses it), answered, and the buttons then show the vote; "∑ equation image" sends the key
+  equation as a picture.
 
 Handlers are small methods of `_Handlers` (which holds the settings, the store and the clock) and read the
 store through `feedsvc.store`; the formatting is the Telegram renderer's and the buttons are the Telegram

@@ -188,8 +188,9 @@ class Vote:
 VOTES: Mapping[str, Vote] = {  # in the order every surface shows them
     v.name: v
     for v in (
-        Vote("up", "u", "👍", "more like this", "liked"),
+        Vote("up", "u", "👍", "good pick", "liked"),
         Vote("down", "d", "👎", "not for me", "marked 👎"),
+        Vote("more", "m", "", "more like this", "asked for more of"),
         Vote("less", "l", "", "less like this", "asked for less of"),
     )
 }
@@ -202,6 +203,15 @@ class Feedback:
     candidate: Candidate
     vote: str
     thread: str = ""
+
+
+@dataclass(frozen=True)
+class Silence:
+    """An item delivered to the reader and never voted on, `age_days` after its digest was sent: not a
+    vote, but the learned scorer's weak negative (`feedsvc.rank.learned.silence_weights`)."""
+
+    candidate: Candidate
+    age_days: float
 
 
 # --- what the cards stage produces --------------------------------------------------------------------

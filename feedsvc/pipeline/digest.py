@@ -26,7 +26,7 @@ from feedsvc.cards.writer import parse_fulltext, write_card
 from feedsvc.config import Settings
 from feedsvc.deliver.files import write_atomically
 from feedsvc.identity import ItemKey
-from feedsvc.models import Candidate, Card, Digest, Feedback, Profile, Scored, SourceReport
+from feedsvc.models import Candidate, Card, Digest, Feedback, Profile, Scored, Silence, SourceReport
 from feedsvc.pipeline import notes
 from feedsvc.pipeline.talks import NOTE, TalkFinder, record_talk_search, talk_check, youtube_for_talks
 from feedsvc.rank.pool import build_pool
@@ -199,6 +199,7 @@ class _Reader:
     seeds: dict[str, Candidate]
     sent: set[str]
     feedback: list[Feedback]
+    silence: list[Silence]  # sent, never voted on: the learned scorer's weak negatives
 
 
 def make_digest(
@@ -212,7 +213,7 @@ def make_digest(
     llm_client: ChatClient | None = None,
 ) -> tuple[Digest, dict[str, PaperPage]]:
     """One profile's digest for `day`, and the pages of its paper picks (by item key)."""
-    reader = _reader(session, profile, day)
+    reader = _reader(session, profile, day, now)
     papers = _rank(session, profile, reader, embedder, now, "paper", reader.sent | reader.own)
     talk_lines, talks = talk_check(session, papers.picks, find_talk, now)
     talks = [t for t in talks if t[1].candidate.key not in reader.sent][: profile.videos]
@@ -242,7 +243,7 @@ def make_digest(
     return digest, pages
 
 
-def _reader(session: Session, profile: Profile, day: date) -> _Reader:
+def _reader(session: Session, profile: Profile, day: date, now: datetime) -> _Reader:
     end = datetime.combine(day, time.max, ZoneInfo(profile.timezone)).astimezone(UTC)
     library = queries.library_of(session, profile.name)
     own = {k for keys in library.values() for k in keys}
@@ -256,6 +257,7 @@ def _reader(session: Session, profile: Profile, day: date) -> _Reader:
         seeds=queries.items_by_keys(session, seed_keys + [k for keys in library.values() for k in keys]),
         sent=queries.sent_keys(session, profile.name, before=day),
         feedback=queries.feedback_for(session, profile.name),
+        silence=queries.silence_for(session, profile.name, now),
     )
 
 
@@ -275,6 +277,7 @@ def _rank(
     on_embedded = None
     if embedder is not None:
         keys = [c.key for c in candidates] + list(reader.seeds) + [f.candidate.key for f in reader.feedback]
+        keys += [s.candidate.key for s in reader.silence]
         cached = queries.embeddings_for(session, keys, embedder.name)
         model = embedder.name
 
@@ -295,6 +298,7 @@ def _rank(
         already_sent=exclude,
         feedback=reader.feedback,
         limit=limit,
+        silence=reader.silence,
     )
     if embedder is not None and pool.fresh_texts:
         queries.save_text_embeddings(session, pool.fresh_texts, embedder.name, now)

@@ -11,7 +11,7 @@ import gzip
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,10 +20,21 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from feedsvc.identity import ItemKey
-from feedsvc.models import VOTES, Candidate, Card, Digest, Discussion, Feedback, Profile, SourceReport
+from feedsvc.models import (
+    VOTES,
+    Candidate,
+    Card,
+    Digest,
+    Discussion,
+    Feedback,
+    Profile,
+    Silence,
+    SourceReport,
+)
 from feedsvc.store.card_json import card_from_json, card_to_json
 from feedsvc.store.db import insert_or_skip
 from feedsvc.store.tables import (
+    DeliveryRow,
     DigestRow,
     EmbeddingRow,
     EntryRow,
@@ -656,6 +667,41 @@ def feedback_for(session: Session, profile: str) -> list[Feedback]:
         Feedback(candidate=_to_candidate(item), vote=vote, thread=threads.get(key, ""))
         for key, (vote, item) in latest.items()
     ]
+
+
+def silence_for(session: Session, profile: str, now: datetime, *, within_days: int = 120) -> list[Silence]:
+    """What the profile's readers were sent (deliveries marked sent, within `within_days`) and never voted
+    on, each with its age in days since it was first sent: the learned scorer's weak negatives."""
+    since = now - timedelta(days=within_days)
+    voted = (
+        select(FeedbackRow.item_id)
+        .join(ProfileRow, ProfileRow.id == FeedbackRow.profile_id)
+        .where(ProfileRow.name == profile)
+    )
+    rows = session.execute(
+        select(Item, func.min(DeliveryRow.sent))
+        .join(EntryRow, EntryRow.item_id == Item.id)
+        .join(DigestRow, DigestRow.id == EntryRow.digest_id)
+        .join(DeliveryRow, DeliveryRow.digest_id == DigestRow.id)
+        .join(ProfileRow, ProfileRow.id == DigestRow.profile_id)
+        .where(
+            ProfileRow.name == profile,
+            DeliveryRow.status == "sent",
+            DeliveryRow.sent >= since,
+            DeliveryRow.sent <= now,
+            Item.id.not_in(voted),
+        )
+        .group_by(Item.id)
+        .order_by(Item.id)
+    ).all()
+    return [Silence(_to_candidate(item), (now - _aware(sent)).total_seconds() / 86400) for item, sent in rows]
+
+
+def _aware(moment: datetime) -> datetime:
+    """An aggregate's datetime as UTC-aware (SQLite returns `min()` of a column naive or as text)."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def text_embeddings(session: Session, texts: Iterable[str], model: str) -> dict[str, np.ndarray]:
