@@ -399,22 +399,23 @@ def sync_profiles(session: Session, profiles: Sequence[Profile], now: datetime) 
 
 
 def sent_keys(session: Session, profile: str, before: date) -> set[str]:
-    """The never-twice ledger: every item key already in one of the profile's digests before `before`."""
+    """The never-twice ledger of the daily digests: every item key already in one of the profile's daily
+    digests before `before` (a weekly bundle's ledger is its recipients': `feedsvc.store.cadence`)."""
     rows = session.scalars(
         select(Item.key)
         .join(EntryRow, EntryRow.item_id == Item.id)
         .join(DigestRow, DigestRow.id == EntryRow.digest_id)
         .join(ProfileRow, ProfileRow.id == DigestRow.profile_id)
-        .where(ProfileRow.name == profile, DigestRow.day < before)
+        .where(ProfileRow.name == profile, DigestRow.day < before, DigestRow.span == "day")
     )
     return set(rows)
 
 
-def find_digest(session: Session, profile: str, day: date) -> DigestRow | None:
+def find_digest(session: Session, profile: str, day: date, span: str = "day") -> DigestRow | None:
     return session.scalar(
         select(DigestRow)
         .join(ProfileRow, ProfileRow.id == DigestRow.profile_id)
-        .where(ProfileRow.name == profile, DigestRow.day == day)
+        .where(ProfileRow.name == profile, DigestRow.day == day, DigestRow.span == span)
     )
 
 
@@ -426,13 +427,14 @@ def save_digest(
     pages: Mapping[str, dict[str, Any]] | None = None,
 ) -> int:
     """Store a digest and its cards, with each paper pick's page from `pages` (item key -> page data); a
-    digest is immutable, so saving the same (profile, day) twice fails."""
+    digest is immutable, so saving the same (profile, day, span) twice fails."""
     profile_id = session.scalar(select(ProfileRow.id).where(ProfileRow.name == digest.profile))
     if profile_id is None:
         raise LookupError(f"profile {digest.profile!r} is not in the store; sync the profiles first")
     row = DigestRow(
         profile_id=profile_id,
         day=digest.day,
+        span=digest.span,
         title=digest.title,
         summary=digest.summary,
         markdown=markdown,
@@ -486,6 +488,7 @@ def load_digest(session: Session, row: DigestRow) -> Digest:
         talk_check=str(d.get("talk_check", "")),
         sources=tuple(SourceReport(**s) for s in d.get("sources", [])),
         shortfall=str(d.get("shortfall", "")),
+        span=row.span,
     )
 
 
@@ -762,7 +765,7 @@ def latest_digest(session: Session, profile: str) -> Digest | None:
     row = session.scalar(
         select(DigestRow)
         .join(ProfileRow, ProfileRow.id == DigestRow.profile_id)
-        .where(ProfileRow.name == profile)
+        .where(ProfileRow.name == profile, DigestRow.span == "day")
         .order_by(DigestRow.day.desc())
         .limit(1)
     )
