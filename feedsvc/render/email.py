@@ -39,6 +39,7 @@ DPI = 192  # twice the CSS pixel density: equations stay sharp on high-density s
 FONTSIZE = 16  # points: 21 CSS px once shown at half the PNG's pixel size, a little above body text
 CONTENT_WIDTH = 584  # the 640px column minus its padding: a wider equation is scaled down to fit
 UNSUBSCRIBE = f"{LINK_MARK}unsubscribe"
+SETTINGS = f"{LINK_MARK}settings"  # the recipient's delivery settings page (cadence, send time)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _EMPHASIS = re.compile(r"\*([^*\n]{1,300})\*")
@@ -177,6 +178,7 @@ def render_email(digest: Digest, base_url: str = "") -> Rendered:
             c.key: [(feedback_link(v.name, c.key), v.label) for v in VOTES.values()] for c in digest.cards
         },
         unsubscribe=UNSUBSCRIBE,
+        settings=SETTINGS,
         where={c.key: _where(c) for c in digest.cards},
     )
     env = _environment()

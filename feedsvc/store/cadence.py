@@ -91,7 +91,7 @@ def had_keys(session: Session, recipient_ids: Iterable[int]) -> set[str]:
             select(Item.key)
             .join(EntryRow, EntryRow.item_id == Item.id)
             .join(DeliveryRow, DeliveryRow.digest_id == EntryRow.digest_id)
-            .where(DeliveryRow.recipient_id.in_(ids), DeliveryRow.status != "cancelled")
+            .where(DeliveryRow.recipient_id.in_(ids), DeliveryRow.status.not_in(("cancelled", "quiet")))
             .distinct()
         )
     )
@@ -101,13 +101,16 @@ def is_empty(session: Session, digest_id: int) -> bool:
     return not session.scalar(select(exists().where(EntryRow.digest_id == digest_id)))
 
 
-def enqueue(session: Session, digest_id: int, recipient: Recipient, now: datetime) -> bool:
-    """One delivery of a digest to one recipient, due now; False when it already exists."""
+def enqueue(
+    session: Session, digest_id: int, recipient: Recipient, now: datetime, *, status: str = "pending"
+) -> bool:
+    """One delivery of a digest to one recipient, due now; False when it already exists. Status "quiet":
+    a bundle without picks that the recipient did not ask to hear about, recorded as done, never sent."""
     insert = insert_or_skip(session, DeliveryRow.__table__).values(
         digest_id=digest_id,
         recipient_id=recipient.id,
         channel=recipient.channel,
-        status="pending",
+        status=status,
         attempts=0,
         created=now,
         due=now,
