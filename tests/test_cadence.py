@@ -224,3 +224,28 @@ def test_migration_0009_keeps_digests_entries_deliveries_and_search(db_url) -> N
             s.commit()
     finally:
         eng.dispose()
+
+
+# --- the command line -------------------------------------------------------------------------------------
+
+
+def test_the_cli_shows_and_changes_a_recipients_cadence(tmp_path, db_url) -> None:
+    from test_cli import feedsvc
+
+    env = {"FEEDSVC_DATA_DIR": str(tmp_path), "FEEDSVC_DATABASE_URL": db_url}
+    assert feedsvc("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
+    r = feedsvc("cadence", "--profile", "seed-reader", "--to", "digests", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "daily at 07:30 (Europe/Berlin); a quiet day sends nothing" in r.stdout
+    r = feedsvc(
+        "cadence", "--profile", "seed-reader", "--to", "digests", "weekly", "fri", "06:45", "note", env=env
+    )
+    assert r.returncode == 0, r.stderr
+    assert "weekly on Friday at 06:45 (Europe/Berlin); a quiet week sends one line saying so" in r.stdout
+    assert "next: Fri" in r.stdout
+    r = feedsvc("cadence", "--profile", "seed-reader", "--to", "digests", "Asia/Tokyo", env=env)
+    assert "weekly on Friday at 06:45 (Asia/Tokyo)" in r.stdout  # a change keeps the rest
+    bad = feedsvc("cadence", "--profile", "seed-reader", "--to", "digests", "25:99", env=env)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "not understood" in bad.stderr
+    nobody = feedsvc("cadence", "--profile", "seed-reader", "--to", "nobody@example.org", env=env)
+    assert nobody.returncode == 2 and "no active recipient" in nobody.stderr

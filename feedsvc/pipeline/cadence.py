@@ -8,6 +8,7 @@ that day, built here when it is not built yet. A weekly bundle is ranked from th
 leaves out every item its recipients have had. A bundle without picks (nothing cleared the bar) goes
 only to the readers who asked for the one-line note; the others get a delivery row marked "quiet", so
 the day counts as done. The deliveries are due at once; the publish run that follows sends them.
+`cadence_for` and `change_cadence` read and set a recipient's cadence for the CLI, the bot and the web.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from feedsvc.cadence import last_due
+from feedsvc.cadence import last_due, parse_cadence
 from feedsvc.config import Settings
-from feedsvc.models import Profile
+from feedsvc.models import Cadence, Profile, Recipient
 from feedsvc.store import cadence as store
-from feedsvc.store import queries
+from feedsvc.store import delivery, queries
 from feedsvc.store.db import session_scope
 
 Bundle = tuple[str, str, date]  # (profile, span, day)
@@ -105,3 +106,36 @@ def _enqueue(
             run.quiet += store.enqueue(session, row.id, m.recipient, now, status="quiet")
         else:
             run.enqueued += store.enqueue(session, row.id, m.recipient, now)
+
+
+# --- reading and changing a recipient's cadence (the CLI, the bot's /settings, the web settings page) ----
+
+
+def cadence_for(session: Session, recipient: Recipient) -> Cadence:
+    """The recipient's own cadence, else the profile's daily time as the store last synced it."""
+    own = store.cadence_of(session, recipient.id)
+    if own is not None:
+        return own
+    config = queries.profile_config(session, recipient.profile) or {}
+    return Cadence(send_at=str(config.get("send_at", "07:30")), timezone=str(config.get("timezone", "UTC")))
+
+
+def change_cadence(session: Session, recipient: Recipient, words: Sequence[str], now: datetime) -> Cadence:
+    """Apply `words` (see `feedsvc.cadence.parse_cadence`; ValueError on bad ones) to the recipient's
+    cadence and store it; the next send time after `now` is the first one it governs."""
+    new = parse_cadence(words, cadence_for(session, recipient))
+    store.set_cadence(session, recipient.id, new, now)
+    return new
+
+
+def find_recipient(session: Session, profile: str, address: str, channel: str | None = None) -> Recipient:
+    """The profile's active recipient at `address` (on `channel` when given); LookupError naming it."""
+    found = [
+        r
+        for r in delivery.active_recipients(session, profile)
+        if r.address == address and (channel is None or r.channel == channel)
+    ]
+    if len(found) != 1:
+        what = "no active recipient" if not found else "several recipients (give --channel)"
+        raise LookupError(f"profile {profile!r} has {what} at {address!r}")
+    return found[0]
