@@ -166,7 +166,8 @@ def render_email(digest: Digest, base_url: str = "") -> Rendered:
     views, images = _equations(digest.cards)
     papers = sum(1 for c in digest.cards if c.kind == "paper")
     videos = sum(1 for c in digest.cards if c.kind == "video")
-    archive = f"{base}/d/{quote(digest.profile, safe='')}/{digest.day.isoformat()}" if base else ""
+    on_web = base and digest.span == "day"  # the archive shows daily digests; a weekly bundle is the reader's
+    archive = f"{base}/d/{quote(digest.profile, safe='')}/{digest.day.isoformat()}" if on_web else ""
     context = dict(
         digest=digest,
         papers=papers,
