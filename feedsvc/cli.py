@@ -472,7 +472,9 @@ def profile_import(
 def feedback(
     item: Annotated[str, typer.Argument(help="The item: an arXiv id or URL, or an item key.")],
     profile: Annotated[str, typer.Option("--profile", help="Whose vote.")],
-    vote: Annotated[str, typer.Option("--vote", help="up, down or less (less like this).")],
+    vote: Annotated[
+        str, typer.Option("--vote", help="up, down, more (more like this) or less (less like this).")
+    ],
 ) -> None:
     """Record a vote, as the channels' buttons do; the next ranking uses it."""
     from datetime import UTC, datetime
