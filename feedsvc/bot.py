@@ -4,9 +4,11 @@
   `feedsvc subscribe telegram --profile P`; `/stop` unsubscribes it;
 - `/digest` sends the latest bundle now; `/profile` shows what feedsvc knows about you;
   `/why N` says why card N of the latest bundle was picked; `/library` shows the last papers of the
-  study list, with links;
-- a tap on 👍, 👎 or "less like this" under a card is stored as feedback (the next ranking uses it),
-  answered, and the buttons then show the vote; "∑ equation image" sends the key equation as a picture.
+  study list, with links; `/settings` shows or changes when this chat's
+  digests come (daily or weekly, a time in a zone, a line on a quiet day: `feedsvc.cadence`);
+- a tap on 👍, 👎, "more like this" or "less like this" under a card is stored as feedback (the next
+  ranking uses it), answered, and the buttons then show the vote; "∑ equation image" sends the key
+  equation as a picture.
 
 Handlers are small methods of `_Handlers` (which holds the settings, the store and the clock) and read the
 store through `feedsvc.store`; the formatting is the Telegram renderer's and the buttons are the Telegram
@@ -27,9 +29,11 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
+from feedsvc.cadence import describe
 from feedsvc.config import Settings
 from feedsvc.deliver.telegram import Callback, parse_callback, vote_keyboard
 from feedsvc.models import VOTES, Card, Digest, Recipient
+from feedsvc.pipeline.cadence import cadence_for, change_cadence
 from feedsvc.pipeline.study import study_list
 from feedsvc.render.equation_image import latex_to_png
 from feedsvc.render.math_text import latex_to_unicode
@@ -47,6 +51,12 @@ COMMANDS = (
     ("profile", "what feedsvc knows about you"),
     ("why", "why card N was picked: /why N"),
     ("library", "your study list: the last papers added"),
+    ("settings", "when your digest comes: /settings weekly mon 08:00"),
+)
+SETTINGS_HELP = (
+    "Change it with, e.g., <code>/settings weekly mon 08:00 Europe/Berlin</code> or "
+    "<code>/settings daily 07:15</code>; <code>/settings note</code> sends one line on a day with nothing "
+    "above the bar (<code>no-note</code>: nothing)."
 )
 Clock = Callable[[], datetime]
 
@@ -89,6 +99,7 @@ def build_application(
     app.add_handler(CommandHandler("profile", handlers.profile))
     app.add_handler(CommandHandler("why", handlers.why))
     app.add_handler(CommandHandler("library", handlers.library))
+    app.add_handler(CommandHandler("settings", handlers.cadence))
     app.add_handler(CallbackQueryHandler(handlers.tap))
     return app
 
@@ -201,6 +212,32 @@ class _Handlers:
                 shelf = study_list(session, r.profile)
             if shelf is not None:
                 await _send_text(update, study_telegram(shelf, self.settings.base_url))
+
+    async def cadence(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """`/settings [WORDS]`: show, or change, when this chat's digests come (every profile it gets)."""
+        subs = _subscriptions(self.factory, _chat(update))
+        if not subs:
+            await _not_subscribed(update)
+            return
+        words = list(context.args or [])
+        try:
+            with session_scope(self.factory) as session:
+                lines = [
+                    f"<b>{html.escape(r.profile)}</b>: "
+                    + html.escape(
+                        describe(
+                            change_cadence(session, r, words, self.now())
+                            if words
+                            else cadence_for(session, r)
+                        )
+                    )
+                    for r in subs
+                ]
+        except ValueError as e:
+            await _send_text(update, f"Nothing changed: {html.escape(str(e))}.\n{SETTINGS_HELP}")
+            return
+        head = "Saved. From the next send time on:\n" if words else ""
+        await _send_text(update, head + "\n".join(lines) + ("" if words else f"\n{SETTINGS_HELP}"))
 
     async def why(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """`/why N`: why card N of the latest digest was picked."""

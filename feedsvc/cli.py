@@ -519,7 +519,9 @@ def profile_library(
 def feedback(
     item: Annotated[str, typer.Argument(help="The item: an arXiv id or URL, or an item key.")],
     profile: Annotated[str, typer.Option("--profile", help="Whose vote.")],
-    vote: Annotated[str, typer.Option("--vote", help="up, down or less (less like this).")],
+    vote: Annotated[
+        str, typer.Option("--vote", help="up, down, more (more like this) or less (less like this).")
+    ],
 ) -> None:
     """Record a vote, as the channels' buttons do; the next ranking uses it."""
     from datetime import UTC, datetime
@@ -766,6 +768,44 @@ def publish(
     out.print(report.summary(), highlight=False)
     if report.retrying or report.gave_up:
         raise typer.Exit(1)
+
+
+@app.command()
+def cadence(
+    profile: Annotated[str, typer.Option("--profile", help="The profile the recipient receives.")],
+    to: Annotated[str, typer.Option("--to", help="The recipient: an email address, chat id or directory.")],
+    words: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Changes, in any order: daily | weekly | a day (mon) | a time (07:30) | a time zone "
+            "(Europe/Berlin) | note | no-note. None: show the cadence."
+        ),
+    ] = None,
+    channel: Annotated[str | None, typer.Option("--channel", help="email, telegram or markdown.")] = None,
+) -> None:
+    """Show or change when a recipient gets their digest: daily or weekly, at their time in their zone."""
+    from datetime import UTC, datetime
+
+    from feedsvc.cadence import describe, next_due
+    from feedsvc.pipeline.cadence import cadence_for, change_cadence, find_recipient
+    from feedsvc.store.db import session_scope
+
+    settings = _settings()
+    engine, factory = _synced(settings, profile)
+    now = datetime.now(UTC)
+    try:
+        with session_scope(factory) as session:
+            recipient = find_recipient(session, profile, to, channel)
+            current = (
+                change_cadence(session, recipient, words, now) if words else cadence_for(session, recipient)
+            )
+            session.commit()
+    except (LookupError, ValueError) as e:
+        raise _fail(str(e), 2) from None
+    finally:
+        engine.dispose()
+    upcoming = next_due(current, now).strftime("%a %Y-%m-%d %H:%M %Z")
+    out.print(f"{profile} to {to}: {describe(current)}; next: {upcoming}", highlight=False)
 
 
 @app.command()

@@ -138,6 +138,26 @@ class Profile:
     channels: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
+EVERY = ("daily", "weekly")
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """`every` "daily" or "weekly" (on `weekday`, 0 = Monday) at `send_at` ("HH:MM") in `timezone`;
+    `empty_note`: a day (or week) with nothing above the bar sends one line saying so, else nothing."""
+
+    every: str = "daily"
+    weekday: int = 0
+    send_at: str = "07:30"
+    timezone: str = "UTC"
+    empty_note: bool = False
+
+    @property
+    def span(self) -> str:
+        """The digest this cadence receives: "day" (the profile's daily) or "week" (its own bundle)."""
+        return "week" if self.every == "weekly" else "day"
+
+
 # --- what ranking produces -----------------------------------------------------------------------------
 
 
@@ -188,8 +208,9 @@ class Vote:
 VOTES: Mapping[str, Vote] = {  # in the order every surface shows them
     v.name: v
     for v in (
-        Vote("up", "u", "👍", "more like this", "liked"),
+        Vote("up", "u", "👍", "good pick", "liked"),
         Vote("down", "d", "👎", "not for me", "marked 👎"),
+        Vote("more", "m", "", "more like this", "asked for more of"),
         Vote("less", "l", "", "less like this", "asked for less of"),
     )
 }
@@ -202,6 +223,15 @@ class Feedback:
     candidate: Candidate
     vote: str
     thread: str = ""
+
+
+@dataclass(frozen=True)
+class Silence:
+    """An item delivered to the reader and never voted on, `age_days` after its digest was sent: not a
+    vote, but the learned scorer's weak negative (`feedsvc.rank.learned.silence_weights`)."""
+
+    candidate: Candidate
+    age_days: float
 
 
 # --- what the cards stage produces --------------------------------------------------------------------
@@ -276,6 +306,7 @@ class Digest:
     talk_check: str
     sources: tuple[SourceReport, ...]
     shortfall: str = ""  # why fewer picks than wanted, if so
+    span: str = "day"  # "week": a weekly recipient's bundle of the week ending `day`
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,10 @@ was suspended still finds the 07:30 digest due). What a job does lives in `feeds
 
 Jobs: `fetch` on `fetch_cron` (UTC) collects the sources, then reads up to `library_reads_per_run` papers
 of the readers' study lists (`feedsvc.pipeline.study`); `digest:<profile>` at the profile's `send_at` in
-its time zone builds that day's digest and publishes it; `publish` every `publish_interval_seconds`
-delivers whatever is due (retries included). Every job is coalesced, runs one instance at a time and is
+its time zone builds that day's digest and publishes it; `cadence` every minute sends each recipient with
+a cadence of their own (daily or weekly, at their time in their zone) what they are owed
+(`feedsvc.pipeline.cadence`); `publish` every `publish_interval_seconds` delivers whatever is due
+(retries included). Every job is coalesced, runs one instance at a time and is
 run late only within `misfire_grace_seconds`: a machine that slept through three 07:30s sends once on
 waking, and a miss beyond the grace is skipped with a log line. Each run first takes the job's
 single-runner lock (`feedsvc.store.locks`: a PostgreSQL advisory lock, else a file lock), so two
@@ -55,6 +57,8 @@ Factory = sessionmaker[Session]
 
 FETCH = "fetch"
 PUBLISH = "publish"
+CADENCE = "cadence"  # recipients with a cadence of their own, sent at their time
+CADENCE_SECONDS = 60
 ALIVE = "scheduler"  # the heartbeat /healthz judges the scheduler by
 ALIVE_SECONDS = 60
 WORKERS = 4  # threads running jobs: a fetch, a publish and digests at once
@@ -78,14 +82,16 @@ class Jobs:
     """The work behind the scheduled jobs; each returns its outcome in one line (logged, and the heartbeat).
 
     `collect(settings, factory, profiles, now)`, `build(settings, factory, profile, day, now)`,
-    `publish(settings, factory, profile or None for all, worker id or None, clock)` and
-    `heartbeat(factory, job name, now, detail)`. Tests pass their own to count calls.
+    `publish(settings, factory, profile or None for all, worker id or None, clock)`,
+    `heartbeat(factory, job name, now, detail)` and `cadence(settings, factory, profiles, now, before_build)`
+    (None: no `cadence` job). Tests pass their own to count calls.
     """
 
     collect: Callable[[Settings, Factory, Sequence[Profile], datetime], str]
     build: Callable[[Settings, Factory, Profile, date, datetime], str]
     publish: Callable[[Settings, Factory, str | None, str | None, Clock], str]
     heartbeat: Callable[[Factory, str, datetime, str], None]
+    cadence: Callable[[Settings, Factory, Sequence[Profile], datetime, Callable[[], None]], str] | None = None
 
 
 def pipeline_collect(settings: Settings, factory: Factory, profiles: Sequence[Profile], now: datetime) -> str:
@@ -138,8 +144,20 @@ def store_heartbeat(factory: Factory, name: str, now: datetime, detail: str) -> 
         beat(session, name, now, detail=detail)
 
 
+def pipeline_cadence(
+    settings: Settings,
+    factory: Factory,
+    profiles: Sequence[Profile],
+    now: datetime,
+    before_build: Callable[[], None],
+) -> str:
+    from feedsvc.pipeline.cadence import send_due
+
+    return send_due(settings, factory, profiles, now, before_build=before_build).summary()
+
+
 def default_jobs() -> Jobs:
-    return Jobs(pipeline_collect, pipeline_build, outbox_publish, store_heartbeat)
+    return Jobs(pipeline_collect, pipeline_build, outbox_publish, store_heartbeat, pipeline_cadence)
 
 
 # --- triggers ------------------------------------------------------------------------------------------
@@ -281,6 +299,21 @@ class _Runner:
             lambda _now: self.jobs.publish(self.settings, self.factory, None, self.worker_id, self.clock),
         )
 
+    def cadence(self) -> str:
+        """Queue what recipients with their own cadence are owed now (building it if need be), then send."""
+        assert self.jobs.cadence is not None
+
+        def work(now: datetime) -> str:
+            detail = self.jobs.cadence(
+                self.settings, self.factory, self.profiles, now, lambda: self._fresh_store(CADENCE, now)
+            )
+            if detail == "nothing due":
+                return detail
+            sent = self.jobs.publish(self.settings, self.factory, None, self.worker_id, self.clock)
+            return f"{detail}; {sent}"
+
+        return self._run(CADENCE, work)
+
     def digest(self, profile: Profile, trigger: BaseTrigger) -> str:
         name = digest_job_id(profile.name)
 
@@ -411,6 +444,14 @@ def build_scheduler(
         name=ALIVE,
         next_run_time=start,
     )
+    if runner.jobs.cadence is not None:
+        scheduler.add_job(
+            runner.cadence,
+            IntervalTrigger(seconds=CADENCE_SECONDS, start_date=start, timezone=UTC),
+            id=CADENCE,
+            name=CADENCE,
+            next_run_time=start,
+        )
     for profile in profiles:
         trigger = DailyTrigger(profile.send_at, profile.timezone)
         name = digest_job_id(profile.name)

@@ -1,4 +1,5 @@
-"""Signed links: feedback, unsubscribe and subscription confirmation, as URLs on the web archive.
+"""Signed links: feedback, unsubscribe, subscription confirmation and delivery settings, as URLs on the
+web archive.
 
 A token is an itsdangerous signature over a small JSON payload, salted per purpose so a feedback token
 can never be replayed as an unsubscribe token. Shared by the email channel (which writes the links) and
@@ -15,8 +16,8 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from feedsvc.models import FeedsvcError
 
-Purpose = Literal["feedback", "unsubscribe", "confirm"]
-PATHS: dict[Purpose, str] = {"feedback": "f", "unsubscribe": "u", "confirm": "confirm"}
+Purpose = Literal["feedback", "unsubscribe", "confirm", "settings"]
+PATHS: dict[Purpose, str] = {"feedback": "f", "unsubscribe": "u", "confirm": "confirm", "settings": "s"}
 MIN_SECRET = 32  # as documented: a secret of 32+ characters (e.g. secrets.token_urlsafe(32))
 
 

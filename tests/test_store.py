@@ -40,7 +40,7 @@ def _not_search_index(obj, name, type_, reflected, compare_to) -> bool:
 
 
 def test_upgrade_head_creates_every_table_and_no_drift(engine) -> None:
-    assert current_revision(engine) == "0009_study"
+    assert current_revision(engine) == "0010_cadence"
     names = set(inspect(engine).get_table_names())
     assert set(Base.metadata.tables) <= names
     with engine.connect() as conn:

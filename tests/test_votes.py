@@ -20,7 +20,7 @@ def test_every_vote_round_trips_through_telegram_callback_data(vote: str) -> Non
 
 def test_an_unknown_vote_is_refused_by_every_surface() -> None:
     with pytest.raises(ValueError):
-        callback_data(7, "more", "arxiv:2411.17700")
+        callback_data(7, "love", "arxiv:2411.17700")
     with pytest.raises(ValueError):
-        feedback_link("more", "arxiv:2411.17700")
-    assert parse_callback("f:7:m:arxiv:2411.17700") is None
+        feedback_link("love", "arxiv:2411.17700")
+    assert parse_callback("f:7:z:arxiv:2411.17700") is None

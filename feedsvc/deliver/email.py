@@ -53,7 +53,8 @@ from feedsvc.signing import MIN_SECRET, link
 Security = Literal["starttls", "tls", "none"]
 _PLACEHOLDER = re.compile(
     re.escape(LINK_MARK)
-    + rf"(?:fb/(?P<vote>{'|'.join(VOTES)})/(?P<key>[^\s\"'<>()\[\]]+)|(?P<unsub>unsubscribe)\b)"
+    + rf"(?:fb/(?P<vote>{'|'.join(VOTES)})/(?P<key>[^\s\"'<>()\[\]]+)|(?P<unsub>unsubscribe)\b"
+    + r"|(?P<settings>settings)\b)"
 )
 _TRAILING = ".,;:!?"  # sentence punctuation after a placeholder in plain text is not part of the key
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -134,6 +135,9 @@ def _signed(rendered_text: str, recipient: Recipient, base_url: str, secret: str
     def replace(m: re.Match[str]) -> str:
         if m.group("unsub"):
             url = link(base_url, secret, "unsubscribe", {"r": recipient.id})
+            tail = ""
+        elif m.group("settings"):
+            url = link(base_url, secret, "settings", {"r": recipient.id})
             tail = ""
         else:
             raw = m.group("key")

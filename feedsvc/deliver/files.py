@@ -12,6 +12,7 @@ from pathlib import Path
 from feedsvc.models import DeliveryError, PartSent, Recipient, Rendered
 
 _DAY = re.compile(r"^date: (\d{4}-\d{2}-\d{2})$", re.M)
+_SPAN = re.compile(r"^span: (\w+)$", re.M)  # a weekly bundle: written beside the daily as <date>.week.md
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -30,6 +31,12 @@ def write_atomically(path: Path, text: str) -> None:
 
 def _safe_name(profile: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", profile).strip(".-") or "profile"
+
+
+def _span_suffix(body: str) -> str:
+    """ ".week" for a weekly bundle (its front matter says `span: week`), "" for a daily digest."""
+    span = _SPAN.search(body.split("\n---", 1)[0])
+    return f".{span[1]}" if span else ""
 
 
 class MarkdownFiles:
@@ -52,7 +59,7 @@ class MarkdownFiles:
             self.root
             / Path(recipient.address).expanduser()
             / _safe_name(recipient.profile)
-            / f"{found[1]}.md"
+            / f"{found[1]}{_span_suffix(rendered.body)}.md"
         )
         try:
             write_atomically(path, rendered.body)

@@ -5,9 +5,10 @@ lifetime and exposes PTB's async `Bot` synchronously; call `close()` when done. 
 (calls are serialised); inside a running event loop (a PTB handler) call it via `asyncio.to_thread`.
 
 Each part goes out in order with parse mode HTML and link previews off; under the last part of each
-card sits an inline keyboard: a button per vote (`feedsvc.models.VOTES`: 👍, 👎, "Less like this"), and
-"∑ Equation image" when the card has a key equation (`Rendered.equations`). Callback data (at most 64 bytes):
-`f:<recipient id>:<u|d|l>:<item key>` for a vote and `e:<recipient id>:<item key>` for the equation;
+card sits an inline keyboard: a button per vote (`feedsvc.models.VOTES`: 👍, 👎, "More like this",
+"Less like this"), and "∑ Equation image" when the card has a key equation (`Rendered.equations`).
+Callback data (at most 64 bytes):
+`f:<recipient id>:<u|d|m|l>:<item key>` for a vote and `e:<recipient id>:<item key>` for the equation;
 a key that would not fit is replaced by `h` + the first 16 hex digits of its SHA-1 (`key_hash`).
 
 Rate limits: at most one message per `chat_interval` seconds per chat and `global_rate` per second overall
@@ -58,7 +59,7 @@ from feedsvc.retry import GaveUp, RetryPolicy, Transient
 
 CALLBACK_LIMIT = 64  # bytes, Telegram's limit for callback_data
 CAPTION_LIMIT = 1024  # UTF-16 units
-Action = Literal["up", "down", "less", "equation"]  # a vote's name, or the equation button
+Action = Literal["up", "down", "more", "less", "equation"]  # a vote's name, or the equation button
 _CODES = {v.code: v.name for v in VOTES.values()}
 _VOTE = re.compile(rf"f:(\d+):([{''.join(_CODES)}]):(.+)", re.S)
 _EQUATION = re.compile(r"e:(\d+):(.+)", re.S)
@@ -123,7 +124,7 @@ def parse_callback(data: str | None) -> Callback | None:
 def vote_keyboard(
     recipient_id: int, key: str, has_equation: bool, voted: str | None = None
 ) -> InlineKeyboardMarkup:
-    """The buttons under a card; `voted` ("up", "down" or "less") is shown ticked, e.g. "👎 ✓"."""
+    """The buttons under a card; `voted` (a vote's name) is shown ticked, e.g. "👎 ✓"."""
     row = [
         InlineKeyboardButton(
             f"{v.button} ✓" if v.name == voted else v.button,

@@ -7,7 +7,7 @@ pages beside it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -26,7 +26,7 @@ from feedsvc.cards.writer import parse_fulltext, write_card
 from feedsvc.config import Settings
 from feedsvc.deliver.files import write_atomically
 from feedsvc.identity import ItemKey
-from feedsvc.models import Candidate, Card, Digest, Feedback, Profile, Scored, SourceReport
+from feedsvc.models import Candidate, Card, Digest, Feedback, Profile, Scored, Silence, SourceReport
 from feedsvc.pipeline import notes
 from feedsvc.pipeline.talks import NOTE, TalkFinder, record_talk_search, talk_check, youtube_for_talks
 from feedsvc.rank.pool import build_pool
@@ -40,6 +40,7 @@ from feedsvc.store import queries
 from feedsvc.store.db import session_scope
 
 TextFinder = Callable[[Candidate], FullText | None]
+WEEK_DAYS = 7  # a weekly bundle ranks the candidates published in the week ending its day
 
 
 @dataclass(frozen=True)
@@ -94,12 +95,16 @@ def build_digests(
     dry_run: bool = False,
     find_talk: TalkFinder | None = None,
     embedder: Embedder | Literal["auto"] | None = "auto",
+    span: str = "day",
+    had: Collection[str] = (),
 ) -> list[Built]:
     """Rank, write cards and render each profile's digest for `day` (default: today in its timezone).
 
     For each paper pick YouTube is searched by the exact title (`find_talk`, by default the YouTube source
     when a key is configured); a real talk becomes a video pick. A digest, once built, is immutable:
     asking again for the same profile and day returns it unchanged. With `dry_run` nothing is stored.
+    `span` "week" builds the bundle of the week ending `day` instead, from the week's candidates, leaving
+    out `had` (what its recipients already had) in place of the daily ledger.
     """
     now = now or datetime.now(UTC)
     built: list[Built] = []
@@ -114,7 +119,7 @@ def build_digests(
             find_talk = youtube.find_talk if youtube.configured else None
         for profile in profiles:
             the_day = day or digest_day(profile, now)
-            existing = None if dry_run else _existing(settings, session, profile.name, the_day)
+            existing = None if dry_run else _existing(settings, session, profile.name, the_day, span)
             if existing is not None:
                 built.append(existing)
                 continue
@@ -122,7 +127,7 @@ def build_digests(
                 embedder = load_embedder(settings)
             with single_threaded_blas():
                 digest, pages = make_digest(
-                    session, profile, the_day, find_talk, now, embedder, find_text, llm_client
+                    session, profile, the_day, find_talk, now, embedder, find_text, llm_client, span, had
                 )
             built.append(_save(settings, session, digest, pages, now, dry_run))
         if youtube is not None:
@@ -132,12 +137,12 @@ def build_digests(
     return built
 
 
-def _existing(settings: Settings, session: Session, profile: str, day: date) -> Built | None:
-    """The digest already built for `profile` and `day`, unchanged; None when there is none."""
-    row = queries.find_digest(session, profile, day)
+def _existing(settings: Settings, session: Session, profile: str, day: date, span: str) -> Built | None:
+    """The digest already built for `profile`, `day` and `span`, unchanged; None when there is none."""
+    row = queries.find_digest(session, profile, day, span)
     if row is None:
         return None
-    path = _digest_path(settings, profile, day)
+    path = _digest_path(settings, profile, day, span)
     digest = queries.load_digest(session, row)
     return Built(profile, day, digest, row.markdown, path if path.exists() else None, existed=True)
 
@@ -155,7 +160,7 @@ def _save(
     path = None
     if not dry_run:
         queries.save_digest(session, digest, rendered.body, now, {k: p.data for k, p in pages.items()})
-        path = _digest_path(settings, digest.profile, digest.day)
+        path = _digest_path(settings, digest.profile, digest.day, digest.span)
         files = {path.parent / p.path: p.markdown for p in pages.values()} | {path: rendered.body}
         _write_and_commit(session, files)
     markdown_pages = {p.path: p.markdown for p in pages.values()}
@@ -180,8 +185,9 @@ def _write_and_commit(session: Session, files: Mapping[Path, str]) -> None:
         raise
 
 
-def _digest_path(settings: Settings, profile: str, day: date) -> Path:
-    return settings.digest_dir() / profile / f"{day.isoformat()}.md"
+def _digest_path(settings: Settings, profile: str, day: date, span: str = "day") -> Path:
+    suffix = "" if span == "day" else f".{span}"
+    return settings.digest_dir() / profile / f"{day.isoformat()}{suffix}.md"
 
 
 # --- the recipe ----------------------------------------------------------------------------------------
@@ -199,6 +205,7 @@ class _Reader:
     seeds: dict[str, Candidate]
     sent: set[str]
     feedback: list[Feedback]
+    silence: list[Silence]  # sent, never voted on: the learned scorer's weak negatives
 
 
 def make_digest(
@@ -210,9 +217,12 @@ def make_digest(
     embedder: Embedder | None,
     find_text: TextFinder | None = None,
     llm_client: ChatClient | None = None,
+    span: str = "day",
+    had: Collection[str] = (),
 ) -> tuple[Digest, dict[str, PaperPage]]:
-    """One profile's digest for `day`, and the pages of its paper picks (by item key)."""
-    reader = _reader(session, profile, day)
+    """One profile's digest for `day` (or, `span` "week", for the week ending `day`), and the pages of
+    its paper picks (by item key)."""
+    reader = _reader(session, profile, day, now, span, had)
     papers = _rank(session, profile, reader, embedder, now, "paper", reader.sent | reader.own)
     talk_lines, talks = talk_check(session, papers.picks, find_talk, now)
     talks = [t for t in talks if t[1].candidate.key not in reader.sent][: profile.videos]
@@ -230,7 +240,9 @@ def make_digest(
     digest = Digest(
         profile=profile.name,
         day=day,
-        title=f"Daily Feed - {day.isoformat()}",
+        title=f"Daily Feed - {day.isoformat()}"
+        if span == "day"
+        else f"Weekly Feed - week to {day.isoformat()}",
         summary=notes.summary(cards),
         cards=tuple(cards),
         papers_wanted=profile.papers,
@@ -238,24 +250,31 @@ def make_digest(
         talk_check=" ".join(talk_lines),
         sources=_source_reports(session, profile, reader, papers, videos, cards, texts),
         shortfall=notes.shortfall(profile, papers, videos, len(talks)),
+        span=span,
     )
     return digest, pages
 
 
-def _reader(session: Session, profile: Profile, day: date) -> _Reader:
+def _reader(
+    session: Session, profile: Profile, day: date, now: datetime, span: str = "day", had: Collection[str] = ()
+) -> _Reader:
+    """What the store knows of the reader; a weekly bundle's window is the week, its ledger `had`."""
     end = datetime.combine(day, time.max, ZoneInfo(profile.timezone)).astimezone(UTC)
+    days = profile.max_age_days if span == "day" else min(WEEK_DAYS, profile.max_age_days)
+    sent = queries.sent_keys(session, profile.name, before=day) if span == "day" else set(had)
     library = queries.library_of(session, profile.name)
     own = {k for keys in library.values() for k in keys}
     seed_keys = [ItemKey.arxiv(s) for t in profile.threads for s in t.seed_papers]
     return _Reader(
-        start=end - timedelta(days=profile.max_age_days),
+        start=end - timedelta(days=days),
         end=end,
         library=library,
         own=own,
         seed_keys=seed_keys,
         seeds=queries.items_by_keys(session, seed_keys + [k for keys in library.values() for k in keys]),
-        sent=queries.sent_keys(session, profile.name, before=day),
+        sent=sent,
         feedback=queries.feedback_for(session, profile.name),
+        silence=queries.silence_for(session, profile.name, now),
     )
 
 
@@ -275,6 +294,7 @@ def _rank(
     on_embedded = None
     if embedder is not None:
         keys = [c.key for c in candidates] + list(reader.seeds) + [f.candidate.key for f in reader.feedback]
+        keys += [s.candidate.key for s in reader.silence]
         cached = queries.embeddings_for(session, keys, embedder.name)
         model = embedder.name
 
@@ -295,6 +315,7 @@ def _rank(
         already_sent=exclude,
         feedback=reader.feedback,
         limit=limit,
+        silence=reader.silence,
     )
     if embedder is not None and pool.fresh_texts:
         queries.save_text_embeddings(session, pool.fresh_texts, embedder.name, now)

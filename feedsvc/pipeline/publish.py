@@ -106,6 +106,10 @@ def email_channel(settings: Settings) -> EmailChannel:
 
 
 def render_for(channel: str, digest: Digest, settings: Settings) -> Rendered:
+    if not digest.cards:  # only a reader who asked for it is sent a digest without picks: one line
+        from feedsvc.render.quiet import render_quiet
+
+        return render_quiet(channel, digest)
     if channel == "email":
         from feedsvc.render.email import render_email
 

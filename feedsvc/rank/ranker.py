@@ -21,10 +21,10 @@ from scipy import sparse
 from threadpoolctl import threadpool_limits
 
 from feedsvc.identity import ItemKey
-from feedsvc.models import VOTES, Candidate, Feedback, Profile, Scored, Thread
+from feedsvc.models import VOTES, Candidate, Feedback, Profile, Scored, Silence, Thread
 from feedsvc.rank import diversity
 from feedsvc.rank.facets import read_facets
-from feedsvc.rank.learned import Learned, learned_scores, takeover
+from feedsvc.rank.learned import POSITIVE, Learned, learned_scores, takeover
 from feedsvc.rank.library import library_scores, recency_weights
 from feedsvc.rank.pool import Pool, build_pool
 from feedsvc.rank.semantic import Embedder
@@ -297,16 +297,19 @@ def _add_learned(
     space: _Space,
     feedback: Sequence[Feedback],
     seed_vectors: Mapping[str, np.ndarray] | None,
+    silence: Sequence[Silence] = (),
 ) -> Learned | None:
-    """Add the reader's own model, learned from their votes, to `parts`; None when it cannot be learned."""
+    """Add the reader's own model, learned from their votes (and silences), to `parts`; None when it
+    cannot be learned."""
     pool = space.pool
-    fb = [f.candidate for f in feedback]
-    space_, fvecs = (
+    fb = [f.candidate for f in feedback] + [s.candidate for s in silence]
+    space_, vecs = (
         (pool.E[space.idx], pool.embed_items(fb, seed_vectors or {}))
         if pool.E is not None
         else (space.X, pool.tfidf_items(fb))
     )
-    learned = learned_scores(space_, feedback, fvecs)
+    k = len(feedback)
+    learned = learned_scores(space_, feedback, vecs[:k], silence, vecs[k:] if silence else None)
     if learned is not None:
         # at HALF_TAKEOVER votes the reader's own model weighs as much as all content scorers together
         share = takeover(learned.votes)
@@ -371,13 +374,14 @@ def _score(
     feedback: Sequence[Feedback],
     max_age: timedelta,
     min_score: float,
+    silence: Sequence[Silence] = (),
 ) -> _Scores:
     """Run the scorers, blend them and apply the per-thread vetoes, recency and quality."""
     parts, queries = _content_parts(space)
     lib_scores, nearest_seed = _library_part(space, seeds, seed_vectors, library)
     if lib_scores is not None:
         parts.add("library", lib_scores, WEIGHTS["library"])
-    learned = _add_learned(parts, space, feedback, seed_vectors) if feedback else None
+    learned = _add_learned(parts, space, feedback, seed_vectors, silence) if feedback else None
     blend = _blend(parts, space)
     best_t = blend.argmax(axis=1)
     final = _final_scores(blend, best_t, space, max_age, min_score)
@@ -404,7 +408,7 @@ def _votes_by_thread(feedback: Sequence[Feedback]) -> tuple[dict[str, int], dict
     downs: dict[str, int] = {}
     for f in feedback:
         if f.thread:
-            counts = ups if f.vote == "up" else downs
+            counts = ups if f.vote in POSITIVE else downs
             counts[f.thread] = counts.get(f.thread, 0) + 1
     return ups, downs
 
@@ -517,11 +521,13 @@ def rank_pool(
     limit: int | None = None,
     min_score: float = MIN_SCORE,
     rng: np.random.Generator | None = None,
+    silence: Sequence[Silence] = (),
 ) -> Ranking:
     """Pick up to `limit` (default `profile.papers`) of the pool's candidates for `profile`.
 
     `seeds` holds the seed and library papers by key; a thread's library is its `seed_papers` plus
-    `library[thread name]` and `library[""]` (imported for every thread)."""
+    `library[thread name]` and `library[""]` (imported for every thread). `silence`: what the reader was
+    sent and never voted on, the learned scorer's weak negatives."""
     limit = profile.papers if limit is None else limit
     threads = list(profile.threads)
     el = _eligible(profile, pool, now, already_sent)
@@ -537,6 +543,7 @@ def rank_pool(
         feedback=feedback,
         max_age=timedelta(days=profile.max_age_days),
         min_score=min_score,
+        silence=silence,
     )
     above = scores.final >= min_score
     chosen, thread_names, exploring = _choose(
@@ -575,6 +582,7 @@ def rank(
     embedder: Embedder | None = None,
     cached: Mapping[str, np.ndarray] | None = None,
     rng: np.random.Generator | None = None,
+    silence: Sequence[Silence] = (),
 ) -> Ranking:
     """Rank `candidates` for one profile (builds the pool; see `rank_pool` to share one across profiles)."""
     pool = build_pool(candidates, embedder=embedder, cached=cached)
@@ -590,4 +598,5 @@ def rank(
         limit=limit,
         min_score=min_score,
         rng=rng,
+        silence=silence,
     )

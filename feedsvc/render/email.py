@@ -39,6 +39,7 @@ DPI = 192  # twice the CSS pixel density: equations stay sharp on high-density s
 FONTSIZE = 16  # points: 21 CSS px once shown at half the PNG's pixel size, a little above body text
 CONTENT_WIDTH = 584  # the 640px column minus its padding: a wider equation is scaled down to fit
 UNSUBSCRIBE = f"{LINK_MARK}unsubscribe"
+SETTINGS = f"{LINK_MARK}settings"  # the recipient's delivery settings page (cadence, send time)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _EMPHASIS = re.compile(r"\*([^*\n]{1,300})\*")
@@ -165,7 +166,8 @@ def render_email(digest: Digest, base_url: str = "") -> Rendered:
     views, images = _equations(digest.cards)
     papers = sum(1 for c in digest.cards if c.kind == "paper")
     videos = sum(1 for c in digest.cards if c.kind == "video")
-    archive = f"{base}/d/{quote(digest.profile, safe='')}/{digest.day.isoformat()}" if base else ""
+    on_web = base and digest.span == "day"  # the archive shows daily digests; a weekly bundle is the reader's
+    archive = f"{base}/d/{quote(digest.profile, safe='')}/{digest.day.isoformat()}" if on_web else ""
     context = dict(
         digest=digest,
         papers=papers,
@@ -177,6 +179,7 @@ def render_email(digest: Digest, base_url: str = "") -> Rendered:
             c.key: [(feedback_link(v.name, c.key), v.label) for v in VOTES.values()] for c in digest.cards
         },
         unsubscribe=UNSUBSCRIBE,
+        settings=SETTINGS,
         where={c.key: _where(c) for c in digest.cards},
     )
     env = _environment()

@@ -42,6 +42,9 @@ SEARCH_INDEXES = ("ix_items_search", "ix_digest_entries_search")
 SEARCH_OBJECTS = frozenset(SEARCH_TABLES + SEARCH_INDEXES)
 
 
+DAILY = DigestRow.span == "day"  # the archive shows the daily digests; a weekly bundle is its reader's own
+
+
 def is_search_object(name: str | None) -> bool:
     """Whether a reflected table or index belongs to the search index (FTS5 shadow tables included)."""
     return bool(name) and (name in SEARCH_OBJECTS or any(name.startswith(f"{t}_") for t in SEARCH_TABLES))
@@ -99,6 +102,7 @@ def latest_digests(session: Session) -> list[Listing]:
     """Each profile's most recent digest, by profile name."""
     latest = (
         select(DigestRow.profile_id, func.max(DigestRow.day).label("day"))
+        .where(DAILY)
         .group_by(DigestRow.profile_id)
         .subquery()
     )
@@ -106,6 +110,7 @@ def latest_digests(session: Session) -> list[Listing]:
         select(DigestRow, ProfileRow.name)
         .join(ProfileRow, ProfileRow.id == DigestRow.profile_id)
         .join(latest, (latest.c.profile_id == DigestRow.profile_id) & (latest.c.day == DigestRow.day))
+        .where(DAILY)
         .order_by(ProfileRow.name)
     ).all()
     return _listings(session, rows)
@@ -115,7 +120,7 @@ def list_digests(
     session: Session, profile: str, *, offset: int = 0, limit: int = 30
 ) -> tuple[list[Listing], int]:
     """A page of the profile's digests, newest first, and how many it has in all."""
-    where = ProfileRow.name == profile
+    where = (ProfileRow.name == profile) & DAILY
     total = session.scalar(
         select(func.count())
         .select_from(DigestRow)
@@ -138,7 +143,7 @@ def digest_id(session: Session, profile: str, day: date) -> int | None:
     return session.scalar(
         select(DigestRow.id)
         .join(ProfileRow, ProfileRow.id == DigestRow.profile_id)
-        .where(ProfileRow.name == profile, DigestRow.day == day)
+        .where(ProfileRow.name == profile, DigestRow.day == day, DAILY)
     )
 
 
@@ -180,7 +185,7 @@ def _appearances(session: Session, condition: Any) -> list[Appearance]:
         .join(DigestRow, DigestRow.id == EntryRow.digest_id)
         .join(ProfileRow, ProfileRow.id == DigestRow.profile_id)
         .join(Item, Item.id == EntryRow.item_id)
-        .where(condition)
+        .where(condition, DAILY)
         .order_by(DigestRow.day.desc(), ProfileRow.name, EntryRow.position)
     )
     return [
@@ -379,7 +384,7 @@ def digests_of(session: Session, keys: Iterable[str]) -> dict[str, list[tuple[st
         .join(EntryRow, EntryRow.item_id == Item.id)
         .join(DigestRow, DigestRow.id == EntryRow.digest_id)
         .join(ProfileRow, ProfileRow.id == DigestRow.profile_id)
-        .where(Item.key.in_(keys))
+        .where(Item.key.in_(keys), DAILY)
         .order_by(DigestRow.day.desc(), ProfileRow.name)
     )
     out: dict[str, list[tuple[str, date]]] = {}

@@ -27,9 +27,11 @@ from sqlalchemy.orm import Session
 from feedsvc.models import Recipient
 from feedsvc.store.db import insert_or_skip
 from feedsvc.store.tables import (
+    CadenceRow,
     ConfirmationRow,
     DeliveryRow,
     DigestRow,
+    EntryRow,
     ProfileRow,
     RecipientRow,
     SubscriptionRow,
@@ -404,14 +406,18 @@ def confirmations(session: Session, *, limit: int = 200) -> list[ConfirmationSta
 
 
 def enqueue_latest(session: Session, now: datetime, profile: str | None = None) -> int:
-    """Create the missing delivery rows: each active recipient gets its profile's latest digest once.
+    """Create the missing delivery rows: each active recipient without a cadence of their own gets its
+    profile's latest daily digest once, unless nothing in it cleared the bar (a digest without cards).
 
     A recipient that already has a delivery of that digest, or of a later one, gets nothing new; a new
     subscriber thus receives the current bundle on the next publish, never the back catalogue. One
     INSERT ... SELECT ... ON CONFLICT DO NOTHING, so publishers starting together never collide.
+    Recipients with a cadence get theirs at their time (`feedsvc.pipeline.cadence`).
     """
+    daily = DigestRow.span == "day"
     latest = (
         select(DigestRow.profile_id, func.max(DigestRow.day).label("day"))
+        .where(daily)
         .group_by(DigestRow.profile_id)
         .subquery()
     )
@@ -419,8 +425,14 @@ def enqueue_latest(session: Session, now: datetime, profile: str | None = None) 
     already = (
         select(DeliveryRow.id)
         .join(earlier, earlier.c.id == DeliveryRow.digest_id)
-        .where(DeliveryRow.recipient_id == RecipientRow.id, earlier.c.day >= DigestRow.day)
+        .where(
+            DeliveryRow.recipient_id == RecipientRow.id,
+            earlier.c.day >= DigestRow.day,
+            earlier.c.span == "day",
+        )
     )
+    own_time = select(CadenceRow.recipient_id).where(CadenceRow.recipient_id == RecipientRow.id)
+    cards = select(EntryRow.id).where(EntryRow.digest_id == DigestRow.id)
     query = (
         select(
             DigestRow.id,
@@ -435,7 +447,7 @@ def enqueue_latest(session: Session, now: datetime, profile: str | None = None) 
         .join(
             RecipientRow, and_(RecipientRow.profile_id == DigestRow.profile_id, RecipientRow.active.is_(True))
         )
-        .where(~exists(already))
+        .where(daily, ~exists(already), ~exists(own_time), exists(cards))
     )
     if profile is not None:
         query = query.join(ProfileRow, ProfileRow.id == DigestRow.profile_id).where(

@@ -11,7 +11,7 @@ import gzip
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,10 +20,21 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from feedsvc.identity import ItemKey
-from feedsvc.models import VOTES, Candidate, Card, Digest, Discussion, Feedback, Profile, SourceReport
+from feedsvc.models import (
+    VOTES,
+    Candidate,
+    Card,
+    Digest,
+    Discussion,
+    Feedback,
+    Profile,
+    Silence,
+    SourceReport,
+)
 from feedsvc.store.card_json import card_from_json, card_to_json
 from feedsvc.store.db import insert_or_skip
 from feedsvc.store.tables import (
+    DeliveryRow,
     DigestRow,
     EmbeddingRow,
     EntryRow,
@@ -388,22 +399,23 @@ def sync_profiles(session: Session, profiles: Sequence[Profile], now: datetime) 
 
 
 def sent_keys(session: Session, profile: str, before: date) -> set[str]:
-    """The never-twice ledger: every item key already in one of the profile's digests before `before`."""
+    """The never-twice ledger of the daily digests: every item key already in one of the profile's daily
+    digests before `before` (a weekly bundle's ledger is its recipients': `feedsvc.store.cadence`)."""
     rows = session.scalars(
         select(Item.key)
         .join(EntryRow, EntryRow.item_id == Item.id)
         .join(DigestRow, DigestRow.id == EntryRow.digest_id)
         .join(ProfileRow, ProfileRow.id == DigestRow.profile_id)
-        .where(ProfileRow.name == profile, DigestRow.day < before)
+        .where(ProfileRow.name == profile, DigestRow.day < before, DigestRow.span == "day")
     )
     return set(rows)
 
 
-def find_digest(session: Session, profile: str, day: date) -> DigestRow | None:
+def find_digest(session: Session, profile: str, day: date, span: str = "day") -> DigestRow | None:
     return session.scalar(
         select(DigestRow)
         .join(ProfileRow, ProfileRow.id == DigestRow.profile_id)
-        .where(ProfileRow.name == profile, DigestRow.day == day)
+        .where(ProfileRow.name == profile, DigestRow.day == day, DigestRow.span == span)
     )
 
 
@@ -415,13 +427,14 @@ def save_digest(
     pages: Mapping[str, dict[str, Any]] | None = None,
 ) -> int:
     """Store a digest and its cards, with each paper pick's page from `pages` (item key -> page data); a
-    digest is immutable, so saving the same (profile, day) twice fails."""
+    digest is immutable, so saving the same (profile, day, span) twice fails."""
     profile_id = session.scalar(select(ProfileRow.id).where(ProfileRow.name == digest.profile))
     if profile_id is None:
         raise LookupError(f"profile {digest.profile!r} is not in the store; sync the profiles first")
     row = DigestRow(
         profile_id=profile_id,
         day=digest.day,
+        span=digest.span,
         title=digest.title,
         summary=digest.summary,
         markdown=markdown,
@@ -475,6 +488,7 @@ def load_digest(session: Session, row: DigestRow) -> Digest:
         talk_check=str(d.get("talk_check", "")),
         sources=tuple(SourceReport(**s) for s in d.get("sources", [])),
         shortfall=str(d.get("shortfall", "")),
+        span=row.span,
     )
 
 
@@ -677,6 +691,41 @@ def feedback_for(session: Session, profile: str) -> list[Feedback]:
     ]
 
 
+def silence_for(session: Session, profile: str, now: datetime, *, within_days: int = 120) -> list[Silence]:
+    """What the profile's readers were sent (deliveries marked sent, within `within_days`) and never voted
+    on, each with its age in days since it was first sent: the learned scorer's weak negatives."""
+    since = now - timedelta(days=within_days)
+    voted = (
+        select(FeedbackRow.item_id)
+        .join(ProfileRow, ProfileRow.id == FeedbackRow.profile_id)
+        .where(ProfileRow.name == profile)
+    )
+    rows = session.execute(
+        select(Item, func.min(DeliveryRow.sent))
+        .join(EntryRow, EntryRow.item_id == Item.id)
+        .join(DigestRow, DigestRow.id == EntryRow.digest_id)
+        .join(DeliveryRow, DeliveryRow.digest_id == DigestRow.id)
+        .join(ProfileRow, ProfileRow.id == DigestRow.profile_id)
+        .where(
+            ProfileRow.name == profile,
+            DeliveryRow.status == "sent",
+            DeliveryRow.sent >= since,
+            DeliveryRow.sent <= now,
+            Item.id.not_in(voted),
+        )
+        .group_by(Item.id)
+        .order_by(Item.id)
+    ).all()
+    return [Silence(_to_candidate(item), (now - _aware(sent)).total_seconds() / 86400) for item, sent in rows]
+
+
+def _aware(moment: datetime) -> datetime:
+    """An aggregate's datetime as UTC-aware (SQLite returns `min()` of a column naive or as text)."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def text_embeddings(session: Session, texts: Iterable[str], model: str) -> dict[str, np.ndarray]:
     """Stored embeddings of free texts (thread descriptions), by text."""
     by_digest = {hashlib.sha256(t.encode()).hexdigest(): t for t in texts}
@@ -735,7 +784,7 @@ def latest_digest(session: Session, profile: str) -> Digest | None:
     row = session.scalar(
         select(DigestRow)
         .join(ProfileRow, ProfileRow.id == DigestRow.profile_id)
-        .where(ProfileRow.name == profile)
+        .where(ProfileRow.name == profile, DigestRow.span == "day")
         .order_by(DigestRow.day.desc())
         .limit(1)
     )

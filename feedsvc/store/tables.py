@@ -156,20 +156,22 @@ class RecipientRow(Base):
 
 
 class DigestRow(Base):
-    """One profile's bundle for one day; immutable once published."""
+    """One profile's bundle for one day (`span` "day"), or for the week ending that day ("week", a weekly
+    recipient's own bundle); immutable once published."""
 
     __tablename__ = "digests"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"))
     day: Mapped[date] = mapped_column(Date)
+    span: Mapped[str] = mapped_column(String(8), default="day", server_default="day")
     title: Mapped[str] = mapped_column(Text)
     summary: Mapped[str] = mapped_column(Text, default="")
     markdown: Mapped[str] = mapped_column(Text, default="")
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)  # talk check, source reports, shortfall
     created: Mapped[datetime]
 
-    __table_args__ = (UniqueConstraint("profile_id", "day", name="uq_digests_profile_day"),)
+    __table_args__ = (UniqueConstraint("profile_id", "day", "span", name="uq_digests_profile_day_span"),)
 
 
 class EntryRow(Base):
@@ -354,3 +356,25 @@ class PaperPageRow(Base):
     difficulty: Mapped[dict[str, Any]] = mapped_column(default=dict)
     cites: Mapped[list[Any]] = mapped_column(default=list)
     built: Mapped[datetime]
+
+
+# --- appended for issue 17 (migration 0010_cadence) ------------------------------------------------------
+
+
+class CadenceRow(Base):
+    """A recipient's own cadence: daily, or weekly on `weekday` (0 = Monday), at `send_at` ("HH:MM") in
+    `timezone`; `empty_note`: on a day nothing clears the bar, send one line saying so instead of nothing.
+    A recipient without a row gets the profile's digest at the profile's time. `updated`: a send time
+    before it is not owed (changing the cadence never sends a back bundle)."""
+
+    __tablename__ = "cadences"
+
+    recipient_id: Mapped[int] = mapped_column(
+        ForeignKey("recipients.id", ondelete="CASCADE"), primary_key=True
+    )
+    every: Mapped[str] = mapped_column(String(8), default="daily")  # daily | weekly
+    weekday: Mapped[int] = mapped_column(default=0)
+    send_at: Mapped[str] = mapped_column(String(5))
+    timezone: Mapped[str] = mapped_column(String(64))
+    empty_note: Mapped[bool] = mapped_column(default=False)
+    updated: Mapped[datetime]

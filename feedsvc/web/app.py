@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from feedsvc.config import Settings
 from feedsvc.store.db import make_engine, session_factory
-from feedsvc.web import actions, feeds, health, library, pages
+from feedsvc.web import actions, cadence, feeds, health, library, pages
 from feedsvc.web.cache import LRU, PRIVATE, Page, respond
 from feedsvc.web.deps import WebState
 from feedsvc.web.templating import make_environment, render
@@ -226,6 +226,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(actions.router)
     app.include_router(library.router)
+    app.include_router(cadence.router)
     app.include_router(pages.router)
     return app
 
