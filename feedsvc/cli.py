@@ -849,6 +849,20 @@ def _check_secrets(settings: Settings, *, service: bool) -> None:
             raise _fail(str(e), 2) from None
 
 
+def _jobs():
+    """The scheduler's jobs, with the static site's export after each digest (FEEDSVC_EXPORT_DIR)."""
+    import dataclasses
+
+    from feedsvc.scheduler import default_jobs
+
+    def export(settings: Settings, factory) -> str:
+        from feedsvc.web.export import export_site
+
+        return export_site(settings, factory, Path(settings.export_dir)).summary()
+
+    return dataclasses.replace(default_jobs(), export=export)
+
+
 @app.command()
 def worker() -> None:
     """Run the schedule: fetch on FEEDSVC_FETCH_CRON, each profile's digest and publication at its send_at,
@@ -862,7 +876,7 @@ def worker() -> None:
     _service_logging()
     engine = _engine(settings)
     try:
-        scheduler = build_scheduler(settings, session_factory(engine), profiles)
+        scheduler = build_scheduler(settings, session_factory(engine), profiles, jobs=_jobs())
     except ConfigError as e:
         raise _fail(str(e), 2) from None
     try:
@@ -899,6 +913,24 @@ def _serve_archive(settings: Settings, host: str, port: int) -> None:
         engine.dispose()
 
 
+@app.command("export-site")
+def export_site_cmd(
+    out_dir: Annotated[Path, typer.Argument(help="The directory the static site is written to.")],
+) -> None:
+    """Write the archive as a static site: every published digest, its items' pages, each profile's
+    archive and Atom feed, the stylesheet; only what changed since the last export into DIR."""
+    from feedsvc.store.db import session_factory
+    from feedsvc.web.export import export_site
+
+    settings = _settings()
+    engine = _engine(settings)
+    try:
+        report = export_site(settings, session_factory(engine), out_dir)
+    finally:
+        engine.dispose()
+    out.print(f"{report.summary()}: {out_dir}", soft_wrap=True)
+
+
 @app.command()
 def run() -> None:
     """Everything in one process: the schedule (worker), the web archive (serve) and, with a token, the
@@ -922,7 +954,7 @@ def run() -> None:
         _check_telegram_token(build_application(settings, factory).bot)
     _service_logging()
     try:
-        scheduler = build_scheduler(settings, factory, profiles)
+        scheduler = build_scheduler(settings, factory, profiles, jobs=_jobs())
     except ConfigError as e:
         raise _fail(str(e), 2) from None
 

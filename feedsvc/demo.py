@@ -165,7 +165,8 @@ def demo_secret(data_dir: Path) -> str:
 
 def serve_settings(data_dir: Path, port: int) -> Settings:
     """Safe settings to browse the demo, whatever the environment says about these: its store and
-    profiles, every source off (nothing leaves the machine), its own secret key, loopback only."""
+    profiles, every source off (nothing leaves the machine), its own secret key, loopback only, no site
+    export."""
     values: dict[str, object] = dict(
         data_dir=data_dir,
         database_url="",
@@ -175,5 +176,6 @@ def serve_settings(data_dir: Path, port: int) -> Settings:
         web_host="127.0.0.1",
         web_port=port,
         base_url=f"http://127.0.0.1:{port}",
+        export_dir="",
     )
     return Settings(**values)  # type: ignore[arg-type]

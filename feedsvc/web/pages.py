@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from markupsafe import Markup, escape
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from feedsvc.store import archive, queries
@@ -67,14 +68,19 @@ async def stylesheet(request: Request) -> Response:
 # --- the latest bundles and a profile's archive --------------------------------------------------------
 
 
-@router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
-def home(request: Request, st: StateDep, session: SessionDep) -> Response:
+def home_context(session: Session) -> dict[str, object]:
+    """What the home page shows: each profile's latest digest with its listing."""
     latest = []
     for listing in archive.latest_digests(session):
         found = archive.digest_by_id(session, listing.id)
         if found is not None:
             latest.append({"digest": found[0], "listing": listing})
-    return html(request, st, "home.html.j2", SHORT, latest=latest)
+    return {"latest": latest}
+
+
+@router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+def home(request: Request, st: StateDep, session: SessionDep) -> Response:
+    return html(request, st, "home.html.j2", SHORT, **home_context(session))
 
 
 @router.api_route("/d/{profile}", methods=["GET", "HEAD"], include_in_schema=False)
@@ -132,11 +138,11 @@ async def digest_permalink(request: Request, profile: str, day: str) -> Response
 # --- an item -------------------------------------------------------------------------------------------
 
 
-@router.api_route("/item/{key:path}", methods=["GET", "HEAD"], include_in_schema=False)
-def item_page(request: Request, st: StateDep, session: SessionDep, key: str) -> Response:
+def item_context(session: Session, st: WebState, key: str) -> dict[str, object] | None:
+    """What an item's page shows (its cards, breakdown, discussions, talks), or None when it is unknown."""
     item = archive.item(session, key)
     if item is None:
-        raise HTTPException(404, "This item is not in the archive.")
+        return None
     appearances = archive.appearances(session, key)
     titles = [item.title] + [a.card.title for a in appearances]
     talks = archive.talks_for(session, titles) if item.kind == "paper" else []
@@ -147,18 +153,23 @@ def item_page(request: Request, st: StateDep, session: SessionDep, key: str) -> 
                 found = archive.item(session, paper_key)
                 if found is not None and (paper_key, found.title) not in papers_of_talk:
                     papers_of_talk.append((paper_key, found.title))
-    return html(
-        request,
-        st,
-        "item.html.j2",
-        item=item,
-        placeholder=bool(item.meta.get("placeholder")),
-        appearances=appearances,
-        paper=paper_page(session, item, st.papers),
-        discussions=queries.discussions_for(session, [key]).get(key, []),
-        talks=talks,
-        papers_of_talk=papers_of_talk,
-    )
+    return {
+        "item": item,
+        "placeholder": bool(item.meta.get("placeholder")),
+        "appearances": appearances,
+        "paper": paper_page(session, item, st.papers),
+        "discussions": queries.discussions_for(session, [key]).get(key, []),
+        "talks": talks,
+        "papers_of_talk": papers_of_talk,
+    }
+
+
+@router.api_route("/item/{key:path}", methods=["GET", "HEAD"], include_in_schema=False)
+def item_page(request: Request, st: StateDep, session: SessionDep, key: str) -> Response:
+    context = item_context(session, st, key)
+    if context is None:
+        raise HTTPException(404, "This item is not in the archive.")
+    return html(request, st, "item.html.j2", **context)
 
 
 # --- search --------------------------------------------------------------------------------------------
