@@ -83,17 +83,22 @@ def atom_body(st: WebState, session: Session, profile: str, listings: list[archi
     return xml_safe(body).encode("utf-8")
 
 
+def _atom_page(st: WebState, profile: str) -> Page:
+    with st.factory() as session:
+        listings, total = archive.list_digests(session, profile, limit=FEED_ENTRIES)
+        if total == 0 and profile not in archive.profile_names(session):
+            raise HTTPException(404, f"There is no profile named {profile!r}.")
+        return Page.of(atom_body(st, session, profile, listings), ATOM, SHORT)
+
+
 @router.api_route("/d/{profile}/atom.xml", methods=["GET", "HEAD"], include_in_schema=False)
-def atom_feed(request: Request, st: StateDep, session: SessionDep, profile: str) -> Response:
-    listings, total = archive.list_digests(session, profile, limit=FEED_ENTRIES)
-    if total == 0 and profile not in archive.profile_names(session):
-        raise HTTPException(404, f"There is no profile named {profile!r}.")
-    key = ("atom", profile, tuple(entry.id for entry in listings))
+async def atom_feed(request: Request, profile: str) -> Response:
+    """The profile's feed, built once per store generation (no SQL while no digest is added)."""
+    st = get_state(request)
+    key = ("atom", profile, await st.current_generation())
     page = st.pages.get(key)
     if page is None:
-        page = Page.of(atom_body(st, session, profile, listings), ATOM, SHORT)
-        if listings:
-            st.pages.put(page, key)
+        page = st.pages.put(await run_in_threadpool(_atom_page, st, profile), key)
     return respond(request, page)
 
 

@@ -208,14 +208,11 @@ def _shown_terms(terms: list[tuple[str, ...]]) -> str:
     return ", ".join(f"“{' '.join(t)}”" for t in terms)
 
 
-@router.api_route("/search", methods=["GET", "HEAD"], include_in_schema=False)
-def search_page(
-    request: Request, st: StateDep, session: SessionDep, q: str = "", page: PageNumber = 1
-) -> Response:
-    query = q.replace("\x00", "")[: archive.MAX_QUERY].strip()
-    results = archive.search(session, query, offset=(page - 1) * SEARCH_PER_PAGE, limit=SEARCH_PER_PAGE)
-    pages = max(1, math.ceil(results.total / SEARCH_PER_PAGE))
-    found_in = archive.digests_of(session, [h.key for h in results.hits])
+def _search_page(st: WebState, query: str, page: int) -> Page:
+    with st.factory() as session:
+        offset = (page - 1) * SEARCH_PER_PAGE
+        results = archive.search(session, query, offset=offset, limit=SEARCH_PER_PAGE)
+        found_in = archive.digests_of(session, [h.key for h in results.hits])
     hits = [
         {
             "key": h.key,
@@ -226,9 +223,8 @@ def search_page(
         }
         for h in results.hits
     ]
-    return html(
-        request,
-        st,
+    body = render(
+        st.templates,
         "search.html.j2",
         query=query,
         terms=results.terms,
@@ -236,6 +232,20 @@ def search_page(
         hits=hits,
         total=results.total,
         page=page,
-        pages=pages,
-        first=(page - 1) * SEARCH_PER_PAGE + 1,
+        pages=max(1, math.ceil(results.total / SEARCH_PER_PAGE)),
+        first=offset + 1,
     )
+    return Page.of(body, HTML, REVALIDATE)
+
+
+@router.api_route("/search", methods=["GET", "HEAD"], include_in_schema=False)
+async def search_page(request: Request, q: str = "", page: PageNumber = 1) -> Response:
+    """Search results, kept in memory per query and page while the store's generation is unchanged (a
+    repeated query costs no SQL; a new digest, item or update shows within a second)."""
+    st = get_state(request)
+    query = q.replace("\x00", "")[: archive.MAX_QUERY].strip()
+    key = ("search", await st.current_generation(), query, page)
+    found = st.searches.get(key)
+    if found is None:
+        found = st.searches.put(await run_in_threadpool(_search_page, st, query, page), key)
+    return respond(request, found)
