@@ -1,12 +1,13 @@
 """Benchmark, in one run: the exported digest page through the front server (deploy/nginx.conf adapted to
 loopback), the same page from `feedsvc serve`, and nginx serving the same bytes as a plain static file.
 
-Run: `.venv/bin/python bench/bench_front.py [--seconds 15] [--connections 64]`. Needs Debian's wrk and
-nginx (`apt-get install wrk nginx`). Builds the demo's store (a minute), exports it with
+Run: `.venv/bin/python bench/bench_front.py [--seconds 15] [--connections 64] [--rounds 3]`. Needs Debian's
+wrk and nginx (`apt-get install wrk nginx`). Builds the demo's store (a minute), exports it with
 `feedsvc export-site`, starts `feedsvc serve` and the two nginx servers on loopback, checks each answers
-the page (the front server from the exported file, not the app), and loads each with
-`wrk -t2 -c64 --latency`. Both nginx run one worker process, so that the comparison is of configurations,
-not of worker counts. Prints a Markdown table for docs/benchmarks.md.
+the page (the front server from the exported file, not from the app), then the three take turns under
+`wrk -t2 -c64 --latency`, `--rounds` times. Both nginx run one worker process, so that the comparison is
+of configurations, not of worker counts. Besides wrk's figures it reports each server's CPU time per
+request (from /proc), which a busy machine disturbs far less than throughput. Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench_web import free_port, wait_for, wrk
+from bench_search_atom import measure, run_wrk
+from bench_web import free_port, wait_for
 
 from feedsvc.demo import run_demo
 
@@ -74,6 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3, help="the three servers take turns this many times")
     args = parser.parse_args()
     for tool in ("wrk", "nginx"):
         if shutil.which(tool) is None:
@@ -101,29 +104,37 @@ def main() -> None:
         start_nginx(tmp / "front", front_conf(tmp / "site", tmp / "front", front_port, app_port)),
         start_nginx(tmp / "nginx", static_conf(static_root, tmp / "nginx", static_port)),
     ]
-    urls = {
-        "front server (deploy/nginx.conf, 1 worker), exported file": f"http://127.0.0.1:{front_port}{PAGE}",
-        "feedsvc serve (uvicorn, 1 process)": f"http://127.0.0.1:{app_port}{PAGE}",
-        "nginx static file (1 worker)": f"http://127.0.0.1:{static_port}{PAGE}",
-    }
+    names = [
+        "front server (deploy/nginx.conf, 1 worker), exported file",
+        "feedsvc serve (uvicorn, 1 process)",
+        "nginx static file (1 worker)",
+    ]
+    ports = [front_port, app_port, static_port]
+    urls = {name: f"http://127.0.0.1:{port}{PAGE}" for name, port in zip(names, ports, strict=True)}
+    pids = {name: proc.pid for name, proc in zip([names[1], names[0], names[2]], procs, strict=True)}
+    runs: dict[str, list[dict[str, float]]] = {}
     try:
         bodies = {name: wait_for(url) for name, url in urls.items()}
-        assert bodies[next(iter(urls))] == exported, "the front server did not answer from the exported file"
+        assert bodies[names[0]] == exported, "the front server did not answer from the exported file"
         assert b"/search" in wait_for(f"http://127.0.0.1:{front_port}/search?q=graph"), "search not proxied"
-        results = {}
-        for name, url in urls.items():
-            wrk(url, 3, args.connections)  # warm-up
-            results[name] = wrk(url, args.seconds, args.connections)
+        for _ in range(args.rounds):
+            for name, url in urls.items():
+                run_wrk(url, 2, args.connections)  # warm-up
+                runs.setdefault(name, []).append(measure(pids[name], url, args.seconds, args.connections))
     finally:
         for proc in procs:
             proc.terminate()
             proc.wait()
-    print(f"\npage {PAGE}; wrk -t2 -c{args.connections} -d{args.seconds}s; one run\n")
-    print("| server | bytes | requests/s | p99 latency | errors |")
-    print("|---|---|---|---|---|")
-    for name, (rps, p99, bad) in results.items():
-        print(f"| {name} | {len(bodies[name]):,} | {rps:,.0f} | {p99:.1f} ms | {bad} |")
-    front, app, static = (results[name][0] for name in urls)
+    print(f"\npage {PAGE}; wrk -t2 -c{args.connections} -d{args.seconds}s; {args.rounds} rounds in one run\n")
+    print("| server | bytes | requests/s | p99 latency | server CPU per request | errors |")
+    print("|---|---|---|---|---|---|")
+    for name, got in runs.items():
+        rps = " / ".join(f"{g['rps']:,.0f}" for g in got)
+        p99 = " / ".join(f"{g['p99']:.1f}" for g in got)
+        cpu = " / ".join(f"{g['cpu_ms'] * 1000:.0f}" for g in got)
+        bad = sum(g["bad"] for g in got)
+        print(f"| {name} | {len(bodies[name]):,} | {rps} | {p99} ms | {cpu} µs | {bad} |")
+    front, app, static = (sum(g["rps"] for g in runs[name]) for name in names)
     print(f"\nfront / nginx static: {front / static:.2f}; feedsvc serve / nginx static: {app / static:.2f}")
     load = re.sub(r"\s+", " ", Path("/proc/loadavg").read_text().strip())
     print(f"load average at the end: {load}")

@@ -1,14 +1,15 @@
 """Benchmark, in one run: `/search` and the Atom feed under load, from this tree and (with `--before
-COMMIT`) from an earlier commit's tree, on the same demo store (SQLite), served by `feedsvc serve`.
+COMMIT`) from an earlier commit's tree, on the same demo store (SQLite), each served by `feedsvc serve`.
 
-Run: `.venv/bin/python bench/bench_search_atom.py [--before COMMIT] [--seconds 10] [--connections 64]`.
-Needs Debian's wrk. Each server is loaded in turn with `wrk -t2 --latency`:
+Run: `.venv/bin/python bench/bench_search_atom.py [--before COMMIT] [--seconds 10] [--connections 64]
+[--rounds 2]`. Needs Debian's wrk. The servers take turns, `--rounds` times, under `wrk -t2 --latency`:
 - `/search?q=graph+neural`, one query repeated (what a cache serves);
 - `/search` with a new query on every request (pairs of adjacent title words from the store, 4,000 of
   them, so no request repeats within the run): the path without a cache hit, i.e. SQLite FTS5 plus the
   page's rendering;
 - `/d/seed-reader/atom.xml`.
-Prints a Markdown table for docs/benchmarks.md.
+Besides wrk's figures it reports the server's CPU time per request (from /proc), which a busy machine
+disturbs far less than throughput. Prints a Markdown table for docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench_web import free_port, wait_for, wrk
+from bench_web import free_port, wait_for
 
 from feedsvc.demo import run_demo
 
@@ -76,17 +77,62 @@ end
     return path
 
 
-def wrk_script(url: str, script: Path, seconds: int, connections: int) -> tuple[float, float, int]:
+def run_wrk(
+    url: str, seconds: int, connections: int, script: Path | None = None
+) -> tuple[float, float, int, int]:
+    """Requests per second, p99 latency in ms, non-2xx/3xx answers, and requests completed."""
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
-        capture_output=True,
-        text=True,
-        check=True,
+        command + (["-s", str(script)] if script else []), capture_output=True, text=True, check=True
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return rps, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit], int(bad.group(1)) if bad else 0
+    done = int(re.search(r"(\d+) requests in", out).group(1))
+    p99 = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    return rps, p99, int(bad.group(1)) if bad else 0, done
+
+
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its live children (nginx's workers), in seconds."""
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = _stat(int(proc.name))
+        except OSError:
+            continue
+        if int(proc.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def measure(
+    pid: int, url: str, seconds: int, connections: int, script: Path | None = None
+) -> dict[str, float]:
+    """wrk's figures and the server's CPU milliseconds per request (robust when the machine is busy)."""
+    before = cpu_seconds(pid)
+    rps, p99, bad, done = run_wrk(url, seconds, connections, script)
+    return {"rps": rps, "p99": p99, "bad": bad, "cpu_ms": (cpu_seconds(pid) - before) * 1000 / max(done, 1)}
+
+
+def start(tree: Path, data: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "FEEDSVC_DATA_DIR": str(data), "PYTHONPATH": str(tree)}
+    server = subprocess.Popen(  # cwd: `python -m` puts it first on the path, before PYTHONPATH
+        [sys.executable, "-m", "feedsvc", "serve", "--port", str(port)],
+        env=env,
+        cwd=tree,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    assert b"graph" in wait_for(base + ONE_QUERY).lower() and b"<feed" in wait_for(base + ATOM)
+    return server, base
 
 
 def main() -> None:
@@ -94,6 +140,7 @@ def main() -> None:
     parser.add_argument("--before", help="a commit to measure beside this tree, e.g. HEAD~3")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=2, help="the trees take turns this many times")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
@@ -103,32 +150,34 @@ def main() -> None:
     if args.before:
         trees[f"before ({args.before})"] = checkout(args.before, tmp / "before")
     script = lua_script(distinct_queries(tmp / "demo" / "feedsvc.db"), tmp / "queries.lua")
-    results: dict[tuple[str, str], tuple[float, float, int]] = {}
-    for name, tree in trees.items():
-        port = free_port()
-        env = {**os.environ, "FEEDSVC_DATA_DIR": str(tmp / "demo"), "PYTHONPATH": str(tree)}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "feedsvc", "serve", "--port", str(port)],
-            env=env,
-            stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            assert b"graph" in wait_for(base + ONE_QUERY).lower() and b"<feed" in wait_for(base + ATOM)
-            wrk(base + ONE_QUERY, 2, args.connections)  # warm-up
-            results[(name, "search, one query")] = wrk(base + ONE_QUERY, args.seconds, args.connections)
-            results[(name, "search, every query new")] = wrk_script(
-                base, script, args.seconds, args.connections
-            )
-            results[(name, "Atom feed")] = wrk(base + ATOM, args.seconds, args.connections)
-        finally:
+    servers = {name: start(tree, tmp / "demo") for name, tree in trees.items()}
+    runs: dict[tuple[str, str], list[dict[str, float]]] = {}
+    try:
+        for _ in range(args.rounds):
+            for name, (server, base) in servers.items():
+                run_wrk(base + ONE_QUERY, 2, args.connections)  # warm-up
+                for what, url, lua in [
+                    ("search, one query", base + ONE_QUERY, None),
+                    ("search, every query new", base, script),
+                    ("Atom feed", base + ATOM, None),
+                ]:
+                    got = measure(server.pid, url, args.seconds, args.connections, lua)
+                    runs.setdefault((name, what), []).append(got)
+    finally:
+        for server, _ in servers.values():
             server.terminate()
             server.wait()
-    print(f"\nwrk -t2 -c{args.connections} -d{args.seconds}s --latency; demo store on SQLite; one run\n")
-    print("| tree | request | requests/s | p99 latency | errors |")
-    print("|---|---|---|---|---|")
-    for (name, what), (rps, p99, bad) in results.items():
-        print(f"| {name} | {what} | {rps:,.0f} | {p99:.1f} ms | {bad} |")
+    print(
+        f"\nwrk -t2 -c{args.connections} -d{args.seconds}s --latency; demo store on SQLite;"
+        f" {args.rounds} rounds\n"
+    )
+    print("| tree | request | requests/s | p99 latency | server CPU per request | errors |")
+    print("|---|---|---|---|---|---|")
+    for (name, what), got in runs.items():
+        rps = " / ".join(f"{g['rps']:,.0f}" for g in got)
+        p99 = " / ".join(f"{g['p99']:.0f}" for g in got)
+        cpu = " / ".join(f"{g['cpu_ms']:.2f}" for g in got)
+        print(f"| {name} | {what} | {rps} | {p99} ms | {cpu} ms | {sum(g['bad'] for g in got)} |")
     load = re.sub(r"\s+", " ", Path("/proc/loadavg").read_text().strip())
     print(f"\nload average at the end: {load}")
 
