@@ -243,3 +243,87 @@ def test_the_scheduler_exports_after_a_digest_when_configured(tmp_path: Path) ->
     finally:
         engine.dispose()
     assert calls == [str(tmp_path / "site")]
+
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+DEPLOY_CONF = Path(__file__).parent.parent / "deploy" / "nginx.conf"
+
+
+def front_conf(root: Path, run_dir: Path, port: int, app_url: str) -> str:
+    """deploy/nginx.conf as it is, but for loopback and this test's directories."""
+    conf = DEPLOY_CONF.read_text(encoding="utf-8")
+    for old, new in [
+        ("pid /run/nginx.pid;", f"pid {run_dir}/nginx.pid;\ndaemon off;\nuser root;"),
+        ("error_log stderr warn;", f"error_log {run_dir}/error.log warn;"),
+        ("listen 80;", f"listen 127.0.0.1:{port};"),
+        ("root /srv/site;", f"root {root};"),
+        ("server app:8000;", f"server {app_url.removeprefix('http://')};"),
+    ]:
+        assert old in conf, old
+        conf = conf.replace(old, new)
+    return conf
+
+
+@pytest.mark.skipif(not Path(NGINX).exists(), reason="needs nginx (the Debian package `nginx`)")
+def test_the_front_server_serves_the_export_and_passes_the_rest_to_the_app(
+    store: Path, tmp_path: Path
+) -> None:
+    import httpx
+    from test_web import serving
+
+    from feedsvc.web.app import create_app
+
+    out = tmp_path / "site"
+    export(store, out)
+    settings = settings_for(store)
+    engine = make_engine(settings.resolved_database_url())
+    port = free_port()
+    with serving(create_app(settings, session_factory(engine))) as app_url:
+        run_dir = tmp_path / "nginx"
+        run_dir.mkdir()
+        (run_dir / "nginx.conf").write_text(front_conf(out, run_dir, port, app_url))
+        nginx = subprocess.Popen([NGINX, "-c", str(run_dir / "nginx.conf"), "-p", str(run_dir)])
+        try:
+            front = f"http://127.0.0.1:{port}"
+            page = wait_ok(front + f"/d/seed-reader/{SNAPSHOT_DAY}")
+            assert page.content == (out / f"d/seed-reader/{SNAPSHOT_DAY}.html").read_bytes()  # the file
+            assert "default-src 'none'" in page.headers["content-security-policy"]
+            assert page.headers["cache-control"] == "public, max-age=86400"
+            item = httpx.get(front + "/item/arxiv:2310.03240")
+            assert item.content == (out / "item/arxiv:2310.03240.html").read_bytes()
+            feed = httpx.get(front + "/d/seed-reader/atom.xml")
+            assert (
+                feed.headers["content-type"].startswith("application/atom+xml") and b"<feed" in feed.content
+            )
+            search = httpx.get(front + "/search", params={"q": "spectral filtering"})  # from the app
+            assert search.status_code == 200 and "arxiv:1606.09375" in search.text
+            assert httpx.get(front + "/healthz").json()["database"]["ok"] is True
+            assert httpx.get(front + "/d/seed-reader/2024-11-27").status_code == 404  # the app's answer
+            assert httpx.get(front + f"/{MANIFEST}").status_code == 404
+        finally:
+            nginx.terminate()
+            nginx.wait(20)
+    engine.dispose()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ok(url: str, timeout: float = 20) -> Any:
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return httpx.get(url)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
