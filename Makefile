@@ -1,11 +1,11 @@
-# The two quick-start commands: `make demo` (the whole pipeline offline) and `make test`.
+# The quick-start commands: `make demo` (the whole pipeline offline), `make serve` (browse it) and `make test`.
 # Each creates .venv and installs what it needs on first use.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo serve test lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ $(BIN)/.installed: pyproject.toml
 
 demo: $(BIN)/.installed
 	$(BIN)/feedsvc demo
+
+serve: $(BIN)/.installed
+	$(BIN)/feedsvc demo --serve
 
 test: lint
 	$(BIN)/pytest

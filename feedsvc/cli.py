@@ -312,11 +312,30 @@ def digest(
 @app.command()
 def demo(
     data_dir: Annotated[
-        Path, typer.Option(help="Where the demo's database and digest go (wiped first).")
+        Path, typer.Option(help="Where the demo's database and digest go (wiped first when built).")
     ] = Path("data/demo"),
     preview_lines: Annotated[int, typer.Option(help="How many lines of the digest to show.")] = 60,
+    serve_it: Annotated[
+        bool, typer.Option("--serve", help="Serve the demo's archive on 127.0.0.1 (built first if needed).")
+    ] = False,
+    port: Annotated[int, typer.Option(help="The port --serve listens on.")] = 8000,
 ) -> None:
-    """Run the whole pipeline offline on a bundled snapshot of real recorded arXiv data."""
+    """Run the whole pipeline offline on a bundled snapshot of real recorded arXiv data; with --serve,
+    browse its archive."""
+    from feedsvc.demo import demo_built
+
+    if not serve_it or not demo_built(data_dir):
+        _build_demo(data_dir, preview_lines, show_next=not serve_it)
+    if serve_it:
+        _serve_demo(data_dir, port)
+
+
+def _serve_command(data_dir: Path) -> str:
+    default = data_dir == Path("data/demo")
+    return "feedsvc demo --serve" + ("" if default else f" --data-dir {data_dir}")
+
+
+def _build_demo(data_dir: Path, preview_lines: int, show_next: bool) -> None:
     settings = _settings()
     from feedsvc.demo import SNAPSHOT_DAY, run_demo
 
@@ -341,6 +360,18 @@ def demo(
             "or /library/NAME on the archive",
             soft_wrap=True,
         )
+    if show_next:
+        out.print(Text.assemble("\n", ("browse it:", "bold"), f" {_serve_command(data_dir)}"), soft_wrap=True)
+
+
+def _serve_demo(data_dir: Path, port: int) -> None:
+    """The demo's archive on 127.0.0.1:`port` with the demo's own safe settings (`demo.serve_settings`)."""
+    from feedsvc.demo import DEMO_PAGE, serve_settings
+
+    settings = serve_settings(data_dir, port)
+    url = f"{settings.base_url}{DEMO_PAGE}"
+    out.print(Text.assemble(("serving the demo at", "bold"), f" {url} (Ctrl-C stops)"), soft_wrap=True)
+    _serve_archive(settings, settings.web_host, port)
 
 
 @app.command("rank")
@@ -905,6 +936,20 @@ def _check_secrets(settings: Settings, *, service: bool) -> None:
             raise _fail(str(e), 2) from None
 
 
+def _jobs():
+    """The scheduler's jobs, with the static site's export after each digest (FEEDSVC_EXPORT_DIR)."""
+    import dataclasses
+
+    from feedsvc.scheduler import default_jobs
+
+    def export(settings: Settings, factory) -> str:
+        from feedsvc.web.export import export_site
+
+        return export_site(settings, factory, Path(settings.export_dir)).summary()
+
+    return dataclasses.replace(default_jobs(), export=export)
+
+
 @app.command()
 def worker() -> None:
     """Run the schedule: fetch on FEEDSVC_FETCH_CRON, each profile's digest and publication at its send_at,
@@ -918,7 +963,7 @@ def worker() -> None:
     _service_logging()
     engine = _engine(settings)
     try:
-        scheduler = build_scheduler(settings, session_factory(engine), profiles)
+        scheduler = build_scheduler(settings, session_factory(engine), profiles, jobs=_jobs())
     except ConfigError as e:
         raise _fail(str(e), 2) from None
     try:
@@ -933,22 +978,44 @@ def serve(
     port: Annotated[int | None, typer.Option("--port", help="Default: FEEDSVC_WEB_PORT.")] = None,
 ) -> None:
     """Serve the web archive (uvicorn)."""
+    settings = _settings()
+    _serve_archive(settings, host or settings.web_host, port or settings.web_port)
+
+
+def _serve_archive(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
     from feedsvc.store.db import session_factory
     from feedsvc.web.app import create_app, uvicorn_options
 
-    settings = _settings()
     engine = _engine(settings)
     try:
         uvicorn.run(
             create_app(settings, session_factory(engine), headers_by_server=True),
-            host=host or settings.web_host,
-            port=port or settings.web_port,
+            host=host,
+            port=port,
             **uvicorn_options(settings),
         )
     finally:
         engine.dispose()
+
+
+@app.command("export-site")
+def export_site_cmd(
+    out_dir: Annotated[Path, typer.Argument(help="The directory the static site is written to.")],
+) -> None:
+    """Write the archive as a static site: every published digest, its items' pages, each profile's
+    archive and Atom feed, the stylesheet; only what changed since the last export into DIR."""
+    from feedsvc.store.db import session_factory
+    from feedsvc.web.export import export_site
+
+    settings = _settings()
+    engine = _engine(settings)
+    try:
+        report = export_site(settings, session_factory(engine), out_dir)
+    finally:
+        engine.dispose()
+    out.print(f"{report.summary()}: {out_dir}", soft_wrap=True)
 
 
 @app.command()
@@ -974,7 +1041,7 @@ def run() -> None:
         _check_telegram_token(build_application(settings, factory).bot)
     _service_logging()
     try:
-        scheduler = build_scheduler(settings, factory, profiles)
+        scheduler = build_scheduler(settings, factory, profiles, jobs=_jobs())
     except ConfigError as e:
         raise _fail(str(e), 2) from None
 

@@ -204,6 +204,11 @@ class Settings(BaseSettings):
     )
     web_host: str = Field("127.0.0.1", description="Address `feedsvc serve`/`run` listens on.")
     web_port: int = Field(8000, description="Port `feedsvc serve`/`run` listens on.")
+    export_dir: str = Field(
+        "",
+        description="When set, `feedsvc run`/`worker` writes the static site (`feedsvc export-site`) to this "
+        "directory after each digest is built and published; empty: no export.",
+    )
 
     def secret_values(self) -> list[str]:
         """The secrets' values that are set (and a password inside the database URL), for redaction."""

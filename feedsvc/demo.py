@@ -8,6 +8,8 @@ the bundled example. Imports `feedsvc.pipeline`, `feedsvc.replay` and `feedsvc.s
 from __future__ import annotations
 
 import gzip
+import os
+import secrets
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -23,7 +25,8 @@ from feedsvc.pipeline.digest import Built, build_digests
 from feedsvc.pipeline.library import fetch_papers, import_library
 from feedsvc.pipeline.study import LibraryReading, read_library_papers
 from feedsvc.replay import ReplayServer, Reply
-from feedsvc.store.db import make_engine, session_factory, upgrade
+from feedsvc.store import archive
+from feedsvc.store.db import current_revision, make_engine, session_factory, upgrade
 
 SNAPSHOT_DAY = date(2024, 11, 28)  # the announcement day the recorded arXiv feed is from
 SNAPSHOT_NOW = datetime(2024, 11, 28, 18, 0, tzinfo=UTC)
@@ -143,3 +146,58 @@ def run_demo(data_dir: Path, progress: Progress | None = None, semantic: str = "
         finally:
             engine.dispose()
     return DemoResult(built=built, outcomes=outcomes, data_dir=data_dir, library=library)
+
+
+# --- serving the demo ------------------------------------------------------------------------------------
+
+SECRET_FILE = "secret_key"  # the demo's own signing key, generated once, beside its database
+DEMO_PAGE = "/d/seed-reader/2024-11-28"  # the page `feedsvc demo --serve` points a newcomer to
+
+
+def demo_built(data_dir: Path) -> bool:
+    """Whether `data_dir` holds a demo store with its digests (so `--serve` need not build it again)."""
+    db = data_dir / "feedsvc.db"
+    if not db.is_file():
+        return False
+    engine = make_engine(f"sqlite:///{db}")
+    try:
+        if current_revision(engine) is None:
+            return False
+        with session_factory(engine)() as session:
+            return bool(archive.latest_digests(session))
+    except Exception:  # a half-written or foreign file: build the demo again
+        return False
+    finally:
+        engine.dispose()
+
+
+def demo_secret(data_dir: Path) -> str:
+    """The demo's signing key: read from `<data_dir>/secret_key`, or generated there (mode 0600) once."""
+    path = data_dir / SECRET_FILE
+    if path.is_file():
+        value = path.read_text(encoding="utf-8").strip()
+        if len(value) >= 32:
+            return value
+    value = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(value + "\n")
+    return value
+
+
+def serve_settings(data_dir: Path, port: int) -> Settings:
+    """Safe settings to browse the demo, whatever the environment says about these: its store and
+    profiles, every source off (nothing leaves the machine), its own secret key, loopback only, no site
+    export."""
+    values: dict[str, object] = dict(
+        data_dir=data_dir,
+        database_url="",
+        profiles_path=demo_profiles_path(),
+        disabled_sources=["arxiv", "youtube", "hn", "lobsters"],
+        secret_key=demo_secret(data_dir),
+        web_host="127.0.0.1",
+        web_port=port,
+        base_url=f"http://127.0.0.1:{port}",
+        export_dir="",
+    )
+    return Settings(**values)  # type: ignore[arg-type]

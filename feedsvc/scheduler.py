@@ -84,7 +84,9 @@ class Jobs:
     `collect(settings, factory, profiles, now)`, `build(settings, factory, profile, day, now)`,
     `publish(settings, factory, profile or None for all, worker id or None, clock)`,
     `heartbeat(factory, job name, now, detail)` and `cadence(settings, factory, profiles, now, before_build)`
-    (None: no `cadence` job). Tests pass their own to count calls.
+    (None: no `cadence` job). Tests pass their own to count calls. `export(settings, factory)`, given by the
+    command line (the static site, `feedsvc export-site`), runs after a day's digest is built and published
+    when FEEDSVC_EXPORT_DIR is set.
     """
 
     collect: Callable[[Settings, Factory, Sequence[Profile], datetime], str]
@@ -92,6 +94,7 @@ class Jobs:
     publish: Callable[[Settings, Factory, str | None, str | None, Clock], str]
     heartbeat: Callable[[Factory, str, datetime, str], None]
     cadence: Callable[[Settings, Factory, Sequence[Profile], datetime, Callable[[], None]], str] | None = None
+    export: Callable[[Settings, Factory], str] | None = None
 
 
 def pipeline_collect(settings: Settings, factory: Factory, profiles: Sequence[Profile], now: datetime) -> str:
@@ -323,9 +326,20 @@ class _Runner:
             day = (due or now).astimezone(ZoneInfo(profile.timezone)).date()
             built = self.jobs.build(self.settings, self.factory, profile, day, now)
             sent = self.jobs.publish(self.settings, self.factory, profile.name, self.worker_id, self.clock)
-            return f"{built}; {sent}"
+            return f"{built}; {sent}{self._export()}"
 
         return self._run(name, work)
+
+    def _export(self) -> str:
+        """The static site refreshed after a digest, when configured; its failure is logged and reported in
+        the job's line, and never undoes the digest or its deliveries."""
+        if self.jobs.export is None or not self.settings.export_dir:
+            return ""
+        try:
+            return f"; site export: {self.jobs.export(self.settings, self.factory)}"
+        except Exception as e:
+            log.exception("the static site export to %s failed", self.settings.export_dir)
+            return f"; site export failed: {type(e).__name__}: {e}"
 
     def _fresh_store(self, name: str, now: datetime) -> None:
         """Wait for a fetch under way (here or in another instance); if the fetch schedule's latest time

@@ -247,3 +247,56 @@ def test_postgresql_uses_the_expression_indexes(pg_demo) -> None:
     finally:
         engine.dispose()
     assert "ix_items_search" in plan and "ix_digest_entries_search" in plan, plan
+
+
+def test_search_and_feed_pages_are_kept_until_the_store_changes(store, tmp_path, monkeypatch) -> None:
+    from feedsvc.web.cache import Generation
+
+    demo, factory = store
+    app = create_app(settings_for(tmp_path, database_url=demo.url), factory)
+    st = app.state.web
+    st.generation = Generation(st._read_generation, ttl=0.0)  # the generation is read on every request
+    calls = {"search": 0, "list_digests": 0}
+    for name in calls:
+        real = getattr(archive, name)
+
+        def counting(*args, _real=real, _name=name, **kwargs):
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(archive, name, counting)
+    with TestClient(app) as c:
+        first = c.get("/search", params={"q": "quokkatic"})
+        again = c.get("/search", params={"q": "quokkatic"})
+        assert first.text == again.text and "arxiv:2411.90009" not in first.text
+        assert calls["search"] == 1  # the repeat was answered from memory
+        assert (
+            c.get(
+                "/search", params={"q": "quokkatic"}, headers={"If-None-Match": first.headers["etag"]}
+            ).status_code
+            == 304
+        )
+        feed = c.get(f"/d/{PROFILE}/atom.xml")
+        assert feed.status_code == 200 and c.get(f"/d/{PROFILE}/atom.xml").text == feed.text
+        assert calls["list_digests"] == 1
+        with session_scope(factory) as s:  # a fetch brings a new paper: the next request sees it
+            queries.upsert_candidates(
+                s, [paper("arxiv:2411.90009", "Quokkatic transport", "New.")], run_id=None, now=NOW
+            )
+        assert "arxiv:2411.90009" in c.get("/search", params={"q": "quokkatic"}).text
+        assert calls["search"] == 2
+        assert c.get(f"/d/{PROFILE}/atom.xml").status_code == 200 and calls["list_digests"] == 2
+        assert c.get("/d/nobody/atom.xml").status_code == 404
+
+
+def test_the_generation_is_read_at_most_once_per_ttl() -> None:
+    import time
+
+    from feedsvc.web.cache import Generation
+
+    reads = []
+    generation = Generation(lambda: reads.append(1) or len(reads), ttl=0.2)
+    assert generation.fresh() is None
+    assert generation.refresh() == 1 and generation.refresh() == 1 and generation.fresh() == 1
+    time.sleep(0.25)
+    assert generation.fresh() is None and generation.refresh() == 2 and len(reads) == 2

@@ -160,6 +160,21 @@ def digest_by_id(session: Session, digest_id: int) -> tuple[Digest, Listing] | N
     return queries.load_digest(session, found[0]), listing
 
 
+def generation(session: Session) -> tuple[Any, ...]:
+    """A token of everything the archive's search and feeds show: it changes when a digest, a profile or an
+    item is added, and when an item is updated (every write of an item sets its `last_seen`)."""
+    row = session.execute(
+        select(
+            select(func.max(DigestRow.id)).scalar_subquery(),
+            select(func.count(DigestRow.id)).scalar_subquery(),
+            select(func.max(ProfileRow.id)).scalar_subquery(),
+            select(func.max(Item.id)).scalar_subquery(),
+            select(func.max(Item.last_seen)).scalar_subquery(),
+        )
+    ).one()
+    return tuple(row)
+
+
 # --- items ---------------------------------------------------------------------------------------------
 
 

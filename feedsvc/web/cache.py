@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Generic, TypeVar
@@ -99,3 +100,28 @@ class LRU(Generic[V]):
 
     def __len__(self) -> int:
         return len(self._values)
+
+
+class Generation:
+    """The store's generation: a token that changes whenever what the cached answers show may have changed
+    (`read` asks the database). It is asked again at most every `ttl` seconds, however many requests come;
+    answers cached under a token are used only while it is current, so a change made by any process (the
+    worker, `feedsvc fetch`) shows within `ttl` seconds."""
+
+    def __init__(self, read: Callable[[], Hashable], ttl: float = 1.0) -> None:
+        self._read, self._ttl = read, ttl
+        self._value: Hashable | None = None
+        self._checked = -float("inf")
+        self._lock = threading.Lock()
+
+    def fresh(self) -> Hashable | None:
+        """The token if it was read less than `ttl` seconds ago, else None (call `refresh`)."""
+        return self._value if time.monotonic() - self._checked < self._ttl else None
+
+    def refresh(self) -> Hashable:
+        """Read the token (one reader at a time; the others take what it read)."""
+        with self._lock:
+            if (value := self.fresh()) is not None:
+                return value
+            self._value, self._checked = self._read(), time.monotonic()
+            return self._value

@@ -11,12 +11,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from jinja2 import Environment
 from sqlalchemy.orm import Session, sessionmaker
 
 from feedsvc.config import Settings
 from feedsvc.signing import MIN_SECRET
-from feedsvc.web.cache import LRU, Page
+from feedsvc.store import archive
+from feedsvc.web.cache import LRU, Generation, Page
 
 
 @dataclass
@@ -28,6 +30,20 @@ class WebState:
     feed_templates: Environment  # absolute links (the Atom feed's entries)
     pages: LRU[Page] = field(default_factory=lambda: LRU(1024))
     papers: LRU[Any] = field(default_factory=lambda: LRU(64))  # breakdowns derived from stored full texts
+    searches: LRU[Page] = field(default_factory=lambda: LRU(512))  # search pages, by generation and query
+    generation: Generation = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.generation = Generation(self._read_generation)
+
+    def _read_generation(self) -> tuple[Any, ...]:
+        with self.factory() as session:
+            return archive.generation(session)
+
+    async def current_generation(self) -> Any:
+        """The store's generation (`cache.Generation`), read in a worker thread when it is due."""
+        value = self.generation.fresh()
+        return value if value is not None else await run_in_threadpool(self.generation.refresh)
 
     @property
     def secret(self) -> str | None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from feedsvc.models import Card, Digest
@@ -50,44 +51,54 @@ def _base(st: WebState) -> str:
 # --- Atom ----------------------------------------------------------------------------------------------
 
 
+def atom_body(st: WebState, session: Session, profile: str, listings: list[archive.Listing]) -> bytes:
+    """The profile's Atom feed of these digests (newest first), every link absolute."""
+    base = _base(st)
+    entries = []
+    for listing in listings:
+        found = archive.digest_by_id(session, listing.id)
+        if found is None:
+            continue
+        digest = found[0]
+        entries.append(
+            {
+                "url": base + digest_path(profile, listing.day),
+                "title": digest.title,
+                "published": rfc3339(listing.created),
+                "updated": rfc3339(listing.created),
+                "summary": digest.summary,
+                "html": render(st.feed_templates, "feed_entry.html.j2", digest=digest),
+            }
+        )
+    updated = rfc3339(max((entry.created for entry in listings), default=st.clock()))
+    body = render(
+        st.feed_templates,
+        "atom.xml.j2",
+        profile=profile,
+        archive_url=f"{base}/d/{profile}",
+        self_url=f"{base}/d/{profile}/atom.xml",
+        updated=updated,
+        entries=entries,
+    )
+    return xml_safe(body).encode("utf-8")
+
+
+def _atom_page(st: WebState, profile: str) -> Page:
+    with st.factory() as session:
+        listings, total = archive.list_digests(session, profile, limit=FEED_ENTRIES)
+        if total == 0 and profile not in archive.profile_names(session):
+            raise HTTPException(404, f"There is no profile named {profile!r}.")
+        return Page.of(atom_body(st, session, profile, listings), ATOM, SHORT)
+
+
 @router.api_route("/d/{profile}/atom.xml", methods=["GET", "HEAD"], include_in_schema=False)
-def atom_feed(request: Request, st: StateDep, session: SessionDep, profile: str) -> Response:
-    listings, total = archive.list_digests(session, profile, limit=FEED_ENTRIES)
-    if total == 0 and profile not in archive.profile_names(session):
-        raise HTTPException(404, f"There is no profile named {profile!r}.")
-    key = ("atom", profile, tuple(entry.id for entry in listings))
+async def atom_feed(request: Request, profile: str) -> Response:
+    """The profile's feed, built once per store generation (no SQL while no digest is added)."""
+    st = get_state(request)
+    key = ("atom", profile, await st.current_generation())
     page = st.pages.get(key)
     if page is None:
-        base = _base(st)
-        entries = []
-        for listing in listings:
-            found = archive.digest_by_id(session, listing.id)
-            if found is None:
-                continue
-            digest = found[0]
-            entries.append(
-                {
-                    "url": base + digest_path(profile, listing.day),
-                    "title": digest.title,
-                    "published": rfc3339(listing.created),
-                    "updated": rfc3339(listing.created),
-                    "summary": digest.summary,
-                    "html": render(st.feed_templates, "feed_entry.html.j2", digest=digest),
-                }
-            )
-        updated = rfc3339(max((entry.created for entry in listings), default=st.clock()))
-        body = render(
-            st.feed_templates,
-            "atom.xml.j2",
-            profile=profile,
-            archive_url=f"{base}/d/{profile}",
-            self_url=f"{base}/d/{profile}/atom.xml",
-            updated=updated,
-            entries=entries,
-        )
-        page = Page.of(xml_safe(body), ATOM, SHORT)
-        if listings:
-            st.pages.put(page, key)
+        page = st.pages.put(await run_in_threadpool(_atom_page, st, profile), key)
     return respond(request, page)
 
 

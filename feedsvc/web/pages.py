@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from markupsafe import Markup, escape
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from feedsvc.store import archive, queries
@@ -67,14 +68,19 @@ async def stylesheet(request: Request) -> Response:
 # --- the latest bundles and a profile's archive --------------------------------------------------------
 
 
-@router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
-def home(request: Request, st: StateDep, session: SessionDep) -> Response:
+def home_context(session: Session) -> dict[str, object]:
+    """What the home page shows: each profile's latest digest with its listing."""
     latest = []
     for listing in archive.latest_digests(session):
         found = archive.digest_by_id(session, listing.id)
         if found is not None:
             latest.append({"digest": found[0], "listing": listing})
-    return html(request, st, "home.html.j2", SHORT, latest=latest)
+    return {"latest": latest}
+
+
+@router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+def home(request: Request, st: StateDep, session: SessionDep) -> Response:
+    return html(request, st, "home.html.j2", SHORT, **home_context(session))
 
 
 @router.api_route("/d/{profile}", methods=["GET", "HEAD"], include_in_schema=False)
@@ -132,11 +138,11 @@ async def digest_permalink(request: Request, profile: str, day: str) -> Response
 # --- an item -------------------------------------------------------------------------------------------
 
 
-@router.api_route("/item/{key:path}", methods=["GET", "HEAD"], include_in_schema=False)
-def item_page(request: Request, st: StateDep, session: SessionDep, key: str) -> Response:
+def item_context(session: Session, st: WebState, key: str) -> dict[str, object] | None:
+    """What an item's page shows (its cards, breakdown, discussions, talks), or None when it is unknown."""
     item = archive.item(session, key)
     if item is None:
-        raise HTTPException(404, "This item is not in the archive.")
+        return None
     appearances = archive.appearances(session, key)
     titles = [item.title] + [a.card.title for a in appearances]
     talks = archive.talks_for(session, titles) if item.kind == "paper" else []
@@ -147,18 +153,23 @@ def item_page(request: Request, st: StateDep, session: SessionDep, key: str) -> 
                 found = archive.item(session, paper_key)
                 if found is not None and (paper_key, found.title) not in papers_of_talk:
                     papers_of_talk.append((paper_key, found.title))
-    return html(
-        request,
-        st,
-        "item.html.j2",
-        item=item,
-        placeholder=bool(item.meta.get("placeholder")),
-        appearances=appearances,
-        paper=paper_page(session, item, st.papers),
-        discussions=queries.discussions_for(session, [key]).get(key, []),
-        talks=talks,
-        papers_of_talk=papers_of_talk,
-    )
+    return {
+        "item": item,
+        "placeholder": bool(item.meta.get("placeholder")),
+        "appearances": appearances,
+        "paper": paper_page(session, item, st.papers),
+        "discussions": queries.discussions_for(session, [key]).get(key, []),
+        "talks": talks,
+        "papers_of_talk": papers_of_talk,
+    }
+
+
+@router.api_route("/item/{key:path}", methods=["GET", "HEAD"], include_in_schema=False)
+def item_page(request: Request, st: StateDep, session: SessionDep, key: str) -> Response:
+    context = item_context(session, st, key)
+    if context is None:
+        raise HTTPException(404, "This item is not in the archive.")
+    return html(request, st, "item.html.j2", **context)
 
 
 # --- search --------------------------------------------------------------------------------------------
@@ -197,14 +208,11 @@ def _shown_terms(terms: list[tuple[str, ...]]) -> str:
     return ", ".join(f"“{' '.join(t)}”" for t in terms)
 
 
-@router.api_route("/search", methods=["GET", "HEAD"], include_in_schema=False)
-def search_page(
-    request: Request, st: StateDep, session: SessionDep, q: str = "", page: PageNumber = 1
-) -> Response:
-    query = q.replace("\x00", "")[: archive.MAX_QUERY].strip()
-    results = archive.search(session, query, offset=(page - 1) * SEARCH_PER_PAGE, limit=SEARCH_PER_PAGE)
-    pages = max(1, math.ceil(results.total / SEARCH_PER_PAGE))
-    found_in = archive.digests_of(session, [h.key for h in results.hits])
+def _search_page(st: WebState, query: str, page: int) -> Page:
+    with st.factory() as session:
+        offset = (page - 1) * SEARCH_PER_PAGE
+        results = archive.search(session, query, offset=offset, limit=SEARCH_PER_PAGE)
+        found_in = archive.digests_of(session, [h.key for h in results.hits])
     hits = [
         {
             "key": h.key,
@@ -215,9 +223,8 @@ def search_page(
         }
         for h in results.hits
     ]
-    return html(
-        request,
-        st,
+    body = render(
+        st.templates,
         "search.html.j2",
         query=query,
         terms=results.terms,
@@ -225,6 +232,20 @@ def search_page(
         hits=hits,
         total=results.total,
         page=page,
-        pages=pages,
-        first=(page - 1) * SEARCH_PER_PAGE + 1,
+        pages=max(1, math.ceil(results.total / SEARCH_PER_PAGE)),
+        first=offset + 1,
     )
+    return Page.of(body, HTML, REVALIDATE)
+
+
+@router.api_route("/search", methods=["GET", "HEAD"], include_in_schema=False)
+async def search_page(request: Request, q: str = "", page: PageNumber = 1) -> Response:
+    """Search results, kept in memory per query and page while the store's generation is unchanged (a
+    repeated query costs no SQL; a new digest, item or update shows within a second)."""
+    st = get_state(request)
+    query = q.replace("\x00", "")[: archive.MAX_QUERY].strip()
+    key = ("search", await st.current_generation(), query, page)
+    found = st.searches.get(key)
+    if found is None:
+        found = st.searches.put(await run_in_threadpool(_search_page, st, query, page), key)
+    return respond(request, found)

@@ -106,6 +106,9 @@ def make_environment(root: str = "") -> Environment:
     css = css_text()
     env.globals.update(
         root=root,
+        # a link to a page the static export writes too (`site`), or to one only the app serves (`app_url`)
+        site=lambda path: root + path,
+        app_url=lambda path: root + path,
         css_href=f"{root}/static/style.css?v={hashlib.sha256(css.encode()).hexdigest()[:12]}",
         item_path=lambda key: root + item_path(key),
         digest_path=lambda profile, day: root + digest_path(profile, day),
