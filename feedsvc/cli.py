@@ -141,13 +141,19 @@ def describe(e: BaseException) -> str:
 
 
 @db_app.command("upgrade")
-def db_upgrade() -> None:
+def db_upgrade(
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait for the database to accept connections (one starting).")
+    ] = 0.0,
+) -> None:
     """Create or migrate the database to the latest schema."""
-    from feedsvc.store.db import current_revision, make_engine, upgrade
+    from feedsvc.store.db import current_revision, make_engine, upgrade, wait_until_reachable
 
     settings = _settings()
     engine = make_engine(settings.resolved_database_url())
     try:
+        if wait > 0:
+            wait_until_reachable(engine, wait)
         upgrade(engine)
         out.print(
             f"database at revision {current_revision(engine)} "
@@ -315,17 +321,26 @@ def demo(
         Path, typer.Option(help="Where the demo's database and digest go (wiped first).")
     ] = Path("data/demo"),
     preview_lines: Annotated[int, typer.Option(help="How many lines of the digest to show.")] = 60,
+    into_store: Annotated[
+        bool,
+        typer.Option(
+            "--into-store",
+            help="Into the configured store and data directory (a running service's), wiping nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Run the whole pipeline offline on a bundled snapshot of real recorded arXiv data."""
     settings = _settings()
     from feedsvc.demo import SNAPSHOT_DAY, run_demo
 
+    url = settings.resolved_database_url() if into_store else ""
     with _progress() as bar:
         task = bar.add_task("starting the replay server", total=None)
         result = run_demo(
-            data_dir,
+            settings.data_dir if into_store else data_dir,
             progress=lambda name: bar.update(task, description=f"fetching {name} (replayed)"),
             semantic=settings.semantic,
+            database_url=url,
         )
     _print_outcomes(result.outcomes)
     for b in result.built:
