@@ -102,13 +102,16 @@ def replay_settings(url: str, data_dir: Path, **overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
-def run_demo(data_dir: Path, progress: Progress | None = None, semantic: str = "auto") -> DemoResult:
-    """Run fetch and digest on the snapshot into a fresh `data_dir`; returns what was built."""
-    if data_dir.exists():
+def run_demo(
+    data_dir: Path, progress: Progress | None = None, semantic: str = "auto", database_url: str = ""
+) -> DemoResult:
+    """Run fetch and digest on the snapshot into a fresh `data_dir` (its own SQLite file), or with
+    `database_url` into that store, keeping what `data_dir` and the store hold; returns what was built."""
+    if data_dir.exists() and not database_url:
         shutil.rmtree(data_dir)
     profiles = load_profiles(demo_profiles_path())
     with ReplayServer(snapshot_routes()) as server:
-        settings = replay_settings(server.url, data_dir, semantic=semantic)
+        settings = replay_settings(server.url, data_dir, semantic=semantic, database_url=database_url)
         engine = make_engine(settings.resolved_database_url())
         try:
             upgrade(engine)
