@@ -97,6 +97,9 @@ def replay_settings(url: str, data_dir: Path, **overrides: object) -> Settings:
         http_retries=1,
         http_max_wait=0.0,
         semantic="off",  # tests opt in; the demo passes the reader's choice
+        # every source replays here, none goes out: a service's FEEDSVC_DISABLED_SOURCES (the demo run
+        # inside the compose stack) must not empty the demo
+        disabled_sources=[],
     )
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
