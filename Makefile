@@ -20,7 +20,7 @@ demo: $(BIN)/.installed
 	$(BIN)/feedsvc demo
 
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
