@@ -34,6 +34,7 @@ ROOT = Path(__file__).parent.parent
 BASE = os.environ.get("FEEDSVC_BASE_IMAGE", "localhost/debian:bookworm-slim")
 POSTGRES = "localhost/feedsvc-postgres:latest"
 APP = "localhost/feedsvc:latest"
+FRONT = "localhost/feedsvc-front:latest"
 PROJECT = "feedsvc-ctest"
 DEMO_PAGE = "/d/seed-reader/2024-11-28"
 ATOM = "http://www.w3.org/2005/Atom"
@@ -93,6 +94,7 @@ class Stack:
     compose: list[str]
     env: dict[str, str]
     port: int
+    timings: dict[str, float]  # seconds, printed at the end (`-s`): docs/benchmarks.md
 
     def __call__(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         done = _run([*self.compose, *args], timeout=timeout, env=self.env, cwd=ROOT)
@@ -122,9 +124,9 @@ class Stack:
                 pytest.fail(f"{service} not healthy after {HEALTHY_TIMEOUT}s; its log ends:\n{logs}")
             time.sleep(1)
 
-    def get(self, path: str) -> tuple[int, bytes]:
+    def get(self, path: str, port: int | None = None) -> tuple[int, bytes]:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=30) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port or self.port}{path}", timeout=30) as r:
                 return r.status, r.read()
         except urllib.error.HTTPError as e:
             return e.code, e.read()
@@ -136,6 +138,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if reason:
         pytest.skip(f"container tier: {reason}")
     timings = {
+        "front image": _build(FRONT, "-f", "deploy/front.Dockerfile", "deploy"),
         "app image": _build(APP, "."),
         "postgres image": _build(POSTGRES, "-f", "deploy/postgres.Dockerfile", "deploy"),
     }
@@ -147,22 +150,31 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "FEEDSVC_DB_PASSWORD": secrets.token_urlsafe(16),
         "FEEDSVC_SECRET_KEY": secrets.token_urlsafe(32),
         "FEEDSVC_PUBLISH_PORT": str(_free_port()),
+        "FEEDSVC_FRONT_PORT": str(_free_port()),
         "FEEDSVC_BASE_IMAGE": BASE,
         "FEEDSVC_POSTGRES_IMAGE": POSTGRES,
         "FEEDSVC_PROFILES_FILE": str(ROOT / "feedsvc/sample/profiles.demo.toml"),
     }
-    s = Stack([_compose_command() or "", "-p", PROJECT], env, int(env["FEEDSVC_PUBLISH_PORT"]))
+    s = Stack(
+        [_compose_command() or "", "-p", PROJECT, "--profile", "front"],
+        env,
+        int(env["FEEDSVC_PUBLISH_PORT"]),
+        timings,
+    )
     s("down", "-v", timeout=180)  # what an interrupted run left
     try:
         start = time.monotonic()
         s("up", "-d")
         s.wait_healthy("db")
         s.wait_healthy("feedsvc")
+        s.wait_healthy("front")
         timings["stack up to healthy"] = time.monotonic() - start
-        print("container tier timings (s):", {k: round(v, 1) for k, v in timings.items()})
         yield s
     finally:
+        start = time.monotonic()
         _run([*s.compose, "down", "-v", "-t", "30"], timeout=300, env=env, cwd=ROOT)
+        timings["stack down"] = time.monotonic() - start
+        print("\ncontainer tier timings (s):", {k: round(v, 1) for k, v in timings.items()})
 
 
 def _served(s: Stack) -> dict[str, object]:
@@ -184,8 +196,10 @@ def _served(s: Stack) -> dict[str, object]:
 def test_the_demo_runs_in_the_stack_and_survives_a_restart(stack: Stack) -> None:
     assert stack.get(DEMO_PAGE)[0] == 404, "a fresh stack already has the demo's digest"
     app = stack.container("feedsvc")
+    start = time.monotonic()
     demo = _run(["podman", "exec", app, "feedsvc", "demo", "--into-store"], timeout=600)
     assert demo.returncode == 0, demo.stderr[-3000:]
+    stack.timings["demo in the app container"] = time.monotonic() - start
     markdown = _run(["podman", "exec", app, "cat", "/data/digests/seed-reader/2024-11-28.md"])
     assert markdown.returncode == 0, markdown.stderr
 
@@ -195,9 +209,11 @@ def test_the_demo_runs_in_the_stack_and_survives_a_restart(stack: Stack) -> None
     assert any((eid or "").endswith(DEMO_PAGE) for _, eid in before["atom"])  # type: ignore[union-attr]
     assert all(str(escape(t)) in before["page"] for t in titles)  # type: ignore[operator]
 
+    start = time.monotonic()
     restarted = _run(["podman", "restart", "-t", "30", app], timeout=180)
     assert restarted.returncode == 0, restarted.stderr
     stack.wait_healthy("feedsvc")
+    stack.timings["app restart to healthy"] = time.monotonic() - start
     after = _served(stack)
     assert after["api"] == before["api"] and after["atom"] == before["atom"]
     assert after["page"] == before["page"]
@@ -209,3 +225,42 @@ def test_healthz_reports_postgres_through_the_published_port(stack: Stack) -> No
     status, body = stack.get("/healthz")
     report = json.loads(body)
     assert status == 200 and report["database"] == {"ok": True, "dialect": "postgresql"}
+
+
+def _through_front(stack: Stack, path: str, seconds: float = 20) -> tuple[int, bytes]:
+    """GET `path` from the front server, allowing it `seconds` to find a restarted app (a 502 until then)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        status, body = stack.get(path, int(stack.env["FEEDSVC_FRONT_PORT"]))
+        if status != 502 or time.monotonic() > deadline:
+            return status, body
+        time.sleep(1)
+
+
+def test_the_front_server_serves_the_site_volume_and_passes_the_rest_to_the_app(stack: Stack) -> None:
+    front = int(stack.env["FEEDSVC_FRONT_PORT"])
+    status, body = stack.get("/healthz", front)
+    assert status == 200 and json.loads(body)["database"]["dialect"] == "postgresql"
+    # the app restarted comes back at another address: the front finds it again
+    app = stack.container("feedsvc")
+    assert _run(["podman", "restart", "-t", "30", app], timeout=180).returncode == 0
+    stack.wait_healthy("feedsvc")
+    status, body = _through_front(stack, "/healthz")
+    assert status == 200, f"the front server lost the restarted app: {status}"
+    # a file in the `site` volume (as `feedsvc export-site /site` writes them) is served by nginx itself
+    page = "/d/front-check/2024-11-28"
+    assert stack.get(page, front)[0] == 404  # not exported: the app answers, and has no such digest
+    marker = secrets.token_hex(8)
+    wrote = _run(
+        [
+            "podman",
+            "exec",
+            app,
+            "sh",
+            "-c",
+            f"mkdir -p /site/d/front-check && echo {marker} > /site{page}.html",
+        ]
+    )
+    assert wrote.returncode == 0, wrote.stderr
+    status, body = stack.get(page, front)
+    assert status == 200 and marker in body.decode()

@@ -59,7 +59,9 @@ def test_every_variable_set_is_a_real_setting() -> None:
     assert url.startswith("postgresql+psycopg://") and "@db:5432/" in url
 
 
-@pytest.mark.parametrize("script", ["deploy/podman-setup.sh", "deploy/postgres-entrypoint.sh"])
+@pytest.mark.parametrize(
+    "script", ["deploy/podman-setup.sh", "deploy/postgres-entrypoint.sh", "deploy/front-entrypoint.sh"]
+)
 def test_the_deploy_scripts_parse(script: str) -> None:
     checked = subprocess.run(["bash", "-n", ROOT / script], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
