@@ -76,9 +76,14 @@ def _host_ca() -> list[str]:
     return ["--secret", f"id=cacert,src={bundle}"] if bundle.is_file() else []
 
 
+def _image_id(tag: str) -> str:
+    return _run(["podman", "image", "inspect", "--format", "{{.Id}}", tag]).stdout.strip()
+
+
 def _build(tag: str, *args: str) -> float:
-    """`podman build --network=host` on the local base; returns the seconds it took."""
-    start = time.monotonic()
+    """`podman build --network=host` on the local base; returns the seconds it took. The image the tag
+    named before is removed when the build replaced it (each code change would leave one behind)."""
+    before, start = _image_id(tag), time.monotonic()
     build = ["podman", "build", "-q", "--format=docker", "--network=host", *_host_ca()]
     made = _run(
         [*build, "--build-arg", f"BASE={BASE}", "-t", tag, *args],
@@ -86,7 +91,10 @@ def _build(tag: str, *args: str) -> float:
         cwd=ROOT,
     )
     assert made.returncode == 0, f"podman build {tag} failed:\n{made.stderr[-3000:]}"
-    return time.monotonic() - start
+    took = time.monotonic() - start
+    if before and before != _image_id(tag):
+        _run(["podman", "rmi", before])  # fails harmlessly when a container still uses it
+    return took
 
 
 @dataclass
