@@ -23,7 +23,7 @@ serve: $(BIN)/.installed
 	$(BIN)/feedsvc demo --serve
 
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -141,13 +141,19 @@ def describe(e: BaseException) -> str:
 
 
 @db_app.command("upgrade")
-def db_upgrade() -> None:
+def db_upgrade(
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait for the database to accept connections (one starting).")
+    ] = 0.0,
+) -> None:
     """Create or migrate the database to the latest schema."""
-    from feedsvc.store.db import current_revision, make_engine, upgrade
+    from feedsvc.store.db import current_revision, make_engine, upgrade, wait_until_reachable
 
     settings = _settings()
     engine = make_engine(settings.resolved_database_url())
     try:
+        if wait > 0:
+            wait_until_reachable(engine, wait)
         upgrade(engine)
         out.print(
             f"database at revision {current_revision(engine)} "
@@ -319,13 +325,22 @@ def demo(
         bool, typer.Option("--serve", help="Serve the demo's archive on 127.0.0.1 (built first if needed).")
     ] = False,
     port: Annotated[int, typer.Option(help="The port --serve listens on.")] = 8000,
+    into_store: Annotated[
+        bool,
+        typer.Option(
+            "--into-store",
+            help="Into the configured store and data directory (a running service's), wiping nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Run the whole pipeline offline on a bundled snapshot of real recorded arXiv data; with --serve,
     browse its archive."""
     from feedsvc.demo import demo_built
 
+    if into_store and serve_it:
+        raise _fail("--serve browses the demo's own directory; run --into-store without it", 2)
     if not serve_it or not demo_built(data_dir):
-        _build_demo(data_dir, preview_lines, show_next=not serve_it)
+        _build_demo(data_dir, preview_lines, show_next=not serve_it and not into_store, into_store=into_store)
     if serve_it:
         _serve_demo(data_dir, port)
 
@@ -335,16 +350,18 @@ def _serve_command(data_dir: Path) -> str:
     return "feedsvc demo --serve" + ("" if default else f" --data-dir {data_dir}")
 
 
-def _build_demo(data_dir: Path, preview_lines: int, show_next: bool) -> None:
+def _build_demo(data_dir: Path, preview_lines: int, show_next: bool, into_store: bool = False) -> None:
     settings = _settings()
     from feedsvc.demo import SNAPSHOT_DAY, run_demo
 
+    url = settings.resolved_database_url() if into_store else ""
     with _progress() as bar:
         task = bar.add_task("starting the replay server", total=None)
         result = run_demo(
-            data_dir,
+            settings.data_dir if into_store else data_dir,
             progress=lambda name: bar.update(task, description=f"fetching {name} (replayed)"),
             semantic=settings.semantic,
+            database_url=url,
         )
     _print_outcomes(result.outcomes)
     for b in result.built:

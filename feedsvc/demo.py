@@ -106,6 +106,9 @@ def replay_settings(url: str, data_dir: Path, **overrides: object) -> Settings:
         http_retries=1,
         http_max_wait=0.0,
         semantic="off",  # tests opt in; the demo passes the reader's choice
+        # every source replays here, none goes out: a service's FEEDSVC_DISABLED_SOURCES (the demo run
+        # inside the compose stack) must not empty the demo
+        disabled_sources=[],
     )
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -120,16 +123,21 @@ def _import_libraries(settings: Settings, factory: sessionmaker[Session], profil
         import_library(settings, factory, profiles, profile, path, now=SNAPSHOT_NOW)
 
 
-def run_demo(data_dir: Path, progress: Progress | None = None, semantic: str = "auto") -> DemoResult:
-    """Run fetch and digest on the snapshot into a fresh `data_dir`, then import the demo's libraries and
-    read them for the study lists (after the digests: a library's papers are never picked); returns what
-    was built."""
-    if data_dir.exists():
+def run_demo(
+    data_dir: Path, progress: Progress | None = None, semantic: str = "auto", database_url: str = ""
+) -> DemoResult:
+    """Run fetch and digest on the snapshot into a fresh `data_dir` (its own SQLite file), or with
+    `database_url` into that store, keeping what `data_dir` and the store hold; then import the demo's
+    libraries and read them for the study lists (after the digests: a library's papers are never picked);
+    returns what was built."""
+    if data_dir.exists() and not database_url:
         shutil.rmtree(data_dir)
     profiles = load_profiles(demo_profiles_path())
     with ReplayServer(snapshot_routes()) as server:
         # loopback: no arXiv to be polite to, so the study list's reads are not spaced out
-        settings = replay_settings(server.url, data_dir, semantic=semantic, arxiv_delay_seconds=0.0)
+        settings = replay_settings(
+            server.url, data_dir, semantic=semantic, database_url=database_url, arxiv_delay_seconds=0.0
+        )
         engine = make_engine(settings.resolved_database_url())
         try:
             upgrade(engine)

@@ -11,11 +11,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import tenacity
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.dml import Insert
 
@@ -80,6 +82,22 @@ def alembic_config(engine: Engine | None = None) -> Config:
             "sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%")
         )
     return cfg
+
+
+def wait_until_reachable(engine: Engine, timeout: float, poll: float = 1.0) -> None:
+    """Return once the database behind `engine` accepts a connection; after `timeout` seconds of refusals
+    (a server still starting), raise the last `OperationalError`."""
+
+    def connect() -> None:
+        with engine.connect():
+            pass
+
+    tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(OperationalError),
+        stop=tenacity.stop_after_delay(timeout),
+        wait=tenacity.wait_fixed(poll),
+        reraise=True,
+    )(connect)
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
