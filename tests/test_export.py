@@ -91,7 +91,10 @@ def check_links(out: Path) -> int:
             if parts.scheme in ("http", "https"):
                 if link.startswith(BASE):
                     path = link.removeprefix(BASE)
-                    assert path.startswith(("/search", "/subscribe", "/api/", "/item/")), (name, link)
+                    assert path.startswith(("/search", "/subscribe", "/api/", "/item/", "/library/")), (
+                        name,
+                        link,
+                    )
                 continue
             if parts.scheme == "data" or link.startswith("#"):
                 continue
@@ -136,7 +139,10 @@ def test_a_second_export_writes_nothing_and_a_new_digest_adds_only_its_files(
     again = export(store, out)
     assert again.written == [] and again.removed == [] and files(out) == before
 
-    settings = settings_for(store, profiles_path=demo_profiles_path())
+    dead = "http://127.0.0.1:9"  # no full text for the new day's picks: nothing leaves the machine
+    settings = settings_for(
+        store, profiles_path=demo_profiles_path(), arxiv_html_url=dead, arxiv_eprint_url=dead, http_retries=1
+    )
     [profile] = [p for p in load_profiles(demo_profiles_path()) if p.name == "seed-reader"]
     engine = make_engine(settings.resolved_database_url())
     try:
