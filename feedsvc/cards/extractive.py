@@ -188,7 +188,7 @@ def without_connective(sentence: str) -> str:
 PROBLEM_WORDS = 22
 # how much more the sentence saying what the paper does ("we propose", `roles.own_work_index`) counts
 # than the role model's idea probability alone when picking the idea sentence
-OWN_WORK_BONUS = 0.5
+OWN_WORK_BONUS = 0.2
 # between two pieces of the intuition that are not adjacent in the abstract
 GAP = " … "
 
