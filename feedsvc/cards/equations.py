@@ -77,6 +77,11 @@ _NEG_CUES = [
         -1.0,
         "prior work's formula",
     ),
+    (
+        re.compile(r"\b(?:would|na(?:(?:\\\")?i|ï)ve(?:ly)?|simplest)\b", re.I),
+        -2.0,
+        "an alternative the paper sets aside (would/naive/simplest)",
+    ),
     (re.compile(r"\b(?:we assume|assumption|suppose)\b", re.I), -1.0, "an assumption"),
     (re.compile(r"\b(?:for example|for instance|e\.g\.|example)\b", re.I), -1.0, "an example"),
     (
