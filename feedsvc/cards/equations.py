@@ -65,6 +65,11 @@ _METHOD_CUES = [
         "is given by/defined as",
     ),
     (re.compile(r"\b(?:solves?|optimal \w+ (?:for|is))\b", re.I), 0.5, "solves/optimal"),
+    (
+        re.compile(r"\b(?:we (?:add|augment|extend|modify)|(?:is|are) added|to improve)\b", re.I),
+        1.0,
+        "a change the paper makes (we add/extend, to improve)",
+    ),
 ]
 _NEG_CUES = [
     (
@@ -87,6 +92,15 @@ _NEG_CUES = [
         re.compile(r"\b(?:would|na(?:(?:\\\")?i|ï)ve(?:ly)?|simplest|for simplicity|simple but)\b", re.I),
         -2.0,
         "an alternative or a simplification the paper sets aside (would/naive/simplest)",
+    ),
+    (
+        re.compile(
+            r"\b(?:can|could) (?:generally |typically |often )?be (?:written|expressed|described|modell?ed) "
+            r"(?:as|by)\b",
+            re.I,
+        ),
+        -1.0,
+        "a general form, not the method",
     ),
     (re.compile(r"\b(?:we assume|assumption|suppose)\b", re.I), -1.0, "an assumption"),
     (re.compile(r"\b(?:for example|for instance|e\.g\.|example)\b", re.I), -1.0, "an example"),
