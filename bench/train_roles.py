@@ -3,8 +3,9 @@
 Run: `.venv/bin/python bench/train_roles.py [DEV.jsonl]` (default ../shared/data/abstract_roles/dev.jsonl:
 Scholar Inbox's user-labelled problem, task, idea and result spans). A sentence is a positive for a role
 when it holds at least 60% of one of that role's spans (the measure `cards.py roles` uses). One L2-regularised
-logistic regression per role (problem and task together), trained by AdaGrad over sparse features
-(`roles.features`); features seen in fewer than 5 sentences are dropped, and weights near zero are pruned.
+logistic regression for problem-or-task and for result, trained by AdaGrad over sparse features
+(`roles.features`; features seen in fewer than 5 sentences are dropped, weights near zero pruned), and a
+listwise ranker for the idea sentence (`train_idea`, over `roles.idea_features`).
 Prints 5-fold cross-validated figures (folds by abstract) of the fields built by the extractive writer's own
 functions, then writes the model trained on all of the file. `--cv-only` skips the write.
 """
@@ -30,7 +31,7 @@ from feedsvc.cards.extractive import (  # noqa: E402
     sentences,
     significance_sentence,
 )
-from feedsvc.cards.roles import ROLES, RoleModel, features, own_work_index  # noqa: E402
+from feedsvc.cards.roles import ROLES, RoleModel, features, idea_features, own_work_index  # noqa: E402
 
 # ../shared from the main checkout, ../../shared from a worktree under wt/
 DEFAULT = (
@@ -70,13 +71,57 @@ def examples(abstracts: list[dict]) -> list[tuple[set[str], dict[str, int]]]:
     return out
 
 
-def train(data: list[tuple[set[str], dict[str, int]]], epochs: int = 5, l2: float = 1e-2) -> RoleModel:
+def idea_lists(abstracts: list[dict]) -> list[tuple[list[set[str]], list[int]]]:
+    """Per abstract with an idea span that a sentence holds: each sentence's `idea_features` and whether
+    it holds an idea span."""
+    out = []
+    for a in abstracts:
+        parts = sentences(a["abstract"])
+        own = own_work_index(parts)
+        ideas = [sp["text"] for sp in a["spans"] if sp["label"] in LABELS["idea"]]
+        y = [int(any(covers(p, x) for x in ideas)) for p in parts]
+        if any(y):
+            out.append(([idea_features(parts, i, own) for i in range(len(parts))], y))
+    return out
+
+
+def train_idea(lists: list[tuple[list[set[str]], list[int]]], epochs: int = 8, l2: float = 1e-3) -> dict:
+    """The listwise idea ranker: softmax cross-entropy over each abstract's sentences (the target spread
+    evenly over the sentences holding an idea span), AdaGrad at rate 0.05, features seen at least 3 times."""
+    counts = Counter(f for feats, _ in lists for s in feats for f in s)
+    kept = {f for f, n in counts.items() if n >= 3}
+    w: dict[str, float] = {}
+    g2: dict[str, float] = {}
+    rng = random.Random(0)
+    order = list(range(len(lists)))
+    for _ in range(epochs):
+        rng.shuffle(order)
+        for k in order:
+            feats, y = lists[k]
+            z = [sum(w.get(f, 0.0) for f in s if f in kept) for s in feats]
+            e = [math.exp(v - max(z)) for v in z]
+            grad: dict[str, float] = {}
+            for s, p, t in zip(feats, e, y, strict=True):
+                for f in s & kept:
+                    grad[f] = grad.get(f, 0.0) + p / sum(e) - t / sum(y)
+            for f, g in grad.items():
+                g += l2 * w.get(f, 0.0)
+                g2[f] = g2.get(f, 1e-8) + g * g
+                w[f] = w.get(f, 0.0) - 0.05 * g / math.sqrt(g2[f])
+    return {f: round(v, 3) for f, v in sorted(w.items()) if abs(v) >= 0.02}
+
+
+def train(abstracts: list[dict], epochs: int = 5, l2: float = 1e-2) -> RoleModel:
+    """Logistic regressions for problem-or-task and result, the listwise ranker for the idea."""
+    data = examples(abstracts)
     counts = Counter(f for feats, _ in data for f in feats)
     kept = {f for f, n in counts.items() if n >= 5}
     rng = random.Random(0)
-    bias: dict[str, float] = {}
-    weights: dict[str, dict[str, float]] = {}
+    bias: dict[str, float] = {"idea": 0.0}
+    weights: dict[str, dict[str, float]] = {"idea": train_idea(idea_lists(abstracts))}
     for role in ROLES:
+        if role == "idea":
+            continue
         w: dict[str, float] = {}
         g2: dict[str, float] = {}
         b, gb = 0.0, 1e-8
@@ -140,7 +185,7 @@ def main() -> None:
     for k in range(folds):
         test = abstracts[k::folds]
         rest = [a for i, a in enumerate(abstracts) if i % folds != k]
-        t = measure(test, train(examples(rest)))
+        t = measure(test, train(rest))
         for key, v in t.items():
             total[key] = (
                 [x + y for x, y in zip(total[key], v, strict=True)]
@@ -149,7 +194,7 @@ def main() -> None:
             )
     print(f"{folds}-fold cross-validated: " + report(total))
     if not args.cv_only:
-        model = train(examples(abstracts))
+        model = train(abstracts)
         MODEL.write_text(json.dumps(model.to_json(), separators=(",", ":"), sort_keys=True) + "\n")
         print(
             f"wrote {MODEL.relative_to(ROOT)} ({MODEL.stat().st_size // 1024} KB); on its training data: "

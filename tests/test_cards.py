@@ -8,6 +8,7 @@ import pytest
 from corpus import candidate, records
 
 from feedsvc.cards.extractive import (
+    GAP,
     INTUITION_WORDS,
     RESULT_WORDS,
     build_card,
@@ -45,7 +46,8 @@ def test_every_quote_on_every_card_occurs_verbatim_in_its_abstract(cards) -> Non
         assert card.punch, f"{r['id']}: a card without a concrete punch"
         for q in card.punch:
             assert is_grounded(q.text, r["summary"]), (r["id"], q.text)
-        assert is_grounded(card.intuition, r["summary"]) or card.intuition == r["title"]
+        pieces = card.intuition.split(GAP)  # the problem and the idea: each sentence verbatim
+        assert card.intuition == r["title"] or all(is_grounded(p, r["summary"]) for p in pieces), r["id"]
         assert not card.significance or is_grounded(card.significance, r["summary"])
 
 
@@ -140,4 +142,16 @@ def test_the_role_model_finds_the_idea_and_the_result() -> None:
     assert max(range(4), key=lambda k: roles[k]["result"]) == 3
     intuition = intuition_text(parts, roles)
     assert "we propose a learned hashing scheme" in intuition and len(intuition.split()) <= INTUITION_WORDS
+    # the problem (the opening sentence) and the idea, which are not adjacent: two verbatim pieces
+    assert intuition.startswith(parts[0] + GAP) and intuition.split(GAP)[1].startswith("we propose")
     assert result_sentences(parts, roles)[-1] == parts[3]
+
+
+def test_the_intuition_runs_on_where_the_abstract_does() -> None:
+    parts = sentences(
+        "Robots drop fragile objects when their grip is too strong. We propose a soft gripper that senses "
+        "slip with a camera in each finger. It holds eggs, glass and fruit without damage in 500 trials."
+    )
+    intuition = intuition_text(parts, shipped_model().score(parts))
+    assert GAP not in intuition and is_grounded(intuition, " ".join(parts))
+    assert intuition.startswith(parts[0]) and "We propose a soft gripper" in intuition

@@ -50,7 +50,13 @@ _METHOD_CUES = [
         1.0,
         "update/estimator/bound named",
     ),
-    (re.compile(r"\bwe (?:propose|introduce|define|formali[sz]e|present)\b", re.I), 1.5, "we propose/define"),
+    (
+        re.compile(
+            r"\bwe (?:propose|introduce|define|formali[sz]e|present|provide|generali[sz]e|derive)\b", re.I
+        ),
+        1.5,
+        "we propose/define",
+    ),
     (
         re.compile(
             r"\b(?:is|are|can be) (?:given|defined|computed|written|formulated|expressed) (?:by|as)\b", re.I
@@ -59,6 +65,11 @@ _METHOD_CUES = [
         "is given by/defined as",
     ),
     (re.compile(r"\b(?:solves?|optimal \w+ (?:for|is))\b", re.I), 0.5, "solves/optimal"),
+    (
+        re.compile(r"\b(?:we (?:add|augment|extend|modify)|(?:is|are) added|to improve)\b", re.I),
+        1.0,
+        "a change the paper makes (we add/extend, to improve)",
+    ),
 ]
 _NEG_CUES = [
     (
@@ -77,10 +88,29 @@ _NEG_CUES = [
         -1.0,
         "prior work's formula",
     ),
+    (
+        re.compile(r"\b(?:would|na(?:(?:\\\")?i|ï)ve(?:ly)?|simplest|for simplicity|simple but)\b", re.I),
+        -2.0,
+        "an alternative or a simplification the paper sets aside (would/naive/simplest)",
+    ),
+    (
+        re.compile(
+            r"\b(?:can|could) (?:generally |typically |often )?be (?:written|expressed|described|modell?ed) "
+            r"(?:as|by)\b",
+            re.I,
+        ),
+        -1.0,
+        "a general form, not the method",
+    ),
     (re.compile(r"\b(?:we assume|assumption|suppose)\b", re.I), -1.0, "an assumption"),
     (re.compile(r"\b(?:for example|for instance|e\.g\.|example)\b", re.I), -1.0, "an example"),
     (
-        re.compile(r"\b(?:gradients?|derivatives?|jacobian|backpropagation)\b", re.I),
+        # "policy gradient" names a family of objectives; "gradient descent" an optimiser, not a gradient
+        re.compile(
+            r"\b(?<!policy )(?:gradients?|derivatives?|jacobian|backpropagation)\b"
+            r"(?! (?:descent|ascent|method|algorithm|objective))",
+            re.I,
+        ),
         -1.0,
         "a gradient, not the method",
     ),
@@ -312,15 +342,28 @@ class KeyPick:
     declined: str | None = None
 
 
+def _own_signs(reasons: list[str]) -> list[str]:
+    """The reasons that say a display is the paper's own: a method cue, a theorem-like statement, or the
+    text referring back to it more than once."""
+    signs = [why for _, w, why in _METHOD_CUES] + [why for w, why in _ENV_WEIGHTS.values() if w > 0]
+    return [r for r in reasons if r.startswith("+") and ("referred to" in r or any(s in r for s in signs))]
+
+
 def decline_reason(scored: list[tuple[float, Equation, list[str]]]) -> str | None:
-    """Why no candidate is shown (every one borrowed, or the best too weak), or None to show the best."""
+    """Why no candidate is shown (every one borrowed, the best too weak, or nothing marks the best as the
+    paper's own), or None to show the best."""
     if all(any(b in r for r in reasons for b in _BORROWED) for _, _, reasons in scored):
         return "every display is recalled from prior work, a definition or an assumption"
-    score, eq, _ = scored[0]
+    score, eq, reasons = scored[0]
     if score < MIN_SCORE:
         return (
             f"no display reads as the paper's own result: the best, {equation_where(eq)}, scores "
             f"{score:.1f}, below {MIN_SCORE:g}"
+        )
+    if not _own_signs(reasons):
+        return (
+            f"nothing marks the best display, {equation_where(eq)}, as the paper's own: no method cue "
+            "around it, no theorem-like statement, not referred to again"
         )
     return None
 

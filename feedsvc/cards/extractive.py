@@ -1,11 +1,11 @@
 """The extractive card writer: every field is taken from the item itself, so nothing can be invented.
 
 Domain from categories and thread; time cost from the page count in the arXiv comment, else from the
-text's length. Prose by rhetorical role (`roles.RoleModel`): the intuition is the verbatim passage most
-likely to state the problem and the paper's idea (at most 50 words); the concrete punch is the abstract's
-own math and its stated result (at most 40 words), quoted verbatim and checked by
-`grounding.is_grounded`; significance is a sentence of consequence, or nothing. Imports only
-`feedsvc.models` and `feedsvc.cards`.
+text's length. Prose by rhetorical role (`roles.RoleModel`): the intuition is the opening sentence (the
+problem or task) and the sentence likeliest to state the paper's idea, each verbatim, at most 50 words;
+the concrete punch is the abstract's own math and its stated result (at most 40 words), quoted verbatim
+and checked by `grounding.is_grounded`; significance is a sentence of consequence, or nothing. Imports
+only `feedsvc.models` and `feedsvc.cards`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 
 from feedsvc.cards.fulltext import inert_latex
 from feedsvc.cards.grounding import is_grounded, normalise
-from feedsvc.cards.roles import shipped_model
+from feedsvc.cards.roles import own_work_index, shipped_model
 from feedsvc.models import Card, Quote, Scored
 
 log = logging.getLogger(__name__)
@@ -184,40 +184,59 @@ def without_connective(sentence: str) -> str:
     return rest if len(rest.split()) >= 5 else sentence
 
 
-def _either(probabilities: Sequence[float]) -> float:
-    """The chance that at least one of independent events happens."""
-    none = 1.0
-    for p in probabilities:
-        none *= 1.0 - p
-    return 1.0 - none
+# the opening sentence's share of the intuition: it states the problem or task in most abstracts
+PROBLEM_WORDS = 22
+# how much more the sentence saying what the paper does ("we propose", `roles.own_work_index`) counts
+# than the role model's idea probability alone when picking the idea sentence
+OWN_WORK_BONUS = 0.2
+# between two pieces of the intuition that are not adjacent in the abstract
+GAP = " … "
+
+
+def intuition_pieces(
+    parts: Sequence[str], roles: Sequence[Mapping[str, float]], max_words: int = INTUITION_WORDS
+) -> list[tuple[int, str]]:
+    """The problem and the paper's own idea as (sentence index, verbatim text) pieces in abstract order, in
+    at most `max_words` words: the idea sentence (the role model's likeliest, `OWN_WORK_BONUS` added to
+    the "we propose" sentence), the opening sentence (at most `PROBLEM_WORDS`), then the sentence after
+    the idea in the room left. Each piece is a sentence, without an opening connective ("To this end,")
+    past the first sentence, cut after a whole clause when it does not fit."""
+    if not parts:
+        return []
+    own = own_work_index(parts)
+    idea = max(range(len(parts)), key=lambda k: roles[k]["idea"] + (OWN_WORK_BONUS if k == own else 0.0))
+    room, chosen = max_words, {}
+    for k, cap in ((idea, max_words), (0, PROBLEM_WORDS), (idea + 1, max_words)):
+        if k in chosen or k >= len(parts):
+            continue
+        text = without_connective(parts[k]) if k else parts[k]
+        n = min(cap, room, len(text.split()))
+        if n < 6 and n < len(text.split()):  # no fragment of a few words
+            continue
+        chosen[k] = trim_words(text, n)
+        room -= len(chosen[k].split())
+    return sorted(chosen.items())
 
 
 def intuition_text(
     parts: Sequence[str], roles: Sequence[Mapping[str, float]], max_words: int = INTUITION_WORDS
 ) -> str:
-    """The problem and the paper's own idea: the passage of one to three consecutive sentences, in at most
-    `max_words` words, expected to state the most of the two roles (`roles`: `roles.RoleModel.score` of
-    `parts`). One verbatim passage, so that it stays grounded: an opening connective ("To this end, ")
-    is dropped and the last sentence is cut after a whole clause when the passage is too long."""
-    best: tuple[float, list[str], int] = (-1.0, [], 0)
-    for i in range(len(parts)):
-        for j in range(i, min(len(parts), i + 3)):
-            passage = [without_connective(parts[i]) if i else parts[i], *parts[i + 1 : j + 1]]
-            words = [len(p.split()) for p in passage]
-            if sum(words[:-1]) >= max_words - 5:
-                continue
-            last = min(words[-1], max_words - sum(words[:-1]))
-            kept = [1.0] * (len(passage) - 1) + [last / words[-1]]
-            ks = range(i, j + 1)
-            value = _either([roles[k]["idea"] * f for k, f in zip(ks, kept, strict=True)]) + _either(
-                [roles[k]["problem_task"] * f for k, f in zip(ks, kept, strict=True)]
-            )
-            if value > best[0]:
-                best = (value, passage, last)
-    _, passage, last = best
-    if not passage:
-        return ""
-    return " ".join([*passage[:-1], trim_words(passage[-1], last)])
+    """The intuition (`intuition_pieces`): pieces that run on in the abstract joined by a space, the others
+    by `GAP`, so that each part between gaps occurs verbatim in the abstract."""
+    source, text = " ".join(parts), ""
+    for budget in range(max_words, max_words - 3, -1):  # a gap is a word too: at most two of them
+        runs: list[str] = []
+        last = -2
+        for k, piece in intuition_pieces(parts, roles, budget):
+            if k == last + 1 and f"{runs[-1]} {piece}" in source:
+                runs[-1] = f"{runs[-1]} {piece}"
+            else:
+                runs.append(piece)
+            last = k
+        text = GAP.join(runs)
+        if len(text.split()) <= max_words:
+            break
+    return text
 
 
 # words of an outcome: a comparison, an improvement, a target reached
