@@ -135,9 +135,9 @@ class Stack:
                 pytest.fail(f"{service} not healthy after {HEALTHY_TIMEOUT}s; its log ends:\n{logs}")
             time.sleep(1)
 
-    def get(self, path: str, port: int | None = None) -> tuple[int, bytes]:
+    def get(self, path: str, port: int | None = None, timeout: float = 30) -> tuple[int, bytes]:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port or self.port}{path}", timeout=30) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port or self.port}{path}", timeout=timeout) as r:
                 return r.status, r.read()
         except urllib.error.HTTPError as e:
             return e.code, e.read()
@@ -236,15 +236,22 @@ def test_healthz_reports_postgres_through_the_published_port(stack: Stack) -> No
 
 
 def _front_log(stack: Stack) -> str:
-    return _run(["podman", "logs", "--tail", "20", stack.container("front")]).stderr
+    address = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
+    app = _run(["podman", "inspect", "--format", address, stack.container("feedsvc")]).stdout.strip()
+    log = _run(["podman", "logs", "--tail", "20", stack.container("front")])
+    return f"the app is at {app}; the front's log ends:\n{log.stdout}{log.stderr}"
 
 
-def _through_front(stack: Stack, path: str, seconds: float = 20) -> tuple[int, bytes]:
-    """GET `path` from the front server, allowing it `seconds` to find a restarted app (a 502 until then)."""
+def _through_front(stack: Stack, path: str, seconds: float = 45) -> tuple[int, bytes]:
+    """GET `path` from the front server, allowing it `seconds` to find a restarted app: until it has
+    reloaded, a request fails (502) or waits on the app's old address."""
     deadline = time.monotonic() + seconds
     while True:
-        status, body = stack.get(path, int(stack.env["FEEDSVC_FRONT_PORT"]))
-        if status != 502 or time.monotonic() > deadline:
+        try:
+            status, body = stack.get(path, int(stack.env["FEEDSVC_FRONT_PORT"]), timeout=5)
+        except TimeoutError:
+            status, body = 504, b"timed out"
+        if status not in (502, 504) or time.monotonic() > deadline:
             return status, body
         time.sleep(1)
 
@@ -258,8 +265,10 @@ def test_the_front_server_serves_the_site_volume_and_passes_the_rest_to_the_app(
     app = stack.container("feedsvc")
     assert _run(["podman", "restart", "-t", "30", app], timeout=180).returncode == 0
     stack.wait_healthy("feedsvc")
+    start = time.monotonic()
     status, body = _through_front(stack, "/healthz")
     assert status == 200, f"the front server lost the restarted app ({status}): {_front_log(stack)}"
+    stack.timings["front reaches the restarted app"] = time.monotonic() - start
     # a file in the `site` volume (as `feedsvc export-site /site` writes them) is served by nginx itself
     page = "/d/front-check/2024-11-28"
     assert stack.get(page, front)[0] == 404  # not exported: the app answers, and has no such digest
