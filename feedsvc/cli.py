@@ -860,7 +860,7 @@ def cadence(
 def deliveries(
     status: Annotated[
         str | None,
-        typer.Option("--status", help="Only this status: pending, sending, sent, failed, gave_up."),
+        typer.Option("--status", help="Only this status: pending, sending, sent, failed, gave_up, quiet."),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many rows, newest first.")] = 50,
 ) -> None:

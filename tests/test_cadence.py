@@ -249,3 +249,39 @@ def test_the_cli_shows_and_changes_a_recipients_cadence(tmp_path, db_url) -> Non
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "not understood" in bad.stderr
     nobody = feedsvc("cadence", "--profile", "seed-reader", "--to", "nobody@example.org", env=env)
     assert nobody.returncode == 2 and "no active recipient" in nobody.stderr
+
+
+# --- the scheduler's job ----------------------------------------------------------------------------------
+
+
+def test_the_scheduler_runs_the_cadence_job_every_minute_and_publishes_what_it_queued(
+    tmp_path, db_url, factory
+) -> None:
+    import dataclasses
+
+    from test_scheduler import Recorder, make_settings
+
+    from feedsvc.scheduler import CADENCE, build_scheduler
+
+    rec = Recorder()
+    answers = ["nothing due", "1 deliveries due, 0 quiet; bundles: p week 2024-11-28"]
+    fresh: list[datetime] = []
+
+    def cadence(settings, factory, profiles, now, before_build) -> str:
+        answer = answers.pop(0)
+        if answer != "nothing due":
+            before_build()  # what the pipeline does when something is owed: a fresh store first
+            fresh.append(now)
+        return answer
+
+    jobs = dataclasses.replace(rec.jobs(), cadence=cadence)
+    clock = lambda: datetime(2024, 11, 28, 18, 31, tzinfo=UTC)  # noqa: E731
+    scheduler = build_scheduler(make_settings(tmp_path, db_url), factory, [], jobs=jobs, clock=clock)
+    job = scheduler.get_job(CADENCE)
+    assert job.trigger.interval == timedelta(minutes=1)
+    assert job.func() == "nothing due" and rec.publishes == []
+    assert job.func().endswith("; 0 sent") and rec.publishes == [None] and len(fresh) == 1
+    assert rec.collects  # the fetch schedule's latest time had passed with no fetch: fetched first
+    assert (CADENCE, "ok: nothing due") in rec.beats
+    no_cadence = build_scheduler(make_settings(tmp_path, db_url), factory, [], jobs=rec.jobs(), clock=clock)
+    assert no_cadence.get_job(CADENCE) is None

@@ -26,6 +26,7 @@ from feedsvc.cards.equations import key_equation
 from feedsvc.cards.fulltext import from_html, from_source
 from feedsvc.demo import SNAPSHOT_DAY, run_demo
 from feedsvc.models import LINK_MARK, Card, Digest, Discussion, Quote, Rendered, SourceReport
+from feedsvc.models import VOTES as MODEL_VOTES
 from feedsvc.render import equation_image
 from feedsvc.render.email import CONTENT_WIDTH, feedback_link, render_email
 from feedsvc.render.equation_image import latex_to_png, normalize, png_size
@@ -34,7 +35,7 @@ from feedsvc.store.db import make_engine, session_factory
 
 PAPERS = Path(__file__).parent / "fixtures" / "papers"
 BASE = "https://feeds.example.org"
-VOTES = ("up", "down", "less")
+VOTES = tuple(MODEL_VOTES)  # every vote the model names, "more like this" included
 CHROMIUM = Path("/usr/bin/chromium")
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 
@@ -226,15 +227,20 @@ def test_placeholders_survive_a_plain_string_replace_in_both_parts(math_digest: 
             signed = f"{BASE}/f/token-{vote}-{len(key)}"
             assert body.count(link) == 1 and doc.count(link) == 1
             body, doc = body.replace(link, signed), doc.replace(link, signed)
-    body = body.replace(f"{LINK_MARK}unsubscribe", f"{BASE}/u/t")
-    doc = doc.replace(f"{LINK_MARK}unsubscribe", f"{BASE}/u/t")
+    for mark, url in ((f"{LINK_MARK}unsubscribe", f"{BASE}/u/t"), (f"{LINK_MARK}settings", f"{BASE}/s/t")):
+        assert body.count(mark) == 1 and doc.count(mark) == 1
+        body, doc = body.replace(mark, url), doc.replace(mark, url)
     assert LINK_MARK not in body and LINK_MARK not in doc
 
 
 def test_without_a_base_url_there_are_no_web_links_but_the_placeholders_stay(math_digest: Digest) -> None:
     r = render_email(math_digest)
     assert "/item/" not in r.html + r.body and "/d/" not in r.html + r.body
-    assert r.html.count(f"{LINK_MARK}fb/") == r.body.count(f"{LINK_MARK}fb/") == 3 * len(math_digest.cards)
+    assert (
+        r.html.count(f"{LINK_MARK}fb/")
+        == r.body.count(f"{LINK_MARK}fb/")
+        == len(VOTES) * len(math_digest.cards)
+    )
     with pytest.raises(ValueError, match="base_url"):
         render_email(math_digest, "javascript:alert(1)")
 
@@ -331,7 +337,7 @@ def test_scraped_html_and_links_are_escaped_or_dropped() -> None:  # constructed
     assert "javascript" not in r.body + r.html  # the refused links are dropped, text and HTML alike
     for vote in VOTES:  # an odd key still gives one placeholder, the same in both parts, attribute-safe
         link = feedback_link(vote, evil.key)
-        assert re.fullmatch(r"feedsvc-link:fb/(up|down|less)/[A-Za-z0-9._~%-]+", link)
+        assert re.fullmatch(rf"feedsvc-link:fb/({'|'.join(VOTES)})/[A-Za-z0-9._~%-]+", link)
         assert not link.endswith(".")  # the channel trims sentence punctuation after a placeholder
         assert unquote(link.rsplit("/", 1)[1]) == evil.key
         assert link in page.hrefs() and f"<{link}>" in r.body
@@ -350,7 +356,7 @@ def test_scraped_text_cannot_forge_a_placeholder() -> None:  # constructed hosti
     r = render_email(digest((evil,), summary=forged), BASE)
     for part in (r.body, r.html):
         assert part.count(f"{LINK_MARK}unsubscribe") == 1  # the footer's own, nothing else
-        assert part.count(f"{LINK_MARK}fb/") == 3  # the card's three votes
+        assert part.count(f"{LINK_MARK}fb/") == len(VOTES)  # the card's votes
         assert all(
             m.group(1) == "arxiv%3A2411.00001" for m in re.finditer(r"feedsvc-link:fb/\w+/(\S+?)[>\"]", part)
         )

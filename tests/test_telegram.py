@@ -445,7 +445,7 @@ def test_callback_data_round_trips_within_64_bytes() -> None:
     assert parse_callback("f:7:d:arxiv:2411.18612") == Callback(7, "down", key="arxiv:2411.18612")
     assert parse_callback("e:7:youtube:abcdefghijk") == Callback(7, "equation", key="youtube:abcdefghijk")
     long_key = "url:https://example.org/" + "ü" * 80
-    for action in ("up", "down", "less", "equation"):
+    for action in ("up", "down", "more", "less", "equation"):
         data = callback_data(123456789, action, long_key)
         assert len(data.encode()) <= 64
         parsed = parse_callback(data)
@@ -459,12 +459,15 @@ def test_callback_data_round_trips_within_64_bytes() -> None:
 def test_the_vote_keyboard_marks_the_chosen_vote() -> None:
     plain = vote_keyboard(7, "arxiv:1", has_equation=True)
     labels = [[b.text for b in row] for row in plain.inline_keyboard]
-    assert labels == [["👍", "👎", "Less like this"], ["∑ Equation image"]]
+    assert labels == [["👍", "👎", "More like this", "Less like this"], ["∑ Equation image"]]
     voted = vote_keyboard(7, "arxiv:1", has_equation=False, voted="down")
-    assert [[b.text for b in row] for row in voted.inline_keyboard] == [["👍", "👎 ✓", "Less like this"]]
+    assert [[b.text for b in row] for row in voted.inline_keyboard] == [
+        ["👍", "👎 ✓", "More like this", "Less like this"]
+    ]
     assert [parse_callback(b.callback_data).action for b in voted.inline_keyboard[0]] == [
         "up",
         "down",
+        "more",
         "less",
     ]
 
@@ -496,7 +499,7 @@ def test_parts_arrive_in_order_with_keyboards(tg: TelegramDouble, digests: dict[
         buttons = [b for row in message.params["reply_markup"]["inline_keyboard"] for b in row]
         callbacks = [parse_callback(b["callback_data"]) for b in buttons]
         assert {c.action for c in callbacks} == (
-            {"up", "down", "less"} | ({"equation"} if key in math_keys else set())
+            {"up", "down", "more", "less"} | ({"equation"} if key in math_keys else set())
         )
         assert all(c.recipient_id == 7 and c.key == key for c in callbacks)
 
