@@ -49,6 +49,9 @@ class Settings(BaseSettings):
         description="Sentence-embedding scorer: auto = when `feedsvc[semantic]` is installed; on = required.",
     )
     embedding_max_tokens: int = Field(128, description="Tokens of title and abstract the model reads.")
+    embedding_precision: Literal["fp32", "int8"] = Field(
+        "fp32", description="The embedding model's arithmetic: fp32, or int8 linear layers (faster)."
+    )
     llm_base_url: str = Field(
         "",
         description="OpenAI-compatible chat-completions URL, e.g. `http://127.0.0.1:8080/v1`; empty: none.",

