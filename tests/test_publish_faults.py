@@ -92,6 +92,9 @@ def test_a_publish_killed_half_way_loses_nothing_and_repeats_at_most_what_was_in
     assert counts.get("sending", 0) >= 1  # the killed worker's claimed rows wait for their lease to end
 
     time.sleep(1.2)  # the lease of the dead worker runs out
+    # the live run takes a lease longer than any send: a 1 s lease of its own could run out mid-send on a
+    # loaded machine, and its own other thread would then send that row a second time
+    env["FEEDSVC_DELIVERY_LEASE_SECONDS"] = "120"
     again = subprocess.run(
         [sys.executable, "-m", "feedsvc", "publish"], env=env, capture_output=True, text=True, timeout=120
     )
