@@ -105,6 +105,7 @@ class LlmResult:
     note: str = ""
     repaired: list[str] = field(default_factory=list)  # "intuition: dropped, the number 3 is not in ..."
     verdicts: dict[str, str] = field(default_factory=dict)  # field -> passed | repaired | replaced
+    answer: dict[str, Any] = field(default_factory=dict)  # the model's JSON as it came, before the gate
 
 
 def redact_url(url: str) -> str:
@@ -456,6 +457,7 @@ def write_card(
         note=reply.note,
         repaired=repaired,
         verdicts={n: v.verdict for n, v in verdicts.items()},
+        answer=reply.data,
     )
 
 
