@@ -2,16 +2,19 @@
 
 `ChatClient` posts to `{base_url}/chat/completions` (hosted APIs, llama.cpp, vLLM, Ollama) asking for JSON
 that follows `CARD_SCHEMA`, with a timeout, retries with back-off (timeouts, network errors, 5xx, 429 with
-Retry-After, invalid JSON) and a token count; an endpoint that refuses `json_schema` with a 400 is asked
-once more with `json_object`. `write_card` lets the model write the prose fields only (intuition,
-punch_intro, significance, why): the equation and numbers stay the extractive ones. Every generated field
-goes through the grounding check (numbers, `$...$` formulas, "quotations" must occur in the source); a field
-that fails is replaced by the extractive one and recorded. Without an endpoint, or when the request fails,
-the extractive card is returned with a one-line reason. The key is sent only in the Authorization header,
-never put in a message or log. Retries follow `feedsvc.retry`'s policy (a Retry-After beyond
-`http_max_wait` is cut to it). The answer is streamed through `feedsvc.bounded`: past `http_max_bytes`
-(decoded) or the deadline it is refused, without retries. Imports only httpx, `feedsvc.models`,
-`feedsvc.config`, `feedsvc.bounded`, `feedsvc.retry` and `feedsvc.cards`.
+Retry-After, invalid JSON) and a token count; an endpoint that refuses `json_schema` (HTTP 400 or 422) is
+asked once more with `json_object` and the schema, then with plain `json_object` (`FORMATS`).
+`write_card` lets the model write the prose fields only (intuition, punch_intro, significance, why): the
+equation and numbers stay the extractive ones. Every generated sentence goes through the gate: its
+numbers, `$...$` formulas and "quotations" must occur in the source, and a source sentence must back it
+(`support`); failing sentences are dropped (the field is repaired), a field left empty is replaced by the
+extractive one, and both are recorded. The card names the fields the LLM wrote (`Card.llm_fields`).
+Without an endpoint, or when the request fails, the extractive card is returned with a one-line reason.
+The key is sent only in the Authorization header, never put in a message or log. Retries follow
+`feedsvc.retry`'s policy (a Retry-After beyond `http_max_wait` is cut to it). The answer is streamed
+through `feedsvc.bounded`: past `http_max_bytes` (decoded) or the deadline it is refused, without
+retries. Imports only httpx, `feedsvc.models`, `feedsvc.config`, `feedsvc.bounded`, `feedsvc.retry` and
+`feedsvc.cards`.
 """
 
 from __future__ import annotations
