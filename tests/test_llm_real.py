@@ -210,7 +210,12 @@ def test_a_whole_digest_with_the_llm_writer(server, tmp_path: Path) -> None:
         record_shown(card["key"], {**card, "writers": writers}, "\n".join([card["title"], text, ft.text]))
         if card["llm_fields"]:
             written += 1
-            assert f"*Prose by llm:{ALIAS} ({', '.join(card['llm_fields'])}; the rest extractive)" in md
+            fields = (
+                ""
+                if len(card["llm_fields"]) == 4
+                else f" ({', '.join(card['llm_fields'])}; the rest extractive)"
+            )
+            assert f"*Prose by llm:{ALIAS}{fields}, every number" in md
     assert note.startswith(f"{written} of 3 cards written by the LLM")
 
 
