@@ -56,14 +56,16 @@ def free_port() -> int:
 class LlamaServer:
     """`python -m llama_cpp.server` on 127.0.0.1 with the packaged model; its output goes to `log`."""
 
-    def __init__(self, tier: Tier, log: Path, *, threads: int = 2, seed: int = 42) -> None:
+    def __init__(self, tier: Tier, log: Path, *, threads: int = 1, seed: int = 42) -> None:
+        """One thread by default: llama.cpp's threads spin-wait for each other, and on two cores shared
+        with other work two threads ran 34 times slower than one (0.4 against 13 tokens/s)."""
         assert tier.model, tier.reason
         self.port = free_port()
         self.log = log
         self.args = [
             tier.python, "-m", "llama_cpp.server", "--model", tier.model, "--model_alias", ALIAS,
             "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "4096",
-            "--n_threads", str(threads), "--seed", str(seed),
+            "--n_threads", str(threads), "--n_threads_batch", str(threads), "--seed", str(seed),
         ]  # fmt: skip
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -2,8 +2,9 @@
 
 `ChatClient` posts to `{base_url}/chat/completions` (hosted APIs, llama.cpp, vLLM, Ollama) asking for JSON
 that follows `CARD_SCHEMA`, with a timeout, retries with back-off (timeouts, network errors, 5xx, 429 with
-Retry-After, invalid JSON) and a token count; an endpoint that refuses `json_schema` (HTTP 400 or 422) is
-asked once more with `json_object` and the schema, then with plain `json_object` (`FORMATS`).
+Retry-After, invalid JSON) and a token count; an endpoint that refuses `json_schema` (HTTP 400 or 422, or
+an error naming response_format) is asked once more with `json_object` and the schema, then with plain
+`json_object` (`FORMATS`).
 `write_card` lets the model write the prose fields only (intuition, punch_intro, significance, why): the
 equation and numbers stay the extractive ones. Every generated sentence goes through the gate: its
 numbers, `$...$` formulas and "quotations" must occur in the source, and a source sentence must back it
@@ -227,7 +228,7 @@ class ChatClient:
                 raise Transient(f"timed out after {self.timeout:g}s") from None
             except httpx.HTTPError as e:  # connection refused, reset, protocol errors: no secrets in these
                 raise Transient(f"network error ({type(e).__name__})") from None
-            if r.status_code in (400, 422) and len(exchange.formats) > 1:
+            if _refused_format(r.status_code, content) and len(exchange.formats) > 1:
                 refused = exchange.formats.pop(0)
                 exchange.note = (
                     f"the endpoint refused response_format {refused} (HTTP {r.status_code}); "
@@ -265,6 +266,12 @@ class ChatClient:
         if data is None:
             raise Transient("the reply is not a JSON object")
         return ChatReply(data, exchange.tokens, exchange.note, exchange.tries)
+
+
+def _refused_format(status: int, content: bytes) -> bool:
+    """The endpoint refused the response format: HTTP 400 or 422, or an error that names response_format
+    (llama-cpp-python's server answers an unknown format with a 500 naming it)."""
+    return status in (400, 422) or (status >= 500 and b"response_format" in content[:4096])
 
 
 @dataclass
