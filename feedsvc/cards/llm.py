@@ -36,7 +36,7 @@ from feedsvc.bounded import Refused, fetch_bounded
 from feedsvc.cards.extractive import sentences
 from feedsvc.cards.grounding import is_grounded, normalise, numbers_in
 from feedsvc.cards.grounding_math import formula_grounded
-from feedsvc.cards.support import SourceIndex
+from feedsvc.cards.support import MIN_WORDS, SourceIndex
 from feedsvc.config import Settings
 from feedsvc.models import Card, Scored
 from feedsvc.retry import GaveUp, RetryPolicy, Transient, retry_after_seconds
@@ -388,15 +388,25 @@ class FieldVerdict:
     problems: tuple[str, ...] = ()
 
 
+# the prompt's own labels: a small model copies them into its answer ("The card shows, verbatim after ...")
+_PROMPT_ECHO = re.compile(
+    r"punch_intro|the card shows|verbatim after|the reader'?s thread|full-text excerpt", re.I
+)
+
+
 def _sentence_problem(
     sentence: str, source: str, index: SourceIndex, macros: Mapping[str, str] | None
 ) -> str:
     problem = grounding_problem(sentence, source, macros)
     if problem:
         return problem
+    if _PROMPT_ECHO.search(sentence):
+        return f'the sentence "{sentence[:60]}" echoes the prompt'
     backing = index.support(sentence)
     if backing.supported:
         return ""
+    if backing.words < MIN_WORDS:
+        return f'"{sentence[:60]}" is a fragment, not a sentence'
     return (
         f'the sentence "{sentence[:60]}" has no source sentence behind it '
         f"(at best {backing.share:.0%} of its content words)"

@@ -20,7 +20,7 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from feedsvc.cards.extractive import sentences
 
 MIN_SUPPORT = 0.5
-MIN_WORDS = 3  # a sentence with fewer content words carries no claim to check ("It matters.")
+MIN_WORDS = 3  # fewer content words: a fragment, not a claim (measured: small models emit "{ {", ",")
 
 _WORD = re.compile(r"[a-z][a-z-]{2,}")
 # words a card uses about any paper or reader: they carry no claim of this paper's
@@ -62,7 +62,9 @@ class Support:
 
     @property
     def supported(self) -> bool:
-        return self.words < MIN_WORDS or self.share >= MIN_SUPPORT
+        """Backed by a source sentence; a fragment of fewer than `MIN_WORDS` content words ("{ {", "It
+        matters.") states nothing worth showing and is not."""
+        return self.words >= MIN_WORDS and self.share >= MIN_SUPPORT
 
 
 class SourceIndex:
@@ -76,7 +78,7 @@ class SourceIndex:
         """The best single-sentence backing of `sentence`."""
         want = content_words(sentence)
         if not want:
-            return Support(1.0, 0)
+            return Support(0.0, 0)
         best, share = "", 0.0
         for text, words in zip(self.sentences, self._words, strict=True):
             s = len(want & words) / len(want)
