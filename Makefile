@@ -46,7 +46,7 @@ llm: $(BIN)/.installed
 # serve the packaged model on 127.0.0.1:$(LLM_PORT); then FEEDSVC_LLM_BASE_URL=http://127.0.0.1:$(LLM_PORT)/v1
 llm-serve:
 	$(BIN)/python -m llama_cpp.server --model "$$($(BIN)/python -m feedsvc.cards.local_model)" \
-	  --model_alias smollm2-135m --host 127.0.0.1 --port $(LLM_PORT) --n_ctx 4096
+	  --model_alias smollm2-135m --host 127.0.0.1 --port $(LLM_PORT) --n_ctx 4096 --n_threads 1 --n_threads_batch 1
 
 clean:
 	rm -rf $(VENV) data/demo .pytest_cache .ruff_cache
