@@ -456,23 +456,33 @@ def card_cmd(
         Path, typer.Option("--candidates", help="JSONL: id, title, abstract, ..., fulltext (a path)")
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the stable interface).")] = False,
+    llm: Annotated[
+        bool, typer.Option("--llm", help="The LLM at FEEDSVC_LLM_BASE_URL writes the prose, behind the gate.")
+    ] = False,
 ) -> None:
     """Write the digest's card for each candidate: the public card interface for evaluation harnesses."""
     import json
 
+    from feedsvc.cards.llm import client_from_settings
     from feedsvc.cards.public import public_cards
     from feedsvc.rank.public import read_candidate_file
 
     settings = _settings()
+    client = client_from_settings(settings) if llm else None
+    if llm and client is None:
+        raise _fail("--llm needs an endpoint: set FEEDSVC_LLM_BASE_URL (and FEEDSVC_LLM_MODEL)", 2)
     try:
         read = read_candidate_file(candidates, required=("id",))
         if not read.candidates:
             raise ConfigError(
                 f"{candidates}: no usable candidate ({'; '.join(read.problems[:3]) or 'empty file'})"
             )
-        cards = public_cards(read.candidates, max_bytes=settings.fulltext_max_bytes)
+        cards = public_cards(read.candidates, max_bytes=settings.fulltext_max_bytes, client=client)
     except (ConfigError, OSError, ValueError) as e:
         raise _fail(str(e), 2) from None
+    finally:
+        if client is not None:
+            client.close()
     _report_skipped(f"{candidates}: ", read.problems, "skipped lines")
     if as_json:
         print(json.dumps(cards, ensure_ascii=False, indent=2))
@@ -481,6 +491,11 @@ def card_cmd(
         eq = card["key_equation"]
         out.print(Text.assemble((str(card["id"]), "bold"), f"  {card['domain']}  {card['time_cost']}"))
         out.print(card["intuition"])
+        if "llm" in card:
+            out.print(
+                f"writer: {card['writer']}; "
+                + ", ".join(f"{k} {v}" for k, v in card["llm"]["fields"].items())
+            )
         out.print(
             f"key equation: {eq['text']} ({eq['where']})" if eq else f"no key equation: {card['declined']}"
         )

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     llm_retries: int = Field(
         2, description="Retries of a failed LLM request (timeouts, 5xx, 429, invalid JSON)."
     )
+    llm_response_format: Literal["auto", "json_object"] = Field(
+        "auto",
+        description="auto: ask for `json_schema`, then `json_object` with the schema when the endpoint "
+        "refuses it (llama-cpp-python does), then plain `json_object`; json_object: start there.",
+    )
+    llm_max_tokens: int = Field(512, description="Most tokens the LLM may write for one card.")
     fulltext_max_bytes: int = Field(
         20_000_000,
         description="Largest full text (HTML or e-print, decoded) read for a pick; a larger one is refused.",

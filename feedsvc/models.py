@@ -276,6 +276,8 @@ class Card:
     thread: str
     score: float
     writer: str = "extractive"
+    # the prose fields the LLM wrote (passed or repaired by the gate); the others are the extractive writer's
+    llm_fields: tuple[str, ...] = ()
     discussions: tuple[Discussion, ...] = ()
     talk_for: str = ""  # for a video card: the title of the paper pick it is a talk about
     exploration: bool = False  # chosen by the exploration slot, not by score alone

@@ -28,6 +28,7 @@ CARD = Card(
     thread="RL theory",
     score=0.8123,
     writer="llm:model",
+    llm_fields=("intuition", "why"),
     discussions=(
         Discussion("Hacker News", "https://news.ycombinator.com/item?id=1", 412, 97, "Soft policies"),
     ),
@@ -45,7 +46,11 @@ def test_a_card_survives_the_json_column_unchanged() -> None:
 
 
 def test_a_card_stored_before_later_fields_existed_still_reads() -> None:
-    old = {k: v for k, v in card_to_json(CARD).items() if k not in ("exploration", "details", "talk_for")}
+    old = {
+        k: v
+        for k, v in card_to_json(CARD).items()
+        if k not in ("exploration", "details", "talk_for", "llm_fields")
+    }
     card = card_from_json(old)
-    assert (card.exploration, card.details, card.talk_for) == (False, "", "")
+    assert (card.exploration, card.details, card.talk_for, card.llm_fields) == (False, "", "", ())
     assert card.punch == CARD.punch and card.discussions == CARD.discussions

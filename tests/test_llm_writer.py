@@ -37,12 +37,12 @@ def paper() -> Scored:
     return Scored(candidate=c, score=0.41, thread="Visual editing", matched=("image editing", "benchmark"))
 
 
-GOOD = {
-    "intuition": "PaintBench asks image editing models for precise edits that have exactly one right answer. "
-    "Its scenes are generated procedurally and scored pixel by pixel, so no judge model is needed.",
-    "punch_intro": "Across 11 image editing models, even the best one scores low:",
-    "significance": "Precise, checkable visual editing is far from solved, and the benchmark shows where "
-    "models fail.",
+GOOD = {  # prose a careful model writes: each sentence has a sentence of the abstract behind it
+    "intuition": "PaintBench is a benchmark of 20 precise visual editing operations in four categories. "
+    "Its evaluation is deterministic and pixel-level, so it does not rely on bias-prone judge models.",
+    "punch_intro": "Across 11 image editing models, performance is low:",
+    "significance": "PaintBench gives a rigorous foundation for measuring progress in precise multimodal "
+    "visual editing.",
     "why": "It is a benchmark for image editing, squarely in your Visual editing thread.",
 }
 
@@ -104,7 +104,7 @@ class FakeChatServer:
             spec = fmt.get("json_schema", {})
             if (spec.get("name"), spec.get("strict"), spec.get("schema")) != ("card", True, CARD_SCHEMA):
                 self.problems.append(f"json_schema {spec!r:.200}")
-        elif fmt != {"type": "json_object"}:
+        elif fmt not in ({"type": "json_object"}, {"type": "json_object", "schema": CARD_SCHEMA}):
             self.problems.append(f"response_format {fmt!r}")
 
     def _route(self, request: Request) -> Reply:
@@ -223,11 +223,20 @@ def test_an_invented_formula_and_quotation_are_replaced(caplog) -> None:
     }
     with caplog.at_level(logging.WARNING), FakeChatServer(completion(answer)) as fake:
         result, extractive = run(fake, FakeSleep())
-    assert [r.split(":")[0] for r in result.rejected] == ["intuition", "punch_intro"]
-    assert "formula" in result.rejected[1] and "quotation" in result.rejected[0]
+    # the formula was the whole field: replaced; the quotation was one sentence of three: dropped
+    assert [r.split(":")[0] for r in result.rejected] == ["punch_intro"]
+    assert "formula" in result.rejected[0]
+    assert len(result.repaired) == 1 and result.repaired[0].startswith("intuition: dropped, the quotation")
+    assert result.verdicts == {
+        "intuition": "repaired",
+        "punch_intro": "replaced",
+        "significance": "passed",
+        "why": "passed",
+    }
     assert result.card.punch_intro == extractive.punch_intro
-    assert result.card.intuition == extractive.intuition
+    assert result.card.intuition == GOOD["intuition"]
     assert result.card.significance == GOOD["significance"]
+    assert result.card.llm_fields == ("intuition", "significance", "why")
 
 
 def test_grounded_formula_quotation_and_numbers_pass() -> None:
@@ -362,3 +371,21 @@ def test_an_unreachable_endpoint_falls_back() -> None:
         result = write_card(s, extractive, s.candidate.text, client)
     assert result.card == extractive
     assert result.error == "network error (ConnectError) (2 attempts)"
+
+
+def test_a_claim_with_no_source_sentence_behind_it_is_dropped(caplog) -> None:
+    answer = {
+        **GOOD,
+        "intuition": GOOD["intuition"] + " It also transfers to robotic manipulation and speech synthesis.",
+        "significance": "It beats every previous editing system and sets a new state of the art.",
+    }
+    with caplog.at_level(logging.WARNING), FakeChatServer(completion(answer)) as fake:
+        result, extractive = run(fake, FakeSleep())
+    assert result.verdicts["intuition"] == "repaired" and result.card.intuition == GOOD["intuition"]
+    assert (
+        "robotic manipulation" in result.repaired[0] and "no source sentence behind it" in result.repaired[0]
+    )
+    assert result.verdicts["significance"] == "replaced"
+    assert result.card.significance == extractive.significance
+    assert result.rejected[0].startswith('significance: the sentence "It beats every previous')
+    assert "significance replaced by the extractive text" in caplog.text

@@ -2,16 +2,20 @@
 
 `ChatClient` posts to `{base_url}/chat/completions` (hosted APIs, llama.cpp, vLLM, Ollama) asking for JSON
 that follows `CARD_SCHEMA`, with a timeout, retries with back-off (timeouts, network errors, 5xx, 429 with
-Retry-After, invalid JSON) and a token count; an endpoint that refuses `json_schema` with a 400 is asked
-once more with `json_object`. `write_card` lets the model write the prose fields only (intuition,
-punch_intro, significance, why): the equation and numbers stay the extractive ones. Every generated field
-goes through the grounding check (numbers, `$...$` formulas, "quotations" must occur in the source); a field
-that fails is replaced by the extractive one and recorded. Without an endpoint, or when the request fails,
-the extractive card is returned with a one-line reason. The key is sent only in the Authorization header,
-never put in a message or log. Retries follow `feedsvc.retry`'s policy (a Retry-After beyond
-`http_max_wait` is cut to it). The answer is streamed through `feedsvc.bounded`: past `http_max_bytes`
-(decoded) or the deadline it is refused, without retries. Imports only httpx, `feedsvc.models`,
-`feedsvc.config`, `feedsvc.bounded`, `feedsvc.retry` and `feedsvc.cards`.
+Retry-After, invalid JSON) and a token count; an endpoint that refuses `json_schema` (HTTP 400 or 422, or
+an error naming response_format) is asked once more with `json_object` and the schema, then with plain
+`json_object` (`FORMATS`).
+`write_card` lets the model write the prose fields only (intuition, punch_intro, significance, why): the
+equation and numbers stay the extractive ones. Every generated sentence goes through the gate: its
+numbers, `$...$` formulas and "quotations" must occur in the source, and a source sentence must back it
+(`support`); failing sentences are dropped (the field is repaired), a field left empty is replaced by the
+extractive one, and both are recorded. The card names the fields the LLM wrote (`Card.llm_fields`).
+Without an endpoint, or when the request fails, the extractive card is returned with a one-line reason.
+The key is sent only in the Authorization header, never put in a message or log. Retries follow
+`feedsvc.retry`'s policy (a Retry-After beyond `http_max_wait` is cut to it). The answer is streamed
+through `feedsvc.bounded`: past `http_max_bytes` (decoded) or the deadline it is refused, without
+retries. Imports only httpx, `feedsvc.models`, `feedsvc.config`, `feedsvc.bounded`, `feedsvc.retry` and
+`feedsvc.cards`.
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from feedsvc.bounded import Refused, fetch_bounded
+from feedsvc.cards.extractive import sentences
 from feedsvc.cards.grounding import is_grounded, normalise, numbers_in
 from feedsvc.cards.grounding_math import formula_grounded
+from feedsvc.cards.support import MIN_WORDS, SourceIndex
 from feedsvc.config import Settings
 from feedsvc.models import Card, Scored
 from feedsvc.retry import GaveUp, RetryPolicy, Transient, retry_after_seconds
@@ -40,7 +46,10 @@ log = logging.getLogger(__name__)
 FIELDS = ("intuition", "punch_intro", "significance", "why")
 MAX_CHARS = {"intuition": 900, "punch_intro": 300, "significance": 400, "why": 400}
 EXCERPT_CHARS = 6000
-_JSON_OBJECT_NOTE = "the endpoint refused response_format json_schema (HTTP 400); used json_object"
+# the structured-output formats asked for in turn when an endpoint refuses one (HTTP 400 or 422):
+# OpenAI's `json_schema`; `json_object` with the schema (llama-cpp-python and vLLM constrain decoding to
+# it); plain `json_object` (only valid JSON)
+FORMATS = ("json_schema", "json_object+schema", "json_object")
 
 CARD_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -98,6 +107,9 @@ class LlmResult:
     rejected: list[str] = field(default_factory=list)  # "significance: the number 42% is not in the source"
     error: str | None = None
     note: str = ""
+    repaired: list[str] = field(default_factory=list)  # "intuition: dropped, the number 3 is not in ..."
+    verdicts: dict[str, str] = field(default_factory=dict)  # field -> passed | repaired | replaced
+    answer: dict[str, Any] = field(default_factory=dict)  # the model's JSON as it came, before the gate
 
 
 def redact_url(url: str) -> str:
@@ -142,6 +154,8 @@ class ChatClient:
         max_wait: float = 60.0,
         jitter: float = 0.5,
         temperature: float = 0.2,
+        max_tokens: int = 512,
+        response_format: str = "auto",
         max_bytes: int = 32 << 20,
         deadline: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -152,6 +166,8 @@ class ChatClient:
         self.model = model
         self.retry = RetryPolicy(max(0, retries) + 1, max_wait, jitter, sleep)
         self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.formats = FORMATS if response_format == "auto" else FORMATS[FORMATS.index(response_format) :]
         self._key = api_key
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if api_key:
@@ -181,9 +197,7 @@ class ChatClient:
         self, messages: list[dict[str, str]], schema: Mapping[str, Any], name: str = "card"
     ) -> ChatReply:
         """A JSON object following `schema`; raises `LlmError` (one line) when no usable answer came."""
-        exchange = _Exchange(
-            {"type": "json_schema", "json_schema": {"name": name, "strict": True, "schema": dict(schema)}}
-        )
+        exchange = _Exchange(list(self.formats), dict(schema), name)
         try:
             return self.retry.call(
                 f"LLM endpoint {redact_url(self.url)}", lambda: self._try(messages, exchange), defer=False
@@ -200,8 +214,9 @@ class ChatClient:
             body = {
                 "model": self.model,
                 "messages": messages,
-                "response_format": exchange.fmt,
+                "response_format": exchange.response_format(),
                 "temperature": self.temperature,
+                "max_tokens": self.max_tokens,
             }
             try:
                 r, content = fetch_bounded(
@@ -213,9 +228,12 @@ class ChatClient:
                 raise Transient(f"timed out after {self.timeout:g}s") from None
             except httpx.HTTPError as e:  # connection refused, reset, protocol errors: no secrets in these
                 raise Transient(f"network error ({type(e).__name__})") from None
-            if r.status_code == 400 and exchange.fmt["type"] == "json_schema":
-                exchange.fmt = {"type": "json_object"}
-                exchange.note = _JSON_OBJECT_NOTE
+            if _refused_format(r.status_code, content) and len(exchange.formats) > 1:
+                refused = exchange.formats.pop(0)
+                exchange.note = (
+                    f"the endpoint refused response_format {refused} (HTTP {r.status_code}); "
+                    f"used {exchange.formats[0]}"
+                )
                 log.warning("LLM endpoint %s: %s", redact_url(self.url), exchange.note)
                 continue
             if r.status_code == 200:
@@ -250,14 +268,34 @@ class ChatClient:
         return ChatReply(data, exchange.tokens, exchange.note, exchange.tries)
 
 
+def _refused_format(status: int, content: bytes) -> bool:
+    """The endpoint refused the response format: HTTP 400 or 422, or an error that names response_format
+    (llama-cpp-python's server answers an unknown format with a 500 naming it)."""
+    return status in (400, 422) or (status >= 500 and b"response_format" in content[:4096])
+
+
 @dataclass
 class _Exchange:
-    """What one `complete` call carries across its tries: the response format, a note, tokens spent."""
+    """What one `complete` call carries across its tries: the formats still to try (the first is asked
+    for), the schema, a note, tokens spent."""
 
-    fmt: dict[str, Any]
+    formats: list[str]
+    schema: dict[str, Any]
+    name: str
     note: str = ""
     tokens: tuple[int, int] = (0, 0)
     tries: int = 0
+
+    def response_format(self) -> dict[str, Any]:
+        fmt = self.formats[0]
+        if fmt == "json_schema":
+            return {
+                "type": "json_schema",
+                "json_schema": {"name": self.name, "strict": True, "schema": self.schema},
+            }
+        if fmt == "json_object+schema":
+            return {"type": "json_object", "schema": self.schema}
+        return {"type": "json_object"}
 
 
 def client_from_settings(settings: Settings, **kw: Any) -> ChatClient | None:
@@ -274,6 +312,8 @@ def client_from_settings(settings: Settings, **kw: Any) -> ChatClient | None:
         jitter=settings.http_jitter,
         max_bytes=settings.http_max_bytes,
         deadline=settings.http_deadline,
+        max_tokens=settings.llm_max_tokens,
+        response_format="json_object+schema" if settings.llm_response_format == "json_object" else "auto",
         **kw,
     )
 
@@ -338,6 +378,63 @@ def grounding_problem(text: str, source: str, macros: Mapping[str, str] | None =
     return None
 
 
+@dataclass(frozen=True)
+class FieldVerdict:
+    """What the gate did with one generated field: "passed" (shown as written), "repaired" (shown without
+    the sentences that failed) or "replaced" (the extractive field is shown); `problems` says why."""
+
+    verdict: str
+    text: str = ""
+    problems: tuple[str, ...] = ()
+
+
+# the prompt's own labels: a small model copies them into its answer ("The card shows, verbatim after ...")
+_PROMPT_ECHO = re.compile(
+    r"punch_intro|the card shows|verbatim after|the reader'?s thread|full-text excerpt", re.I
+)
+
+
+def _sentence_problem(
+    sentence: str, source: str, index: SourceIndex, macros: Mapping[str, str] | None
+) -> str:
+    problem = grounding_problem(sentence, source, macros)
+    if problem:
+        return problem
+    if _PROMPT_ECHO.search(sentence):
+        return f'the sentence "{sentence[:60]}" echoes the prompt'
+    backing = index.support(sentence)
+    if backing.supported:
+        return ""
+    if backing.words < MIN_WORDS:
+        return f'"{sentence[:60]}" is a fragment, not a sentence'
+    return (
+        f'the sentence "{sentence[:60]}" has no source sentence behind it '
+        f"(at best {backing.share:.0%} of its content words)"
+    )
+
+
+def gate_field(
+    value: object, name: str, source: str, index: SourceIndex, macros: Mapping[str, str] | None = None
+) -> FieldVerdict:
+    """The gate on one generated field: each sentence must be grounded (numbers, formulas, quotations occur
+    in `source`) and supported (`index` has a sentence behind it); failing sentences are dropped."""
+    if not isinstance(value, str) or not value.strip():
+        return FieldVerdict("replaced", problems=("missing from the answer",))
+    if len(value) > MAX_CHARS[name]:
+        return FieldVerdict("replaced", problems=(f"too long ({len(value)} characters)",))
+    kept: list[str] = []
+    problems: list[str] = []
+    for sentence in sentences(value):
+        problem = _sentence_problem(sentence, source, index, macros)
+        if problem:
+            problems.append(problem)
+        else:
+            kept.append(sentence)
+    if not kept:
+        return FieldVerdict("replaced", problems=tuple(problems))
+    return FieldVerdict("repaired" if problems else "passed", normalise(" ".join(kept)), tuple(problems))
+
+
 def write_card(
     s: Scored,
     extractive: Card,
@@ -349,8 +446,9 @@ def write_card(
     """The card with the LLM's grounded prose, or `extractive` unchanged (with `error`) when it cannot help.
 
     `source_text` is what the card may cite (the abstract, or the full text); numbers, formulas and
-    quotations in the generated fields must occur in it (or in the title and abstract). The `why` field
-    may also cite the reader's thread and matched concepts.
+    quotations in the generated fields must occur in it (or in the title and abstract), and each sentence
+    must have a source sentence behind it (`support`). The `why` field may also cite the reader's thread
+    and matched concepts. A field that loses some sentences is repaired; one that loses all is replaced.
     """
     if client is None:
         return LlmResult(extractive, error="no LLM endpoint configured (FEEDSVC_LLM_BASE_URL is empty)")
@@ -360,24 +458,44 @@ def write_card(
     except LlmError as e:
         log.warning("LLM writer on %s fell back to the extractive card: %s", c.key, e)
         return LlmResult(extractive, tokens=e.tokens, error=str(e))
-
-    source = "\n".join([c.title, c.text, source_text])
-    reader = "\n".join([source, s.thread, ", ".join(s.matched), s.nearest_seed or "", extractive.why])
-    changes: dict[str, str] = {}
-    rejected: list[str] = []
-    for name in FIELDS:
-        value = reply.data.get(name)
-        if not isinstance(value, str) or not value.strip():
-            problem: str | None = "missing from the answer"
-        elif len(value) > MAX_CHARS[name]:
-            problem = f"too long ({len(value)} characters)"
-        else:
-            problem = grounding_problem(value, reader if name == "why" else source, macros)
-        if problem:
-            rejected.append(f"{name}: {problem}")
-            log.warning("LLM writer on %s: %s replaced by the extractive text: %s", c.key, name, problem)
-        else:
-            changes[name] = normalise(value)
+    verdicts = _gate_reply(s, extractive, source_text, reply.data, macros)
+    changes = {n: v.text for n, v in verdicts.items() if v.verdict != "replaced"}
+    rejected, repaired = [], []
+    for name, v in verdicts.items():
+        if v.verdict == "replaced":
+            rejected.append(f"{name}: {v.problems[0]}")
+            log.warning(
+                "LLM writer on %s: %s replaced by the extractive text: %s", c.key, name, v.problems[0]
+            )
+        repaired += [f"{name}: dropped, {p}" for p in v.problems] if v.verdict == "repaired" else []
     writer = f"llm:{client.model}" if changes else "extractive"
-    card = replace(extractive, writer=writer, **changes)
-    return LlmResult(card, tokens=reply.tokens, rejected=rejected, note=reply.note)
+    card = replace(extractive, writer=writer, llm_fields=tuple(changes), **changes)
+    return LlmResult(
+        card,
+        tokens=reply.tokens,
+        rejected=rejected,
+        note=reply.note,
+        repaired=repaired,
+        verdicts={n: v.verdict for n, v in verdicts.items()},
+        answer=reply.data,
+    )
+
+
+def _gate_reply(
+    s: Scored, extractive: Card, source_text: str, data: Mapping[str, Any], macros: Mapping[str, str] | None
+) -> dict[str, FieldVerdict]:
+    c = s.candidate
+    texts = [c.title, c.text, source_text]
+    reader_texts = [*texts, s.thread, *s.matched, s.nearest_seed or "", extractive.why]
+    source, reader = "\n".join(texts), "\n".join(reader_texts)
+    index, reader_index = SourceIndex(texts), SourceIndex(reader_texts)
+    return {
+        name: gate_field(
+            data.get(name),
+            name,
+            reader if name == "why" else source,
+            reader_index if name == "why" else index,
+            macros,
+        )
+        for name in FIELDS
+    }

@@ -4,7 +4,8 @@
 `feedsvc rank`, plus an optional `fulltext` path in its meta (an arXiv e-print: .tar.gz, .gz or .tex; or
 an arXiv HTML file, possibly gzipped). Every card is written by the digest's own writer
 (`writer.write_card`, with `equations.pick_key_equation`), so what the harness measures is what readers
-get. Imports only feedsvc.models and feedsvc.cards.
+get; with `--llm` the configured LLM writes the prose behind the same grounding gate as in the digest, and
+each card says which writer made each prose field. Imports only feedsvc.models and feedsvc.cards.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from typing import Any
 
 from feedsvc.cards.equations import KeyPick, pick_key_equation
 from feedsvc.cards.fulltext import FullText
+from feedsvc.cards.llm import FIELDS as PROSE_FIELDS
+from feedsvc.cards.llm import ChatClient, LlmResult
+from feedsvc.cards.llm import write_card as llm_write_card
 from feedsvc.cards.writer import parse_fulltext, write_card
 from feedsvc.models import Candidate, Card, Scored
 
@@ -67,25 +71,49 @@ def card_json(card: Card, pick: KeyPick) -> dict[str, Any]:
         "significance": card.significance,
         "why": card.why,
         "writer": card.writer,
+        "writers": {f: card.writer if f in card.llm_fields else "extractive" for f in PROSE_FIELDS},
         "declined": None
         if eq is not None
         else (pick.declined or "the key equation failed the grounding check"),
     }
 
 
-def public_card(c: Candidate, *, max_bytes: int) -> dict[str, Any]:
-    """One candidate's card as JSON, written as the digest writes it (no thread: the card stands alone)."""
+def llm_json(result: LlmResult) -> dict[str, Any]:
+    """What the LLM writer did for a card: per field passed, repaired or replaced, and why."""
+    return {
+        "fields": result.verdicts,
+        "replaced": result.rejected,
+        "repaired": result.repaired,
+        "error": result.error,
+        "note": result.note,
+        "tokens": {"prompt": result.tokens[0], "completion": result.tokens[1]},
+    }
+
+
+def public_card(c: Candidate, *, max_bytes: int, client: ChatClient | None = None) -> dict[str, Any]:
+    """One candidate's card as JSON, written as the digest writes it (no thread: the card stands alone).
+    With `client` the LLM writes the prose behind the grounding gate, as in the digest."""
     ft = read_fulltext(c, max_bytes)
     pick = pick_key_equation(ft) if ft is not None else KeyPick(None, declined="no full text given")
-    card = write_card(Scored(candidate=c, score=0.0, thread=""), ft, pick)
+    s = Scored(candidate=c, score=0.0, thread="")
+    card = write_card(s, ft, pick)
+    result = None
+    if client is not None:
+        text, macros = (ft.text, ft.macros) if ft is not None else (c.text, None)
+        result = llm_write_card(s, card, text, client, macros=macros)
+        card = result.card
     out = card_json(card, pick)
     out["id"] = c.meta.get("id", c.key)
+    if result is not None:
+        out["llm"] = llm_json(result)
     return out
 
 
-def public_cards(candidates: Sequence[Candidate], *, max_bytes: int) -> list[dict[str, Any]]:
+def public_cards(
+    candidates: Sequence[Candidate], *, max_bytes: int, client: ChatClient | None = None
+) -> list[dict[str, Any]]:
     """The cards for `candidates`, in input order: the JSON `feedsvc card --json` prints."""
-    return [public_card(c, max_bytes=max_bytes) for c in candidates]
+    return [public_card(c, max_bytes=max_bytes, client=client) for c in candidates]
 
 
-__all__ = ["card_json", "fulltext_kind", "public_card", "public_cards", "read_fulltext"]
+__all__ = ["card_json", "fulltext_kind", "llm_json", "public_card", "public_cards", "read_fulltext"]

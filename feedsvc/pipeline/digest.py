@@ -391,8 +391,11 @@ def _llm_cards(
         if result.error:
             problems.append(f"{s.candidate.key}: {result.error}")
         problems += [f"{s.candidate.key}: rejected {r}" for r in result.rejected]
+        problems += [f"{s.candidate.key}: repaired {r}" for r in result.repaired]
     run_id = queries.start_run(session, "llm", now)
-    failed = all(c.writer == "extractive" for c in out) and any("rejected" not in n for n in problems)
+    failed = all(c.writer == "extractive" for c in out) and any(
+        "rejected" not in n and "repaired" not in n for n in problems
+    )
     queries.finish_run(
         session,
         run_id,
