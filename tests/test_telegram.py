@@ -236,8 +236,10 @@ def test_the_demo_key_equations_read_as_unicode(digests: dict[str, Digest]) -> N
         for letter in re.findall(r"\\mathbb\{([A-Z])\}", q.text):
             assert {"R": "ℝ", "E": "𝔼", "S": "𝕊"}.get(letter, "?") in out
     by_source = {q.text: latex_to_unicode(q.text) for q in quotes}
-    chebnet = next(out for src, out in by_source.items() if src.startswith(r"g_{\theta}(\Lambda)"))
-    assert chebnet == "g_θ(Λ) = diag(θ),"  # 1606.09375 eq. (2), read by hand
+    # 1606.09375 eq. (5), the layer's filtering of the input maps, read by hand (sub- and superscripts
+    # become Unicode small letters where they exist, parenthesised groups where they do not)
+    chebnet = next(out for src, out in by_source.items() if src.startswith(r"y_{s,j}"))
+    assert chebnet == "y_(s,j) = ∑ᵢ₌₁^(Fᵢₙ)g_(θ_(i,j))(L)x_(s,i) ∈ ℝⁿ,"
 
 
 def test_every_fixture_equation_converts_without_leftover_latex() -> None:
