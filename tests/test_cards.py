@@ -46,7 +46,8 @@ def test_every_quote_on_every_card_occurs_verbatim_in_its_abstract(cards) -> Non
         assert card.punch, f"{r['id']}: a card without a concrete punch"
         for q in card.punch:
             assert is_grounded(q.text, r["summary"]), (r["id"], q.text)
-        pieces = card.intuition.split(GAP)  # the problem and the idea: each sentence verbatim
+        # the problem and the idea: each piece verbatim ("…" between them, and at the end of a cut one)
+        pieces = card.intuition.removesuffix(GAP.rstrip()).split(GAP)
         assert card.intuition == r["title"] or all(is_grounded(p, r["summary"]) for p in pieces), r["id"]
         assert not card.significance or is_grounded(card.significance, r["summary"])
 
@@ -155,3 +156,26 @@ def test_the_intuition_runs_on_where_the_abstract_does() -> None:
     intuition = intuition_text(parts, shipped_model().score(parts))
     assert GAP not in intuition and is_grounded(intuition, " ".join(parts))
     assert intuition.startswith(parts[0]) and "We propose a soft gripper" in intuition
+
+
+def test_a_cut_intuition_says_so_and_the_result_line_is_never_cut_mid_clause() -> None:
+    # constructed: a short problem, a long idea sentence with no clause boundary, two result sentences
+    idea = (
+        "We propose a debiased judge that rewrites both answers into one neutral style before grading them "
+        "so that the judge model sees the content of each answer and not the length or the style in which "
+        "it was written"
+    )
+    parts = sentences(
+        f"Language model judges prefer long answers. {idea}. Experiments show that the debiased judge "
+        "agrees with human graders 12% more often than the plain judge, on four benchmarks. The rewriting "
+        "step costs one extra model call per answer and it works with any judge model that follows "
+        "instructions well enough to rewrite an answer without changing what it says."
+    )
+    roles = shipped_model().score(parts)
+    intuition = intuition_text(parts, roles, max_words=30)
+    assert intuition.endswith(" …") and len(intuition.split()) <= 30
+    assert all(is_grounded(p, " ".join(parts)) for p in intuition.removesuffix(" …").split(GAP))
+    for cap in (12, 20, 30, 40):
+        for piece in result_sentences(parts, roles, max_words=cap):
+            sentence = next(p for p in parts if p.startswith(piece))
+            assert piece == sentence or sentence[len(piece)] in ",;:", (cap, piece)

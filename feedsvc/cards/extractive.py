@@ -152,11 +152,11 @@ INTUITION_WORDS = 50
 RESULT_WORDS = 40
 
 
-def trim_words(sentence: str, max_words: int) -> str:
-    """The start of `sentence` in at most `max_words` words: whole clauses, else whole words (a verbatim
-    substring, so that it stays grounded)."""
-    words = sentence.split()
-    if len(words) <= max_words:
+def trim_clauses(sentence: str, max_words: int) -> str:
+    """The start of `sentence` in at most `max_words` words, cut after a whole clause, or "" when no
+    clause boundary leaves at least half of `max_words` (a verbatim substring, so that it stays
+    grounded)."""
+    if len(sentence.split()) <= max_words:
         return sentence
     kept = ""
     for clause in _CLAUSE.split(sentence):
@@ -164,9 +164,12 @@ def trim_words(sentence: str, max_words: int) -> str:
         if len(candidate.split()) > max_words:
             break
         kept = candidate
-    if len(kept.split()) < max_words // 2:
-        kept = " ".join(words[:max_words])
-    return kept.rstrip(",;:")
+    return kept.rstrip(",;:") if len(kept.split()) >= max_words // 2 else ""
+
+
+def trim_words(sentence: str, max_words: int) -> str:
+    """`trim_clauses`, else the first `max_words` whole words."""
+    return trim_clauses(sentence, max_words) or " ".join(sentence.split()[:max_words])
 
 
 # a sentence's opening connective ("To address this issue, ", "Specifically, "): no content of its own
@@ -191,6 +194,7 @@ PROBLEM_WORDS = 22
 OWN_WORK_BONUS = 0.2
 # between two pieces of the intuition that are not adjacent in the abstract
 GAP = " … "
+_SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*$")
 
 
 def intuition_pieces(
@@ -222,9 +226,10 @@ def intuition_text(
     parts: Sequence[str], roles: Sequence[Mapping[str, float]], max_words: int = INTUITION_WORDS
 ) -> str:
     """The intuition (`intuition_pieces`): pieces that run on in the abstract joined by a space, the others
-    by `GAP`, so that each part between gaps occurs verbatim in the abstract."""
+    by `GAP`, so that each part between gaps occurs verbatim in the abstract; a trailing " …" when the
+    last piece stops before its sentence ends."""
     source, text = " ".join(parts), ""
-    for budget in range(max_words, max_words - 3, -1):  # a gap is a word too: at most two of them
+    for budget in range(max_words, max_words - 4, -1):  # a gap is a word too: at most two, and the end
         runs: list[str] = []
         last = -2
         for k, piece in intuition_pieces(parts, roles, budget):
@@ -234,6 +239,8 @@ def intuition_text(
                 runs.append(piece)
             last = k
         text = GAP.join(runs)
+        if runs and not _SENTENCE_END.search(runs[-1]):
+            text += GAP.rstrip()
         if len(text.split()) <= max_words:
             break
     return text
@@ -256,9 +263,10 @@ def result_sentences(
 ) -> list[str]:
     """The stated result in at most `max_words` words, in abstract order: of the sentences with numbers
     (`headline_sentences`), the one with the most words of an outcome, then those the role model finds
-    likeliest to state the result; two sentences at most, each cut after a whole clause when it does not
-    fit. A sentence that `shown` (the intuition) already starts, or a link, is left out, unless it
-    holds those numbers or nothing else is left."""
+    likeliest to state the result; two sentences at most, each whole or cut after a whole clause (a
+    sentence that cannot be is passed over for the next, never cut mid-clause). A sentence that `shown`
+    (the intuition) already starts, or a link, is left out, unless it holds those numbers or nothing else
+    is left."""
     numbers = [parts.index(h) for h in headline_sentences(" ".join(parts), limit=3) if h in parts]
     first = sorted(numbers, key=lambda k: -len(_OUTCOME.findall(parts[k])) - roles[k]["result"])[:1]
     order = first + sorted(
@@ -270,11 +278,14 @@ def result_sentences(
         for k in order
         if k in first or (" ".join(parts[k].split()[:8]) not in shown and not _NOT_A_CLAIM.search(parts[k]))
     ]
-    for k in (fresh or order)[:2]:
+    for k in fresh or order:
         n = min(room, len(parts[k].split()))
-        if n >= 6 or n == len(parts[k].split()):  # no fragment of a few words
-            chosen[k] = trim_words(parts[k], n)
-            room -= n
+        whole = n == len(parts[k].split())
+        if (n >= 6 or whole) and (piece := trim_clauses(parts[k], n)):  # whole clauses, not a few words
+            chosen[k] = piece
+            room -= len(piece.split())
+        if len(chosen) == 2:
+            break
     return [chosen[k] for k in sorted(chosen)]
 
 
