@@ -67,6 +67,7 @@ def test_fetch_then_digest_end_to_end(server, tmp_path, factory, profiles) -> No
     assert built.digest.talk_check.startswith(
         "searched YouTube by the exact titles of today's 3 paper picks."
     )
+    assert "closest" not in built.digest.talk_check  # no unrelated video named as the nearest miss
     for c in built.digest.cards:
         assert c.key.removeprefix("arxiv:") in feed_ids  # real papers from the recorded snapshot
         assert c.why and c.intuition and c.punch

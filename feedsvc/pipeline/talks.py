@@ -66,7 +66,8 @@ def talk_check(
                 s, candidate=check.found, reasons=(f"a talk about today's pick ({check.reason})",)
             )
             talks.append((paper.title, video))
-            lines.append(f"*{paper.title}*: found a talk, {check.found.title} ({check.reason}).")
+            why = check.reason.removeprefix("accepted: ")
+            lines.append(f"*{paper.title}*: found a talk, *{check.found.title}* ({why}).")
         else:
             lines.append(f"*{paper.title}*: {check.reason}.")
     if not talks:
