@@ -375,7 +375,7 @@ def test_talk_check_author_surname_with_title_overlap(rigs: list[Rig]) -> None:
     assert by_author.reason == "accepted: author surname 'hamann' and 60% title-word overlap"
     other = source.find_talk(paper(title, authors=("Jane Doe",), published=when))
     assert other.found is None
-    assert other.reason == "none of the 5 videos it returned is about the paper"
+    assert other.reason == "no talk among the 5 videos the search returned"
 
 
 def test_talk_check_refuses_unrelated_results(rigs: list[Rig]) -> None:
@@ -385,7 +385,7 @@ def test_talk_check_refuses_unrelated_results(rigs: list[Rig]) -> None:
     )  # constructed
     assert check.searched and check.found is None
     # what was searched and found, without naming an unrelated video as "closest"
-    assert check.reason == "none of the 25 videos it returned is about the paper"
+    assert check.reason == "no talk among the 25 videos the search returned"
     assert "'" not in check.reason and "closest" not in check.reason
 
 

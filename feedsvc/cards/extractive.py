@@ -342,9 +342,7 @@ def why_sentence(s: Scored) -> str:
     alone."""
     clauses = []
     if s.matched:
-        clauses.append(
-            f"it shares {_listed(s.matched)} with {'the thread' if s.thread else 'your interests'}"
-        )
+        clauses.append(f"it shares {listed(s.matched)} with {'the thread' if s.thread else 'your interests'}")
     if s.nearest_seed:
         library = "the thread's library" if s.thread else "your library"
         clauses.append(f"its closest paper in {library} is *{s.nearest_seed}*")
@@ -361,6 +359,6 @@ def why_sentence(s: Scored) -> str:
     return text.strip()
 
 
-def _listed(items: Sequence[str]) -> str:
+def listed(items: Sequence[str]) -> str:
     """ "a", "a and b", "a, b and c"."""
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

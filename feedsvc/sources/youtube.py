@@ -505,9 +505,7 @@ class YouTubeSource:
             return TalkCheck(query, True, talk, f"accepted: {why}")
         if refused:
             return TalkCheck(query, True, None, "refused: " + "; ".join(refused))
-        return TalkCheck(
-            query, True, None, f"none of the {len(results)} videos it returned is about the paper"
-        )
+        return TalkCheck(query, True, None, f"no talk among the {len(results)} videos the search returned")
 
 
 def _items(answer: dict[str, Any]) -> Iterable[dict[str, Any]]:
