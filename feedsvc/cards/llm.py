@@ -341,7 +341,7 @@ def build_messages(s: Scored, extractive: Card, source_text: str) -> list[dict[s
     if s.thread:
         parts.append(f"The reader's thread: {s.thread}")
     if s.matched:
-        parts.append("Concepts the paper shares with the reader: " + ", ".join(s.matched))
+        parts.append("Concepts the paper shares with the thread: " + ", ".join(s.matched))
     if s.nearest_seed:
         parts.append(f"Closest paper in the reader's library: {s.nearest_seed}")
     if s.nearest_vote is not None:

@@ -74,7 +74,10 @@ def talk_check(
             found.append(f"*{paper.title}*: found a talk, *{check.found.title}* ({why}).")
         else:
             missed.setdefault(check.reason, []).append(paper.title)
-    lines = [*found, *(f"{listed([f'*{t}*' for t in titles])}: {why}." for why, titles in missed.items())]
+    lines = [
+        *found,
+        *(f"{listed([f'*{t}*' for t in titles])}: {reason}." for reason, titles in missed.items()),
+    ]
     if not talks:
         lines.append("So the video picks are topic lectures, when any clear the bar.")
     return [f"searched YouTube by the exact titles of today's {len(picks)} paper picks.", *lines], talks
