@@ -38,7 +38,7 @@ from feedsvc.pipeline.study import study_list
 from feedsvc.render.equation_image import latex_to_png
 from feedsvc.render.math_text import latex_to_unicode
 from feedsvc.render.study import study_telegram
-from feedsvc.render.telegram import render_telegram
+from feedsvc.render.telegram import plain_emphasis, render_telegram
 from feedsvc.store import delivery, queries
 from feedsvc.store.db import session_scope
 
@@ -343,11 +343,15 @@ def _profile_text(name: str, config: dict, votes: list) -> str:
 
 
 def _why_text(digest: Digest, n: int) -> str:
+    """Card n's match in words and the ranker's evidence behind it: the score and, a line each, its
+    parts and weights, quality and similarities."""
     card = digest.cards[n - 1]
-    text = (
-        f"<b>{n}. {html.escape(card.title)}</b>\n"
-        f"Thread: <b>{html.escape(card.thread)}</b>, score {card.score:.2f}"
-        f"{' (an exploration pick)' if card.exploration else ''}.\n"
-        f"{html.escape(card.why)}"
-    )
-    return text[:4000]
+    lines = [
+        f"<b>{n}. {html.escape(card.title)}</b>",
+        f"Thread: <b>{html.escape(card.thread)}</b>, score {card.score:.3f}"
+        f"{' (an exploration pick)' if card.exploration else ''}.",
+    ]
+    if card.why:
+        lines.append(html.escape(plain_emphasis(card.why)))
+    lines += [f"• {html.escape(plain_emphasis(e))}" for e in card.evidence]
+    return "\n".join(lines)[:4000]

@@ -170,7 +170,8 @@ class Scored:
     thread: str
     matched: tuple[str, ...] = ()  # concepts shared with the thread, strongest first
     nearest_seed: str | None = None  # title of the closest seed paper, if any
-    reasons: tuple[str, ...] = ()
+    nearest_vote: tuple[str, str] | None = None  # (title, vote) of the closest paper the reader voted on
+    reasons: tuple[str, ...] = ()  # the evidence with its numbers: blend parts and weights, quality, ...
     exploration: bool = False
 
 
@@ -282,6 +283,9 @@ class Card:
     talk_for: str = ""  # for a video card: the title of the paper pick it is a talk about
     exploration: bool = False  # chosen by the exploration slot, not by score alone
     details: str = ""  # relative path of the paper's breakdown page, when its full text was read
+    # the ranker's numbers behind the pick (blend parts and weights, quality, similarities), a line each:
+    # shown by the bot's /why and the web item page, never in the card body (`why` is the sentence)
+    evidence: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ image, a forged tap from another chat, /stop; and the outbox's handling of 429 a
 from __future__ import annotations
 
 import asyncio
+import html
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -22,6 +23,7 @@ from feedsvc.deliver.telegram import callback_data
 from feedsvc.pipeline.digest import build_digests
 from feedsvc.pipeline.publish import publish
 from feedsvc.pipeline.subscribe import new_telegram_code
+from feedsvc.render.telegram import plain_emphasis
 from feedsvc.store import delivery, queries
 from feedsvc.store.db import session_scope
 
@@ -162,6 +164,13 @@ def test_commands_equation_image_forged_taps_and_stop(world, factory, tg) -> Non
     texts = replies(tg)
     first = digest.cards[0]
     assert texts[0].startswith("<b>1. ") and first.thread in texts[0]
+    # /why holds the ranker's numbers; the cards the bundle sends hold the sentence only
+    assert f"score {first.score:.3f}" in texts[0] and first.evidence
+    assert all(html.escape(plain_emphasis(e)) in texts[0] for e in first.evidence)
+    assert html.escape(plain_emphasis(first.why)) in texts[0]
+    sent = "\n".join(texts[3:])
+    assert not any(html.escape(plain_emphasis(e)) in sent for c in digest.cards for e in c.evidence)
+    assert "blend of" not in sent and "score 0." not in sent
     assert "with N from 1 to 3" in texts[1]
     assert "RL theory" in texts[2] and "Your votes so far" in texts[2]
     assert any("Daily Feed" in t or "paper pick" in t for t in texts[3:])

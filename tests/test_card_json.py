@@ -35,6 +35,7 @@ CARD = Card(
     talk_for="",
     exploration=True,
     details="papers/2411.17700.md",
+    evidence=("blend of lexical 0.41 (weights lexical 1.00)", "quality: explicit math"),
 )
 
 
@@ -49,8 +50,9 @@ def test_a_card_stored_before_later_fields_existed_still_reads() -> None:
     old = {
         k: v
         for k, v in card_to_json(CARD).items()
-        if k not in ("exploration", "details", "talk_for", "llm_fields")
+        if k not in ("exploration", "details", "talk_for", "llm_fields", "evidence")
     }
     card = card_from_json(old)
     assert (card.exploration, card.details, card.talk_for, card.llm_fields) == (False, "", "", ())
+    assert card.evidence == ()
     assert card.punch == CARD.punch and card.discussions == CARD.discussions

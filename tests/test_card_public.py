@@ -71,6 +71,7 @@ def test_cards_come_in_input_order_with_the_labelled_key_equation_or_a_reason(tm
     assert formula_grounded(src["key_equation"]["text"], ft.text, ft.macros)
     assert plain["key_equation"] is None and plain["declined"] == "no full text given"
     assert "12.5%" in " ".join(plain["headlines"]) and plain["intuition"].startswith("We study a problem.")
+    assert [c["why"] for c in cards] == [""] * 4  # a card that stands alone matches no thread: no why
     assert set(src) >= {
         "domain",
         "time_cost",

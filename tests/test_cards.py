@@ -179,3 +179,36 @@ def test_a_cut_intuition_says_so_and_the_result_line_is_never_cut_mid_clause() -
         for piece in result_sentences(parts, roles, max_words=cap):
             sentence = next(p for p in parts if p.startswith(piece))
             assert piece == sentence or sentence[len(piece)] in ",;:", (cap, piece)
+
+
+def test_why_it_matches_is_a_sentence_and_the_numbers_are_evidence() -> None:
+    r = corpus()[0]
+    reasons = (
+        "blend of lexical 0.41, semantic 0.63 (weights lexical 0.40, semantic 0.60)",
+        "quality: explicit math",
+        "closest voted paper: *Spectral Networks on Graphs*, which you liked (similarity 0.71)",
+    )
+    s = Scored(
+        candidate=candidate(r),
+        score=0.512,
+        thread="graph-ml",
+        matched=("spectral filters", "graph convolution"),
+        nearest_seed="Convolutional Neural Networks on Graphs",
+        nearest_vote=("Spectral Networks on Graphs", "up"),
+        reasons=reasons,
+    )
+    card = build_card(s)
+    assert card.why == (
+        "Matches your *graph-ml* thread: it shares spectral filters and graph convolution with the thread, "
+        "and its closest paper in the thread's library is *Convolutional Neural Networks on Graphs*. "
+        "Of the papers you voted on, the closest is *Spectral Networks on Graphs*, which you liked."
+    )
+    assert not re.search(r"\d", card.why) and "score" not in card.why
+    assert card.evidence == reasons and card.score == 0.512
+
+
+def test_a_pick_without_a_thread_gets_no_thread_phrase() -> None:
+    c = candidate(corpus()[0])
+    assert build_card(Scored(candidate=c, score=0.0, thread="")).why == ""
+    alone = build_card(Scored(candidate=c, score=0.0, thread="", matched=("tool delegation",)))
+    assert alone.why == "It shares tool delegation with your interests."

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -389,3 +390,29 @@ def test_a_claim_with_no_source_sentence_behind_it_is_dropped(caplog) -> None:
     assert result.card.significance == extractive.significance
     assert result.rejected[0].startswith('significance: the sentence "It beats every previous')
     assert "significance replaced by the extractive text" in caplog.text
+
+
+def test_the_rankers_numbers_cannot_enter_the_llms_why() -> None:
+    s = replace(
+        paper(), reasons=("blend of lexical 0.41, semantic 0.73 (weights lexical 0.40, semantic 0.60)",)
+    )
+    extractive = build_card(s)
+    answer = {
+        **GOOD,
+        "why": "It is a benchmark for image editing in your Visual editing thread (score 0.41).",
+    }
+    with FakeChatServer(completion(answer)) as fake:
+        client = client_from_settings(settings_for(fake), sleep=FakeSleep())
+        assert client is not None
+        try:
+            result = write_card(s, extractive, s.candidate.text, client)
+            alone = replace(s, thread="", matched=(), nearest_vote=("Old benchmark", "up"))
+            write_card(alone, build_card(alone), s.candidate.text, client)
+        finally:
+            client.close()
+    assert result.rejected == ["why: the number 0.41 is not in the source"]
+    assert result.card.why == extractive.why and "0.41" not in extractive.why
+    user = fake.bodies[1]["messages"][1]["content"]  # a card with no thread is not told of one
+    assert (
+        "thread" not in user and "Closest paper the reader voted on: Old benchmark, which they liked" in user
+    )

@@ -7,7 +7,9 @@ import re
 from datetime import date
 
 from feedsvc.models import Card, Digest, Quote, SourceReport
+from feedsvc.render.email import render_email
 from feedsvc.render.markdown import render_markdown
+from feedsvc.render.telegram import render_telegram
 
 
 def card(**kw) -> Card:
@@ -67,6 +69,26 @@ def test_the_seed_anatomy() -> None:
     assert "> It improves by 12%." in md
     assert md.rstrip().endswith("- **arXiv:** scanned 1504 items.")
     assert "### Source-discovery note" in md
+
+
+def test_card_bodies_say_why_in_words_and_leave_the_rankers_numbers_to_why_and_the_web() -> None:
+    why = "Matches your *RL* thread: it shares offline RL with the thread."
+    evidence = (
+        "blend of lexical 0.41, semantic 0.63 (weights lexical 0.40, semantic 0.60)",
+        "quality: theory",
+    )
+    d = digest((card(why=why, evidence=evidence, score=0.5123),))
+    email = render_email(d, "https://feeds.example")
+    bodies = {
+        "markdown": render_markdown(d).body,
+        "telegram": "\n".join(render_telegram(d, "https://feeds.example").parts),
+        "email text": email.body,
+        "email html": email.html or "",
+    }
+    for channel, body in bodies.items():
+        assert "offline RL with the thread" in body, channel
+        for number in ("0.41", "0.63", "0.60", "0.512", "quality: theory", "blend of"):
+            assert number not in body, (channel, number)
 
 
 def test_fewer_picks_say_why() -> None:

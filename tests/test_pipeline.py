@@ -67,6 +67,10 @@ def test_fetch_then_digest_end_to_end(server, tmp_path, factory, profiles) -> No
     assert built.digest.talk_check.startswith(
         "searched YouTube by the exact titles of today's 3 paper picks."
     )
+    # what was searched and found: each title once, the misses in one sentence, no unrelated video named
+    note = built.digest.talk_check
+    assert "closest" not in note and note.count("no talk among the 25 videos the search returned") == 1
+    assert all(note.count(f"*{c.title}*") == 1 for c in built.digest.cards)
     for c in built.digest.cards:
         assert c.key.removeprefix("arxiv:") in feed_ids  # real papers from the recorded snapshot
         assert c.why and c.intuition and c.punch

@@ -179,7 +179,9 @@ def test_a_vote_from_a_channel_changes_the_next_days_digest(tmp_path, factory) -
                 queries.record_feedback(s, "seed-reader", card.key, vote, channel="telegram", now=SNAP_NOW)
         [after] = build_digests(settings, factory, profiles, day=next_day, now=SNAP_NOW, dry_run=True)
     assert [c.key for c in before.digest.cards] != [c.key for c in after.digest.cards]
-    assert "closest voted paper" in after.markdown or "which you" in after.markdown
+    assert "Of the papers you voted on, the closest is" in after.markdown  # the card says it in words
+    assert "similarity" not in after.markdown and "blend of" not in after.markdown  # numbers: /why, web
+    assert any(e.startswith("closest voted paper") for c in after.digest.cards for e in c.evidence)
 
 
 # --- library import ---------------------------------------------------------------------------------------

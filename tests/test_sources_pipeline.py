@@ -178,10 +178,7 @@ def test_the_author_talk_check_turns_a_real_talk_into_a_video_pick(tmp_path, fac
     videos = [c for c in built.digest.cards if c.kind == "video"]
     assert [v.key for v in videos] == ["youtube:abcdefghijk"]
     assert videos[0].talk_for == PAPER_TITLE and videos[0].time_cost == "41m"
-    assert (
-        f"found a talk, {PAPER_TITLE} (author talk) (accepted: arXiv id in description)"
-        in built.digest.talk_check
-    )
+    assert f"found a talk, *{PAPER_TITLE} (author talk)* (arXiv id in description)" in built.digest.talk_check
     assert "**A talk about today's pick:**" in built.markdown
     assert "3 paper picks + 1 video pick" in built.markdown
     with session_scope(factory) as s:  # the searches' quota units are recorded against today's budget

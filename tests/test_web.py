@@ -131,6 +131,11 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 # --- reading HTML -------------------------------------------------------------------------------------
 
 
+def squashed(text: str) -> str:
+    """`text` without whitespace or `*emphasis*` marks: card prose as a page's text shows it."""
+    return "".join(text.replace("*", "").split())
+
+
 class Doc(HTMLParser):
     """The tags (with attributes), the text, and the text inside each element of interest."""
 
@@ -205,6 +210,10 @@ def test_a_digest_page_has_the_seed_anatomy_every_card_and_its_equations_as_math
         assert card.intuition[:60] in doc.text
     for label in ("Domain:", "Time cost:", "Intuition:", "Concrete punch:", "Why it matches:", "Deeper:"):
         assert doc.text.count(label) == 3, label
+    for card in digest.cards:  # the sentence, not the ranker's numbers (those are on the item page)
+        assert squashed(card.why) in squashed(doc.text) and card.evidence
+        assert not any(squashed(e) in squashed(doc.text) for e in card.evidence)
+    assert "How it was ranked" not in doc.text and "blend of" not in doc.text
     math = [q.text.strip() for c in digest.cards for q in c.punch if q.is_math]
     assert math and doc.annotations == math  # every key equation rendered, its LaTeX annotated
     assert len(doc.all("math")) >= len(math)
@@ -323,6 +332,10 @@ def test_an_item_page_has_its_card_breakdown_formula_notes_discussions_and_talks
     ):
         assert section in doc.headings, section
     assert f"/d/{PROFILE}/{DAY}#card-1" in hrefs(doc)
+    # the card's sentence, then the ranker's evidence with its numbers, a line each
+    assert squashed(card.why) in squashed(doc.text) and card.evidence
+    assert f"How it was ranked: score {card.score:.3f} in the {card.thread} thread:" in doc.text
+    assert all(squashed(e) in squashed(doc.text) for e in card.evidence)
     note_headings = [h for h in doc.headings if h.startswith(("Eq. (", "Unnumbered display"))]
     assert len(note_headings) == len(notes_on_disk) > 3
     # every display of the Markdown page (key equation and notes, card's punch too) is MathML here

@@ -4,8 +4,10 @@ Domain from categories and thread; time cost from the page count in the arXiv co
 text's length. Prose by rhetorical role (`roles.RoleModel`): the intuition is the opening sentence (the
 problem or task) and the sentence likeliest to state the paper's idea, each verbatim, at most 50 words;
 the concrete punch is the abstract's own math and its stated result (at most 40 words), quoted verbatim
-and checked by `grounding.is_grounded`; significance is a sentence of consequence, or nothing. Imports
-only `feedsvc.models` and `feedsvc.cards`.
+and checked by `grounding.is_grounded`; significance is a sentence of consequence, or nothing. "Why it
+matches" is a sentence from the ranker's names (thread, shared concepts, closest library and voted
+papers); its numbers go to the card's `evidence`, unchanged. Imports only `feedsvc.models` and
+`feedsvc.cards`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from feedsvc.cards.fulltext import inert_latex
 from feedsvc.cards.grounding import is_grounded, normalise
 from feedsvc.cards.roles import own_work_index, shipped_model
-from feedsvc.models import Card, Quote, Scored
+from feedsvc.models import VOTES, Card, Quote, Scored
 
 log = logging.getLogger(__name__)
 
@@ -317,7 +319,6 @@ def build_card(s: Scored) -> Card:
     else:
         intro = "The abstract states no equation or number; the result in its words:"
     significance = significance_sentence(parts, [intuition, *(q.text for q in grounded)])
-    why = _why(s)
     return Card(
         key=c.key,
         kind=c.kind,
@@ -329,11 +330,12 @@ def build_card(s: Scored) -> Card:
         punch_intro=intro,
         punch=tuple(grounded),
         significance=significance,
-        why=why,
+        why=why_sentence(s),
         thread=s.thread,
         score=s.score,
         writer="extractive",
         exploration=s.exploration,
+        evidence=s.reasons,
     )
 
 
@@ -344,16 +346,30 @@ def _int(value: object) -> int | None:
         return None
 
 
-def _why(s: Scored) -> str:
-    """The evidence, in words: the thread, the concepts shared, the closest seed or voted paper, the blend."""
-    parts = [f"Your *{s.thread}* thread"]
+def why_sentence(s: Scored) -> str:
+    """Why the pick matches, in words for the reader: the thread, the concepts it shares, the closest paper
+    of the thread's library and of the reader's votes. No ranker numbers: those are the card's `evidence`
+    (the exploration slot has a notice of its own). "" when the pick has none of these, as a card that stands
+    alone."""
+    clauses = []
     if s.matched:
-        parts.append("shared concepts: " + ", ".join(s.matched))
-    text = "; ".join(parts) + "."
+        clauses.append(f"it shares {listed(s.matched)} with {'the thread' if s.thread else 'your interests'}")
     if s.nearest_seed:
-        text += f" Close to *{s.nearest_seed}*, in this thread's library."
-    for reason in s.reasons:
-        if reason.startswith(("closest voted paper", "quality:", "exploration slot")):
-            text += " " + reason[0].upper() + reason[1:] + "."
-    blend = next((r for r in s.reasons if r.startswith("blend of")), "")
-    return text + f" (score {s.score:.3f}" + (f"; {blend}" if blend else "") + ")"
+        library = "the thread's library" if s.thread else "your library"
+        clauses.append(f"its closest paper in {library} is *{s.nearest_seed}*")
+    text = ""
+    if s.thread:
+        text = f"Matches your *{s.thread}* thread" + (": " + ", and ".join(clauses) if clauses else "") + "."
+    elif clauses:
+        text = ", and ".join(clauses)
+        text = text[0].upper() + text[1:] + "."
+    if s.nearest_vote is not None:
+        title, vote = s.nearest_vote
+        verb = VOTES[vote].verb if vote in VOTES else vote
+        text += f" Of the papers you voted on, the closest is *{title}*, which you {verb}."
+    return text.strip()
+
+
+def listed(items: Sequence[str]) -> str:
+    """ "a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

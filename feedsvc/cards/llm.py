@@ -38,7 +38,7 @@ from feedsvc.cards.grounding import is_grounded, normalise, numbers_in
 from feedsvc.cards.grounding_math import formula_grounded
 from feedsvc.cards.support import MIN_WORDS, SourceIndex
 from feedsvc.config import Settings
-from feedsvc.models import Card, Scored
+from feedsvc.models import VOTES, Card, Scored
 from feedsvc.retry import GaveUp, RetryPolicy, Transient, retry_after_seconds
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ CARD_SCHEMA: dict[str, Any] = {
         "significance": {"type": "string", "description": "One sentence: why the result matters."},
         "why": {
             "type": "string",
-            "description": "One sentence: why it matches the reader's thread and concepts.",
+            "description": "One sentence: why it matches the reader's thread and concepts, without numbers.",
         },
     },
     "required": list(FIELDS),
@@ -338,11 +338,16 @@ def build_messages(s: Scored, extractive: Card, source_text: str) -> list[dict[s
         parts.append(f"Full-text excerpt: {_excerpt(source_text, rest)}")
     punch = "\n".join(f"- {'$' + q.text + '$' if q.is_math else q.text}" for q in extractive.punch)
     parts.append(f"The card shows, verbatim after punch_intro:\n{punch or '- (nothing)'}")
-    parts.append(f"The reader's thread: {s.thread}")
+    if s.thread:
+        parts.append(f"The reader's thread: {s.thread}")
     if s.matched:
         parts.append("Concepts the paper shares with the thread: " + ", ".join(s.matched))
     if s.nearest_seed:
         parts.append(f"Closest paper in the reader's library: {s.nearest_seed}")
+    if s.nearest_vote is not None:
+        title, vote = s.nearest_vote
+        verb = VOTES[vote].verb if vote in VOTES else vote
+        parts.append(f"Closest paper the reader voted on: {title}, which they {verb}")
     return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
 
 
@@ -447,8 +452,9 @@ def write_card(
 
     `source_text` is what the card may cite (the abstract, or the full text); numbers, formulas and
     quotations in the generated fields must occur in it (or in the title and abstract), and each sentence
-    must have a source sentence behind it (`support`). The `why` field may also cite the reader's thread
-    and matched concepts. A field that loses some sentences is repaired; one that loses all is replaced.
+    must have a source sentence behind it (`support`). The `why` field may also cite the reader's thread,
+    the matched concepts and the closest library and voted papers. A field that loses some sentences is
+    repaired; one that loses all is replaced.
     """
     if client is None:
         return LlmResult(extractive, error="no LLM endpoint configured (FEEDSVC_LLM_BASE_URL is empty)")
@@ -486,7 +492,8 @@ def _gate_reply(
 ) -> dict[str, FieldVerdict]:
     c = s.candidate
     texts = [c.title, c.text, source_text]
-    reader_texts = [*texts, s.thread, *s.matched, s.nearest_seed or "", extractive.why]
+    voted = s.nearest_vote[0] if s.nearest_vote is not None else ""
+    reader_texts = [*texts, s.thread, *s.matched, s.nearest_seed or "", voted, extractive.why]
     source, reader = "\n".join(texts), "\n".join(reader_texts)
     index, reader_index = SourceIndex(texts), SourceIndex(reader_texts)
     return {

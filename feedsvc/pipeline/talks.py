@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
+from feedsvc.cards.extractive import listed
 from feedsvc.config import Settings
 from feedsvc.models import Candidate, Profile, Scored, SourceError
 from feedsvc.sources import make_youtube
@@ -43,8 +44,9 @@ def record_talk_search(session: Session, youtube: YouTubeSource, now: datetime) 
 def talk_check(
     session: Session, picks: Sequence[Scored], find_talk: TalkFinder | None, now: datetime
 ) -> tuple[list[str], list[Talk]]:
-    """Search YouTube by each paper pick's exact title; returns the note's sentences and the talks found
-    (each stored as an item)."""
+    """Search YouTube by each paper pick's exact title; returns the note's sentences (each talk found and
+    why it is the paper's, then the papers without one grouped by what their search returned) and the talks
+    found (each stored as an item)."""
     if not picks:
         return ["no paper picks today, so no talk was searched for."], []
     if find_talk is None:
@@ -52,13 +54,15 @@ def talk_check(
             "not run: no YouTube API key is configured (FEEDSVC_YOUTUBE_API_KEY), so no talk was searched "
             "for today's papers."
         ], []
-    lines, talks = [], []
+    found: list[str] = []
+    missed: dict[str, list[str]] = {}  # why no talk was found: the titles it holds for
+    talks: list[Talk] = []
     for s in picks:
         paper = s.candidate
         try:
             check = find_talk(paper)
         except SourceError as e:
-            lines.append(f"*{paper.title}*: the search failed ({e.cause}).")
+            missed.setdefault(f"the search failed ({e.cause})", []).append(paper.title)
             continue
         if check.found is not None:
             queries.upsert_candidates(session, [check.found], run_id=None, now=now)
@@ -66,9 +70,14 @@ def talk_check(
                 s, candidate=check.found, reasons=(f"a talk about today's pick ({check.reason})",)
             )
             talks.append((paper.title, video))
-            lines.append(f"*{paper.title}*: found a talk, {check.found.title} ({check.reason}).")
+            why = check.reason.removeprefix("accepted: ")
+            found.append(f"*{paper.title}*: found a talk, *{check.found.title}* ({why}).")
         else:
-            lines.append(f"*{paper.title}*: {check.reason}.")
+            missed.setdefault(check.reason, []).append(paper.title)
+    lines = [
+        *found,
+        *(f"{listed([f'*{t}*' for t in titles])}: {reason}." for reason, titles in missed.items()),
+    ]
     if not talks:
         lines.append("So the video picks are topic lectures, when any clear the bar.")
     return [f"searched YouTube by the exact titles of today's {len(picks)} paper picks.", *lines], talks

@@ -485,6 +485,12 @@ def _reasons(
     return tuple(reasons)
 
 
+def _nearest_vote(scores: _Scores, r: int) -> tuple[str, str] | None:
+    """(title, vote) of the voted paper closest to row r, if any."""
+    nearest = scores.learned.nearest[r] if scores.learned is not None else None
+    return None if nearest is None else (nearest[0], nearest[1])
+
+
 def _picks(
     space: _Space, scores: _Scores, chosen: list[int], thread_names: list[str], exploring: int | None
 ) -> list[Scored]:
@@ -500,6 +506,7 @@ def _picks(
                 thread=thread_names[r],
                 matched=_top_terms(space.pool, i, scores.queries[t]),
                 nearest_seed=scores.nearest_seed[r][t],
+                nearest_vote=_nearest_vote(scores, r),
                 reasons=_reasons(
                     scores, r, t, space.pool.quality(i).reasons, thread_names[r] if r == exploring else None
                 ),

@@ -486,7 +486,7 @@ class YouTubeSource:
         answer = self._execute("search.list", params)
         results = [c for c in (_search_result(item) for item in _items(answer)) if c is not None]
         if not results:
-            return TalkCheck(query, True, None, "no video matched the exact title (no results)")
+            return TalkCheck(query, True, None, "the search returned no video")
 
         refused: list[str] = []
         for video in results:
@@ -505,15 +505,7 @@ class YouTubeSource:
             return TalkCheck(query, True, talk, f"accepted: {why}")
         if refused:
             return TalkCheck(query, True, None, "refused: " + "; ".join(refused))
-        closest = max(
-            results, key=lambda v: difflib.SequenceMatcher(None, _norm(title), _norm(v.title)).ratio()
-        )
-        return TalkCheck(
-            query,
-            True,
-            None,
-            f"no video matched the exact title ({len(results)} results checked, closest '{closest.title}')",
-        )
+        return TalkCheck(query, True, None, f"no talk among the {len(results)} videos the search returned")
 
 
 def _items(answer: dict[str, Any]) -> Iterable[dict[str, Any]]:

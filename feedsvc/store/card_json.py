@@ -25,6 +25,7 @@ def card_from_json(data: Mapping[str, Any]) -> Card:
     fields["punch"] = tuple(Quote(**q) for q in fields.get("punch", []))
     fields["discussions"] = tuple(Discussion(**d) for d in fields.get("discussions", []))
     fields["llm_fields"] = tuple(fields.get("llm_fields", ()))
+    fields["evidence"] = tuple(fields.get("evidence", ()))  # cards stored before it have none
     return Card(**fields)
 
 
