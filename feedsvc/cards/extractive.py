@@ -152,6 +152,9 @@ _CONSEQUENCE = re.compile(
 )
 INTUITION_WORDS = 50
 RESULT_WORDS = 40
+# the shortest start of a sentence the result line shows: shorter cuts are lead-ins ("To make this
+# practical,"), not a result
+MIN_CUT_WORDS = 10
 
 
 def trim_clauses(sentence: str, max_words: int) -> str:
@@ -265,8 +268,8 @@ def result_sentences(
 ) -> list[str]:
     """The stated result in at most `max_words` words, in abstract order: of the sentences with numbers
     (`headline_sentences`), the one with the most words of an outcome, then those the role model finds
-    likeliest to state the result; two sentences at most, each whole or cut after a whole clause (a
-    sentence that cannot be is passed over for the next, never cut mid-clause). A sentence that `shown`
+    likeliest to state the result; two sentences at most, each whole or cut after a whole clause at
+    `MIN_CUT_WORDS` or more (a sentence that cannot be is passed over for the next). A sentence that `shown`
     (the intuition) already starts, or a link, is left out, unless it holds those numbers or nothing else
     is left."""
     numbers = [parts.index(h) for h in headline_sentences(" ".join(parts), limit=3) if h in parts]
@@ -282,8 +285,8 @@ def result_sentences(
     ]
     for k in fresh or order:
         n = min(room, len(parts[k].split()))
-        whole = n == len(parts[k].split())
-        if (n >= 6 or whole) and (piece := trim_clauses(parts[k], n)):  # whole clauses, not a few words
+        piece = trim_clauses(parts[k], n)
+        if piece == parts[k] or len(piece.split()) >= MIN_CUT_WORDS:  # whole clauses, not a lead-in
             chosen[k] = piece
             room -= len(piece.split())
         if len(chosen) == 2:
