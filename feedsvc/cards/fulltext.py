@@ -837,8 +837,10 @@ _TEXT_CMD_ARG = re.compile(
     r"textsuperscript|url|hbox|paragraph|subparagraph)\*?\s*(?:\[[^\]]*\])?\s*\{([^{}]*)\}"
 )
 _REF_CMD = re.compile(r"~?\\(?:eqref|ref|cref|Cref|autoref|pageref)\s*\{[^}]*\}")
+# Any command whose name holds "cite" (\citealt, \autocite, \citenum, \Citet, a paper's own \citePZt,
+# ...), but not those that only configure citations or list a reference without citing it in the text.
 _CITE_CMD = re.compile(
-    r"~?\\(?:cite|citep|citet|citealp|citeauthor|citeyear|parencite|textcite)\*?"
+    r"~?\\(?!nocite\b|setcitestyle\b|defcitealias\b)[A-Za-z]*[cC]ite[A-Za-z]*\*?"
     r"\s*(?:\[[^\]]*\])*\s*\{[^}]*\}"
 )
 _DROP_CMD_ARG = re.compile(
