@@ -13,6 +13,7 @@ from feedsvc.cards.equations import (
     headline_results,
     key_equation,
     pick_key_equation,
+    recalled_title,
     score_equations,
 )
 from feedsvc.cards.fulltext import Equation, FullText, from_source
@@ -154,3 +155,42 @@ def test_decline_says_why_when_every_display_is_borrowed_or_weak() -> None:  # c
     weak = _eq(r"x_t = y_t + z_t", context_before="Then", section="5 Experiments", path=("5 Experiments",))
     pick = pick_key_equation(FullText("LaTeX source", [], [weak], {}, f"$${weak.latex}$$"))
     assert pick.quote is None and pick.declined and "below" in pick.declined
+
+
+@pytest.mark.parametrize(
+    ("title", "recalled"),
+    [
+        ("Confidence ellipsoid, a matricial version of \\citealt{abbasi2011}", True),
+        ("Theorem 14.7 of \\citep{pena2008}", True),
+        ("Bochner's theorem", True),
+        ("Fano's Inequality", True),
+        ("Representer theorem", True),
+        ("Main theorem", False),
+        ("Suboptimality bound", False),
+        ("Proof of Theorem \\ref{thm:main}", False),
+        ("Restatement of Theorem \\ref{thm:main}", False),
+    ],
+)
+def test_a_statement_titled_after_prior_work_is_recalled(title: str, recalled: bool) -> None:  # constructed
+    assert recalled_title(_eq("a = b", env="theorem", env_title=title)) is recalled
+
+
+def test_a_theorem_whose_title_cites_is_not_the_key_equation() -> None:  # constructed
+    words = b"The statement holds for every horizon and every admissible input sequence of the system. " * 4
+    tex = (
+        b"\\documentclass{article}\\begin{document}\\section{Analysis}"
+        + b"\\begin{theorem}[Confidence set, a version of \\citealt{abbasi2011}]"
+        + words
+        + b"\\begin{equation}\\|\\theta_N - \\theta\\| \\le \\beta_N(\\delta)\\end{equation}\\end{theorem}"
+        + words
+        + b"\\begin{theorem}[Regret bound]"
+        + words
+        + b"\\begin{equation}R_T \\le C \\sqrt{T \\log T}\\end{equation}\\end{theorem}"
+        + words
+        + b"\\end{document}"
+    )
+    ft = from_source(tex)
+    cited, own = ft.equations
+    assert cited.env_title == "Confidence set, a version of \\citealt{abbasi2011}" and not cited.cited
+    assert own.env == "theorem" and own.env_title == "Regret bound"
+    assert pick_key_equation(ft).equation is own

@@ -314,12 +314,33 @@ _ENV_WEIGHTS = {
 }
 
 
+# A theorem-like statement whose title credits someone else is recalled, as a display with a citation next
+# to it is: "[Confidence ellipsoid, a version of \citealt{x}]", "[Theorem 14.7 of \cite{y}]", "[Bochner's
+# theorem]", "[Representer theorem]" (a result known by its name; not "[Main theorem]").
+_RECALLED_TITLE = re.compile(
+    r"\\[A-Za-z]*[cC]ite"
+    r"|\b(?:theorem|lemma|proposition|corollary)\s+[A-Z\d][\d.]*\s+(?:of|in|from)\b"
+    r"|\b[A-Z][\w-]*'s\s+(?:theorem|lemma|inequality|identity|formula)\b"
+    r"|\b(?!main\b|our\b|key\b)[A-Za-z][\w-]+\s+(?:theorem|lemma|inequality|identity)\s*$",
+    re.I,
+)
+
+
+def recalled_title(eq: Equation) -> bool:
+    """The display sits in a theorem-like statement whose title cites prior work or names a known result."""
+    return bool(eq.env_title and _RECALLED_TITLE.search(eq.env_title.strip()))
+
+
 def _structure(eq: Equation) -> list[tuple[float, str]]:
-    """Signals from the paper's structure: the theorem-like environment around it, a citation next to it."""
+    """Signals from the paper's structure: the theorem-like environment around it and its title, a citation
+    next to it."""
     out = []
-    if eq.env in _ENV_WEIGHTS and _ENV_WEIGHTS[eq.env][0]:
+    recalled = recalled_title(eq)
+    if eq.env in _ENV_WEIGHTS and _ENV_WEIGHTS[eq.env][0] and not (recalled and _ENV_WEIGHTS[eq.env][0] > 0):
         out.append(_ENV_WEIGHTS[eq.env])
-    if eq.cited:
+    if recalled:
+        out.append((-2.0, f"a {eq.env} recalled from prior work (its title: {eq.env_title.strip()[:60]})"))
+    elif eq.cited:
         out.append((-2.0, "a citation next to it: recalled from prior work"))
     if eq.refs > 1:
         out.append((min(1.0, 0.25 * (eq.refs - 1)), f"referred to {eq.refs} times"))
