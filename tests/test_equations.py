@@ -194,3 +194,22 @@ def test_a_theorem_whose_title_cites_is_not_the_key_equation() -> None:  # const
     assert cited.env_title == "Confidence set, a version of \\citealt{abbasi2011}" and not cited.cited
     assert own.env == "theorem" and own.env_title == "Regret bound"
     assert pick_key_equation(ft).equation is own
+
+
+def test_a_stray_dollar_in_the_prose_does_not_hide_a_display_from_grounding() -> None:  # constructed
+    macros = {"\\q": "\\theta"}
+    display = "$$p_{\\q}(x) = \\frac{1}{Z} \\exp(-E_{\\q}(x))$$"
+    text = f"Each run costs 5$ on the cluster.\n{display}\nThen $a$ and $b$."
+    assert formula_grounded("p_{\\theta}(x) = \\frac{1}{Z} \\exp(-E_{\\theta}(x))", text, macros)
+    assert not formula_grounded("p_{\\theta}(x) = \\frac{1}{Z} \\exp(-E_{\\theta}(y))", text, macros)
+
+
+def test_a_pick_the_card_would_refuse_falls_to_the_next_candidate() -> None:  # constructed
+    # the first display occurs verbatim, but not as a math span, so its macro-expanded form is not grounded:
+    # the card's gate (writer.write_card) would drop it and show nothing
+    first = _eq(r"\q = \arg\min_w \sum_i \ell_i(w)", context_before="We minimise our objective", index=0)
+    second = _eq(r"\mathcal{L}(w) = \sum_i \ell_i(w)", index=1)
+    text = f"prose {first.latex} prose\n$${second.latex}$$\n"
+    ft = FullText("LaTeX source", [], [first, second], {"\\q": "\\hat{w}"}, text)
+    assert score_equations(ft)[0][1] is first
+    assert pick_key_equation(ft).equation is second

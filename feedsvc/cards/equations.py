@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from feedsvc.cards.extractive import headline_sentences
 from feedsvc.cards.fulltext import Equation, FullText, MacroBudgetError, expand_macros
 from feedsvc.cards.grounding import is_grounded, normalise
+from feedsvc.cards.grounding_math import formula_grounded
 from feedsvc.models import Quote
 
 log = logging.getLogger(__name__)
@@ -409,6 +410,9 @@ def pick_key_equation(ft: FullText) -> KeyPick:
             text = expand_macros(eq.latex, ft.macros)
         except MacroBudgetError as e:
             log.warning("key equation candidate %s refused: %s", equation_where(eq), e)
+            continue
+        if not formula_grounded(text, ft.text, ft.macros):  # the card's own gate (writer.write_card)
+            log.warning("key equation %s not grounded once expanded, skipped", equation_where(eq))
             continue
         log.debug("key equation %s (%s): %s", equation_where(eq), score, "; ".join(reasons))
         return KeyPick(Quote(text=text, where=equation_where(eq), is_math=True), eq)
