@@ -213,3 +213,22 @@ def test_a_pick_the_card_would_refuse_falls_to_the_next_candidate() -> None:  # 
     ft = FullText("LaTeX source", [], [first, second], {"\\q": "\\hat{w}"}, text)
     assert score_equations(ft)[0][1] is first
     assert pick_key_equation(ft).equation is second
+
+
+def test_a_theorem_stated_under_an_assumption_is_not_an_assumption() -> None:  # constructed
+    words = b"The quantities below are defined for every horizon of the system we study in this paper. " * 4
+    tex = (
+        b"\\documentclass{article}\\begin{document}\\section{Analysis}"
+        + b"\\begin{assumption}The noise is bounded: \\begin{equation}|\\eta_t| \\le \\sigma\\end{equation}"
+        + b"\\end{assumption}"
+        + words
+        + b"\\begin{theorem}Under Assumption 1, with probability at least $1-\\delta$,"
+        + b"\\begin{equation}R_T \\le C \\sigma \\sqrt{T \\log T}\\end{equation}\\end{theorem}"
+        + words
+        + b"\\end{document}"
+    )
+    ft = from_source(tex)
+    _, bound = ft.equations
+    pick = pick_key_equation(ft)
+    assert pick.declined is None and pick.equation is bound
+    assert not any("assumption" in r for r in next(r for _, e, r in score_equations(ft) if e is bound))

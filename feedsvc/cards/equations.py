@@ -118,6 +118,7 @@ _NEG_CUES = [
     (re.compile(r"\b(?:denote|notation|where \$?\\?\w+\$? is)\b", re.I), -0.5, "notation"),
     (re.compile(r"\b(?:proof|lemma|we have|it follows|therefore|thus|hence)\b", re.I), -0.5, "derivation"),
 ]
+_STATEMENTS = ("theorem", "proposition", "corollary", "lemma")  # theorem-like kinds that state a result
 _GOOD_SECTIONS = re.compile(
     r"\b(?:method|methods|methodology|approach|proposed|our|model|framework|technique|formulation|"
     r"objective|learning|training|algorithm|architecture)\b",
@@ -253,6 +254,8 @@ def score_equations(ft: FullText) -> list[tuple[float, Equation, list[str]]]:
                 score += w / 2
                 reasons.append(f"+{w / 2:g} {why} (nearby)")
         for rx, w, why in _NEG_CUES:
+            if why == "an assumption" and eq.env in _STATEMENTS:
+                continue  # "Under Assumption 2, it holds that": the statement's hypotheses, not an assumption
             if rx.search(intro):
                 score += w
                 reasons.append(f"{w:g} {why}")
