@@ -232,3 +232,25 @@ def test_a_theorem_stated_under_an_assumption_is_not_an_assumption() -> None:  #
     pick = pick_key_equation(ft)
     assert pick.declined is None and pick.equation is bound
     assert not any("assumption" in r for r in next(r for _, e, r in score_equations(ft) if e is bound))
+
+
+def _paper(*statements: bytes) -> bytes:  # constructed: the statements, then four experiment displays
+    words = b"The quantities below are defined for every horizon of the system we study in this paper. " * 4
+    tail = b"\\section{Experiments}" + b"".join(
+        words + b"\\begin{equation}e_%d = a_%d + b_%d\\end{equation}" % (k, k, k) for k in range(4)
+    )
+    body = b"".join(words + s for s in statements)
+    return b"\\documentclass{article}\\begin{document}\\section{Analysis}" + body + tail + b"\\end{document}"
+
+
+def test_a_proposition_ranks_below_the_papers_theorems_but_not_alone() -> None:  # constructed
+    prop = (
+        b"\\begin{proposition}\\begin{equation}\\hat w = (X^T X)^{-1} X^T y\\end{equation}\\end{proposition}"
+    )
+    thm = b"\\begin{theorem}\\begin{equation}R_T \\le C \\sqrt{T}\\end{equation}\\end{theorem}"
+    ft = from_source(_paper(prop, thm))
+    # the theorem, though the proposition comes first and each has one relation, no operator
+    assert pick_key_equation(ft).equation is ft.equations[1]
+    alone = from_source(_paper(prop))
+    (_, eq, reasons), *_ = score_equations(alone)
+    assert eq is alone.equations[0] and "+1.5 a proposition's statement" in reasons

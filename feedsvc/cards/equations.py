@@ -239,6 +239,7 @@ def score_equations(ft: FullText) -> list[tuple[float, Equation, list[str]]]:
     total = max(1, len(ft.equations))
     vocab = _content_words(" ".join(t for h, t in ft.sections if h.lower() == "abstract"))
     out: list[tuple[float, Equation, list[str]]] = []
+    has_theorems = any(e.env == "theorem" and not recalled_title(e) for e in ft.equations)
     for eq in ft.equations:
         if candidate_reason(eq):
             continue
@@ -264,7 +265,7 @@ def score_equations(ft: FullText) -> list[tuple[float, Equation, list[str]]]:
             w = min(1.5, 0.5 * len(shared))
             score += w
             reasons.append(f"+{w:g} abstract's words: {', '.join(shared[:3])}")
-        for w, why in _structure(eq):
+        for w, why in _structure(eq, has_theorems):
             score += w
             reasons.append(f"{w:+g} {why}")
         where = " / ".join(eq.path) or eq.section
@@ -335,13 +336,17 @@ def recalled_title(eq: Equation) -> bool:
     return bool(eq.env_title and _RECALLED_TITLE.search(eq.env_title.strip()))
 
 
-def _structure(eq: Equation) -> list[tuple[float, str]]:
+def _structure(eq: Equation, has_theorems: bool = False) -> list[tuple[float, str]]:
     """Signals from the paper's structure: the theorem-like environment around it and its title, a citation
-    next to it."""
+    next to it. `has_theorems`: the paper states theorems of its own, so its propositions are the lesser
+    results (ranked with corollaries); in a paper of propositions only, they are its results."""
     out = []
     recalled = recalled_title(eq)
     if eq.env in _ENV_WEIGHTS and _ENV_WEIGHTS[eq.env][0] and not (recalled and _ENV_WEIGHTS[eq.env][0] > 0):
-        out.append(_ENV_WEIGHTS[eq.env])
+        if eq.env == "proposition" and has_theorems:
+            out.append((1.0, "a proposition's statement (the paper's theorems rank above it)"))
+        else:
+            out.append(_ENV_WEIGHTS[eq.env])
     if recalled:
         out.append((-2.0, f"a {eq.env} recalled from prior work (its title: {eq.env_title.strip()[:60]})"))
     elif eq.cited:
