@@ -321,12 +321,13 @@ _ENV_WEIGHTS = {
 
 # A theorem-like statement whose title credits someone else is recalled, as a display with a citation next
 # to it is: "[Confidence ellipsoid, a version of \citealt{x}]", "[Theorem 14.7 of \cite{y}]", "[Bochner's
-# theorem]", "[Representer theorem]" (a result known by its name; not "[Main theorem]").
+# theorem]", "[Representer theorem]" (a result known by its short name; not "[Main theorem]", nor "[A new
+# concentration inequality]").
 _RECALLED_TITLE = re.compile(
     r"\\[A-Za-z]*[cC]ite"
     r"|\b(?:theorem|lemma|proposition|corollary)\s+[A-Z\d][\d.]*\s+(?:of|in|from)\b"
     r"|\b[A-Z][\w-]*'s\s+(?:theorem|lemma|inequality|identity|formula)\b"
-    r"|\b(?!main\b|our\b|key\b)[A-Za-z][\w-]+\s+(?:theorem|lemma|inequality|identity)\s*$",
+    r"|^(?!(?:main|our|key|new|an?|the)\b)(?:[A-Za-z][\w-]*\s+){1,2}(?:theorem|lemma|inequality|identity)\s*$",
     re.I,
 )
 
