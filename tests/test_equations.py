@@ -13,6 +13,7 @@ from feedsvc.cards.equations import (
     headline_results,
     key_equation,
     pick_key_equation,
+    recalled_title,
     score_equations,
 )
 from feedsvc.cards.fulltext import Equation, FullText, from_source
@@ -154,3 +155,105 @@ def test_decline_says_why_when_every_display_is_borrowed_or_weak() -> None:  # c
     weak = _eq(r"x_t = y_t + z_t", context_before="Then", section="5 Experiments", path=("5 Experiments",))
     pick = pick_key_equation(FullText("LaTeX source", [], [weak], {}, f"$${weak.latex}$$"))
     assert pick.quote is None and pick.declined and "below" in pick.declined
+
+
+@pytest.mark.parametrize(
+    ("title", "recalled"),
+    [
+        ("Confidence ellipsoid, a matricial version of \\citealt{abbasi2011}", True),
+        ("Theorem 14.7 of \\citep{pena2008}", True),
+        ("Bochner's theorem", True),
+        ("Fano's Inequality", True),
+        ("Representer theorem", True),
+        ("Central limit theorem", True),
+        ("Main theorem", False),
+        ("A new concentration inequality for martingales", False),
+        ("Our key lemma", False),
+        ("Suboptimality bound", False),
+        ("Proof of Theorem \\ref{thm:main}", False),
+        ("Restatement of Theorem \\ref{thm:main}", False),
+    ],
+)
+def test_a_statement_titled_after_prior_work_is_recalled(title: str, recalled: bool) -> None:  # constructed
+    assert recalled_title(_eq("a = b", env="theorem", env_title=title)) is recalled
+
+
+def test_a_theorem_whose_title_cites_is_not_the_key_equation() -> None:  # constructed
+    words = b"The statement holds for every horizon and every admissible input sequence of the system. " * 4
+    tex = (
+        b"\\documentclass{article}\\begin{document}\\section{Analysis}"
+        + b"\\begin{theorem}[Confidence set, a version of \\citealt{abbasi2011}]"
+        + words
+        + b"\\begin{equation}\\|\\theta_N - \\theta\\| \\le \\beta_N(\\delta)\\end{equation}\\end{theorem}"
+        + words
+        + b"\\begin{theorem}[Regret bound]"
+        + words
+        + b"\\begin{equation}R_T \\le C \\sqrt{T \\log T}\\end{equation}\\end{theorem}"
+        + words
+        + b"\\end{document}"
+    )
+    ft = from_source(tex)
+    cited, own = ft.equations
+    assert cited.env_title == "Confidence set, a version of \\citealt{abbasi2011}" and not cited.cited
+    assert own.env == "theorem" and own.env_title == "Regret bound"
+    assert pick_key_equation(ft).equation is own
+
+
+def test_a_stray_dollar_in_the_prose_does_not_hide_a_display_from_grounding() -> None:  # constructed
+    macros = {"\\q": "\\theta"}
+    display = "$$p_{\\q}(x) = \\frac{1}{Z} \\exp(-E_{\\q}(x))$$"
+    text = f"Each run costs 5$ on the cluster.\n{display}\nThen $a$ and $b$."
+    assert formula_grounded("p_{\\theta}(x) = \\frac{1}{Z} \\exp(-E_{\\theta}(x))", text, macros)
+    assert not formula_grounded("p_{\\theta}(x) = \\frac{1}{Z} \\exp(-E_{\\theta}(y))", text, macros)
+
+
+def test_a_pick_the_card_would_refuse_falls_to_the_next_candidate() -> None:  # constructed
+    # the first display occurs verbatim, but not as a math span, so its macro-expanded form is not grounded:
+    # the card's gate (writer.write_card) would drop it and show nothing
+    first = _eq(r"\q = \arg\min_w \sum_i \ell_i(w)", context_before="We minimise our objective", index=0)
+    second = _eq(r"\mathcal{L}(w) = \sum_i \ell_i(w)", index=1)
+    text = f"prose {first.latex} prose\n$${second.latex}$$\n"
+    ft = FullText("LaTeX source", [], [first, second], {"\\q": "\\hat{w}"}, text)
+    assert score_equations(ft)[0][1] is first
+    assert pick_key_equation(ft).equation is second
+
+
+def test_a_theorem_stated_under_an_assumption_is_not_an_assumption() -> None:  # constructed
+    words = b"The quantities below are defined for every horizon of the system we study in this paper. " * 4
+    tex = (
+        b"\\documentclass{article}\\begin{document}\\section{Analysis}"
+        + b"\\begin{assumption}The noise is bounded: \\begin{equation}|\\eta_t| \\le \\sigma\\end{equation}"
+        + b"\\end{assumption}"
+        + words
+        + b"\\begin{theorem}Under Assumption 1, with probability at least $1-\\delta$,"
+        + b"\\begin{equation}R_T \\le C \\sigma \\sqrt{T \\log T}\\end{equation}\\end{theorem}"
+        + words
+        + b"\\end{document}"
+    )
+    ft = from_source(tex)
+    _, bound = ft.equations
+    pick = pick_key_equation(ft)
+    assert pick.declined is None and pick.equation is bound
+    assert not any("assumption" in r for r in next(r for _, e, r in score_equations(ft) if e is bound))
+
+
+def _paper(*statements: bytes) -> bytes:  # constructed: the statements, then four experiment displays
+    words = b"The quantities below are defined for every horizon of the system we study in this paper. " * 4
+    tail = b"\\section{Experiments}" + b"".join(
+        words + b"\\begin{equation}e_%d = a_%d + b_%d\\end{equation}" % (k, k, k) for k in range(4)
+    )
+    body = b"".join(words + s for s in statements)
+    return b"\\documentclass{article}\\begin{document}\\section{Analysis}" + body + tail + b"\\end{document}"
+
+
+def test_a_proposition_ranks_below_the_papers_theorems_but_not_alone() -> None:  # constructed
+    prop = (
+        b"\\begin{proposition}\\begin{equation}\\hat w = (X^T X)^{-1} X^T y\\end{equation}\\end{proposition}"
+    )
+    thm = b"\\begin{theorem}\\begin{equation}R_T \\le C \\sqrt{T}\\end{equation}\\end{theorem}"
+    ft = from_source(_paper(prop, thm))
+    # the theorem, though the proposition comes first and each has one relation, no operator
+    assert pick_key_equation(ft).equation is ft.equations[1]
+    alone = from_source(_paper(prop))
+    (_, eq, reasons), *_ = score_equations(alone)
+    assert eq is alone.equations[0] and "+1.5 a proposition's statement" in reasons

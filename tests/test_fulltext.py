@@ -115,6 +115,30 @@ def test_single_tex_gz_and_plain_tex() -> None:  # constructed
         assert expand_macros(ft.equations[0].latex, ft.macros).startswith(r"\mathcal{L}(\theta)")
 
 
+@pytest.mark.parametrize(
+    "cite",
+    [rb"\citealt{abbasi2011}", rb"\autocite[p.~3]{x}", rb"\citenum{x}", rb"\Citet{x}", rb"\citePZt{x}"],
+)
+def test_every_citation_command_marks_a_display_and_leaves_the_prose(cite: bytes) -> None:  # constructed
+    filler = b"Words that keep the display far from anything else in the paper. " * 8
+    tex = (
+        b"\\documentclass{article}\\begin{document}\\section{Method}"
+        + filler
+        + b"The objective of "
+        + cite
+        + b" is \\begin{equation} J = \\sum_t r_t \\end{equation}"
+        + filler
+        + b"\\nocite{*} We minimise \\begin{equation} L = \\sum_i \\ell_i \\end{equation}"
+        + filler
+        + b"\\end{document}"
+    )
+    ft = from_source(tex)
+    recalled, own = ft.equations
+    assert recalled.cited and not own.cited  # \\nocite lists a reference, it cites nothing in the text
+    assert "cite" not in ft.text.replace("\\nocite", "")
+    assert "The objective of is" in ft.text
+
+
 # --- bad input (all constructed in the test) -------------------------------------------------------
 
 

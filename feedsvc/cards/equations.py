@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from feedsvc.cards.extractive import headline_sentences
 from feedsvc.cards.fulltext import Equation, FullText, MacroBudgetError, expand_macros
 from feedsvc.cards.grounding import is_grounded, normalise
+from feedsvc.cards.grounding_math import formula_grounded
 from feedsvc.models import Quote
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ _NEG_CUES = [
     (re.compile(r"\b(?:denote|notation|where \$?\\?\w+\$? is)\b", re.I), -0.5, "notation"),
     (re.compile(r"\b(?:proof|lemma|we have|it follows|therefore|thus|hence)\b", re.I), -0.5, "derivation"),
 ]
+_STATEMENTS = ("theorem", "proposition", "corollary", "lemma")  # theorem-like kinds that state a result
 _GOOD_SECTIONS = re.compile(
     r"\b(?:method|methods|methodology|approach|proposed|our|model|framework|technique|formulation|"
     r"objective|learning|training|algorithm|architecture)\b",
@@ -237,6 +239,7 @@ def score_equations(ft: FullText) -> list[tuple[float, Equation, list[str]]]:
     total = max(1, len(ft.equations))
     vocab = _content_words(" ".join(t for h, t in ft.sections if h.lower() == "abstract"))
     out: list[tuple[float, Equation, list[str]]] = []
+    has_theorems = any(e.env == "theorem" and not recalled_title(e) for e in ft.equations)
     for eq in ft.equations:
         if candidate_reason(eq):
             continue
@@ -252,6 +255,8 @@ def score_equations(ft: FullText) -> list[tuple[float, Equation, list[str]]]:
                 score += w / 2
                 reasons.append(f"+{w / 2:g} {why} (nearby)")
         for rx, w, why in _NEG_CUES:
+            if why == "an assumption" and eq.env in _STATEMENTS:
+                continue  # "Under Assumption 2, it holds that": the statement's hypotheses, not an assumption
             if rx.search(intro):
                 score += w
                 reasons.append(f"{w:g} {why}")
@@ -260,7 +265,7 @@ def score_equations(ft: FullText) -> list[tuple[float, Equation, list[str]]]:
             w = min(1.5, 0.5 * len(shared))
             score += w
             reasons.append(f"+{w:g} abstract's words: {', '.join(shared[:3])}")
-        for w, why in _structure(eq):
+        for w, why in _structure(eq, has_theorems):
             score += w
             reasons.append(f"{w:+g} {why}")
         where = " / ".join(eq.path) or eq.section
@@ -314,12 +319,38 @@ _ENV_WEIGHTS = {
 }
 
 
-def _structure(eq: Equation) -> list[tuple[float, str]]:
-    """Signals from the paper's structure: the theorem-like environment around it, a citation next to it."""
+# A theorem-like statement whose title credits someone else is recalled, as a display with a citation next
+# to it is: "[Confidence ellipsoid, a version of \citealt{x}]", "[Theorem 14.7 of \cite{y}]", "[Bochner's
+# theorem]", "[Representer theorem]" (a result known by its short name; not "[Main theorem]", nor "[A new
+# concentration inequality]").
+_RECALLED_TITLE = re.compile(
+    r"\\[A-Za-z]*[cC]ite"
+    r"|\b(?:theorem|lemma|proposition|corollary)\s+[A-Z\d][\d.]*\s+(?:of|in|from)\b"
+    r"|\b[A-Z][\w-]*'s\s+(?:theorem|lemma|inequality|identity|formula)\b"
+    r"|^(?!(?:main|our|key|new|an?|the)\b)(?:[A-Za-z][\w-]*\s+){1,2}(?:theorem|lemma|inequality|identity)\s*$",
+    re.I,
+)
+
+
+def recalled_title(eq: Equation) -> bool:
+    """The display sits in a theorem-like statement whose title cites prior work or names a known result."""
+    return bool(eq.env_title and _RECALLED_TITLE.search(eq.env_title.strip()))
+
+
+def _structure(eq: Equation, has_theorems: bool = False) -> list[tuple[float, str]]:
+    """Signals from the paper's structure: the theorem-like environment around it and its title, a citation
+    next to it. `has_theorems`: the paper states theorems of its own, so its propositions are the lesser
+    results (ranked with corollaries); in a paper of propositions only, they are its results."""
     out = []
-    if eq.env in _ENV_WEIGHTS and _ENV_WEIGHTS[eq.env][0]:
-        out.append(_ENV_WEIGHTS[eq.env])
-    if eq.cited:
+    recalled = recalled_title(eq)
+    if eq.env in _ENV_WEIGHTS and _ENV_WEIGHTS[eq.env][0] and not (recalled and _ENV_WEIGHTS[eq.env][0] > 0):
+        if eq.env == "proposition" and has_theorems:
+            out.append((1.0, "a proposition's statement (the paper's theorems rank above it)"))
+        else:
+            out.append(_ENV_WEIGHTS[eq.env])
+    if recalled:
+        out.append((-2.0, f"a {eq.env} recalled from prior work (its title: {eq.env_title.strip()[:60]})"))
+    elif eq.cited:
         out.append((-2.0, "a citation next to it: recalled from prior work"))
     if eq.refs > 1:
         out.append((min(1.0, 0.25 * (eq.refs - 1)), f"referred to {eq.refs} times"))
@@ -388,6 +419,9 @@ def pick_key_equation(ft: FullText) -> KeyPick:
             text = expand_macros(eq.latex, ft.macros)
         except MacroBudgetError as e:
             log.warning("key equation candidate %s refused: %s", equation_where(eq), e)
+            continue
+        if not formula_grounded(text, ft.text, ft.macros):  # the card's own gate (writer.write_card)
+            log.warning("key equation %s not grounded once expanded, skipped", equation_where(eq))
             continue
         log.debug("key equation %s (%s): %s", equation_where(eq), score, "; ".join(reasons))
         return KeyPick(Quote(text=text, where=equation_where(eq), is_math=True), eq)

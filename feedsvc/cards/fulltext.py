@@ -39,6 +39,7 @@ class Equation:
     path: tuple[str, ...] = ()  # all enclosing headings, outermost first ("Appendix A Proofs", ...)
     label: str | None = None  # the \label key (LaTeX source) or the element id (HTML)
     env: str | None = None  # the theorem-like environment it sits in: "theorem", "proof", "definition", ...
+    env_title: str | None = None  # that environment's optional title as written: "Bochner's theorem"
     cited: bool = False  # a \cite right before or after it in the source (the prose drops citations)
     refs: int = 0  # how often the text refers to its \label (\eqref, \ref, \cref, ...)
 
@@ -563,6 +564,24 @@ def _read_group(s: str, i: int) -> tuple[str, int] | None:
     return None
 
 
+def _optional_arg(s: str, i: int, limit: int = 500) -> str | None:
+    """The [...] argument starting at s[i] (after spaces), brackets inside braces included, or None."""
+    while i < len(s) and s[i] in " \t\n":
+        i += 1
+    if i >= len(s) or s[i] != "[":
+        return None
+    depth = 0
+    for j in range(i + 1, min(len(s), i + limit)):
+        c = s[j]
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+        elif c == "]" and depth <= 0 and s[j - 1] != "\\":
+            return s[i + 1 : j]
+    return None
+
+
 _CS = re.compile(r"\\([A-Za-z@]+|.)")
 _NEWCMD = re.compile(r"\\(?:re|provide)?newcommand\*?\s*")
 _DEF = re.compile(r"\\[gex]?def\s*(\\[A-Za-z@]+)((?:#\d)*)\s*(?=\{)")
@@ -837,8 +856,10 @@ _TEXT_CMD_ARG = re.compile(
     r"textsuperscript|url|hbox|paragraph|subparagraph)\*?\s*(?:\[[^\]]*\])?\s*\{([^{}]*)\}"
 )
 _REF_CMD = re.compile(r"~?\\(?:eqref|ref|cref|Cref|autoref|pageref)\s*\{[^}]*\}")
+# Any command whose name holds "cite" (\citealt, \autocite, \citenum, \Citet, a paper's own \citePZt,
+# ...), but not those that only configure citations or list a reference without citing it in the text.
 _CITE_CMD = re.compile(
-    r"~?\\(?:cite|citep|citet|citealp|citeauthor|citeyear|parencite|textcite)\*?"
+    r"~?\\(?!nocite\b|setcitestyle\b|defcitealias\b)[A-Za-z]*[cC]ite[A-Za-z]*\*?"
     r"\s*(?:\[[^\]]*\])*\s*\{[^}]*\}"
 )
 _DROP_CMD_ARG = re.compile(
@@ -934,6 +955,7 @@ class _BodyReader:
     records: list[dict] = field(default_factory=list)
     drop_depth: list[str] = field(default_factory=list)  # the open environments whose content is dropped
     envs: list[str] = field(default_factory=list)  # the open theorem-like environments, as `theorem_kind`s
+    titles: list[str | None] = field(default_factory=list)  # their optional titles ("Bochner's theorem")
 
     @property
     def levels(self) -> list[str]:
@@ -985,8 +1007,10 @@ class _BodyReader:
             return None
         if env is not None and theorem_kind(env):
             self.envs.append(theorem_kind(env) or "")
+            self.titles.append(_optional_arg(self.body, m.end()))
         elif m.group(2) is not None and theorem_kind(m.group(2).strip()) and self.envs:
             self.envs.pop()
+            self.titles.pop()
         self.emit(tok)
         return m.end()
 
@@ -1018,6 +1042,7 @@ class _BodyReader:
             return
         near = self.body[max(0, start - _CITE_BEFORE) : start] + self.body[end : end + _CITE_AFTER]
         self.records[-1]["env"] = self.envs[-1] if self.envs else None
+        self.records[-1]["env_title"] = self.titles[-1] if self.titles else None
         self.records[-1]["cited"] = bool(_CITE_CMD.search(near))
         label = self.records[-1]["label"]
         if label:
@@ -1159,6 +1184,7 @@ def _source_equations(
                 path=tuple(p_path),
                 label=r["label"],
                 env=r.get("env"),
+                env_title=r.get("env_title"),
                 cited=r.get("cited", False),
                 refs=r.get("refs", 0),
             )

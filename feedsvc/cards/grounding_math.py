@@ -15,6 +15,9 @@ from feedsvc.cards.fulltext import MacroBudgetError, expand_macros
 from feedsvc.cards.grounding import is_grounded, normalise
 
 _MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|(?<![\\$])\$([^$]+?)(?<!\\)\$", re.S)
+# The readers put each display on lines of its own, "\n$$...$$\n": found apart from inline math, so that a
+# stray "$" in the prose before it cannot pair with a display's delimiter and hide the display.
+_DISPLAY_SPAN = re.compile(r"^\$\$(.+?)\$\$$", re.S | re.M)
 
 
 def formula_grounded(formula: str, source: str, macros: dict[str, str]) -> bool:
@@ -28,8 +31,9 @@ def formula_grounded(formula: str, source: str, macros: dict[str, str]) -> bool:
         return False
     if not want or (not macros and want == normalise(formula)):
         return False
-    for m in _MATH_SPAN.finditer(source):
-        span = m.group(1) if m.group(1) is not None else m.group(2)
+    spans = [m.group(1) for m in _DISPLAY_SPAN.finditer(source)]
+    spans += [m.group(1) if m.group(1) is not None else m.group(2) for m in _MATH_SPAN.finditer(source)]
+    for span in spans:
         try:
             if want in normalise(expand_macros(span, macros)):
                 return True
