@@ -8,6 +8,8 @@ from __future__ import annotations
 import errno
 import logging
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -391,6 +393,22 @@ def _serve_demo(data_dir: Path, port: int) -> None:
     _serve_archive(settings, settings.web_host, port)
 
 
+LLM_JUDGE_HELP = (
+    "The LLM at FEEDSVC_LLM_BASE_URL grades the top FEEDSVC_LLM_JUDGE_TOP picks (2/1/0) and re-orders "
+    "them by grade (whatever FEEDSVC_LLM_JUDGE says)."
+)
+
+
+def _judge_client(settings: Settings):
+    """The LLM client `--llm-judge` asks; fails when no LLM endpoint is configured."""
+    from feedsvc.cards.llm import client_from_settings
+
+    client = client_from_settings(settings)
+    if client is None:
+        raise _fail("--llm-judge needs an LLM endpoint: set FEEDSVC_LLM_BASE_URL (and FEEDSVC_LLM_MODEL)", 2)
+    return client
+
+
 @app.command("rank")
 def rank_cmd(
     profiles: Annotated[Path, typer.Option("--profiles", help="The profile TOML file.")],
@@ -400,15 +418,18 @@ def rank_cmd(
     top: Annotated[int, typer.Option("--top", help="How many to return per profile.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the stable interface).")] = False,
     profile: Annotated[str | None, typer.Option("--profile", help="Only this profile.")] = None,
+    llm_judge: Annotated[bool, typer.Option("--llm-judge", help=LLM_JUDGE_HELP)] = False,
 ) -> None:
     """Rank candidates for profiles, as the digest would: the public interface for evaluation harnesses."""
     import json
 
     from feedsvc.config import load_profiles
-    from feedsvc.rank.public import rank_candidates, read_candidate_file
+    from feedsvc.rank.public import Judging, rank_candidates, read_candidate_file
     from feedsvc.rank.semantic import load_embedder
 
     settings = _settings()
+    client = _judge_client(settings) if llm_judge else None
+    judging = Judging(client, settings.llm_judge_top) if client is not None else None
     try:
         loaded = load_profiles(profiles)
         if profile:
@@ -420,9 +441,14 @@ def rank_cmd(
             raise ConfigError(
                 f"{candidates}: no usable candidate ({'; '.join(read.problems[:3]) or 'empty file'})"
             )
-        result = rank_candidates(loaded, read.candidates, top=top, embedder=load_embedder(settings))
+        result = rank_candidates(
+            loaded, read.candidates, top=top, embedder=load_embedder(settings), judging=judging
+        )
     except (ConfigError, OSError, ValueError) as e:
         raise _fail(str(e), 2) from None
+    finally:
+        if client is not None:
+            client.close()
     _report_skipped(f"{candidates}: ", read.problems, 'skipped lines (all of them in the JSON\'s "skipped")')
     result["skipped"] = read.problems
     if as_json:
@@ -608,30 +634,70 @@ def feedback(
     out.print(f"recorded: {profile} voted {vote} on {key}")
 
 
-def _eval_labels(labels: Path, corpus: Path, settings: Settings) -> None:
-    """Print each (profile, day) pair and the per-profile and overall table of every scorer."""
+def _eval_labels(
+    labels: Path,
+    corpus: Path,
+    settings: Settings,
+    *,
+    only: str | None = None,
+    days: int = 0,
+    llm_judge: bool = False,
+) -> None:
+    """Print each (profile, day) pair and the per-profile and overall table of every scorer; with
+    `llm_judge`, the judged ranker is one more scorer ("llm-judge"), with a progress bar of its requests."""
     from feedsvc.rank.evaluate import evaluate, read_labelled_set, standard_rankers
     from feedsvc.rank.semantic import load_embedder
 
     try:
-        labelled = read_labelled_set(labels)
+        labelled = read_labelled_set(labels).subset(only, days)
         missing = [d for d in labelled.days if not (corpus / f"{d}.jsonl").is_file()]
         if missing:
             raise ConfigError(f"{corpus}: no {missing[0]}.jsonl for the labelled days")
         embedder = load_embedder(settings)
     except ConfigError as e:
         raise _fail(str(e), 2) from None
+    rankers = standard_rankers(embedder is not None)
+    client = _judge_client(settings) if llm_judge else None
 
     def show(p) -> None:
         out.print(
             f"{p.scorer:10s} {p.profile:22s} {p.day} hits@3={p.hits} nDCG@10={p.ndcg:.3f}", highlight=False
         )
 
-    report = evaluate(
-        labelled, corpus, standard_rankers(embedder is not None), embedder=embedder, on_pair=show
-    )
+    try:
+        with _judge_progress(labelled, settings, client, rankers):
+            report = evaluate(labelled, corpus, rankers, embedder=embedder, on_pair=show)
+    finally:
+        if client is not None:
+            client.close()
+    _print_eval_table(labels, labelled.profiles, report)
+
+
+@contextmanager
+def _judge_progress(labelled, settings: Settings, client, rankers: dict) -> Iterator[Progress | None]:
+    """With a `client`, add the judged ranker to `rankers` and show a bar of its judgements (the
+    judge asks up to FEEDSVC_LLM_JUDGE_TOP per pair, each a request of up to FEEDSVC_LLM_TIMEOUT)."""
+    if client is None:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, TimeRemainingColumn
+
+    from feedsvc.rank.evaluate import judged_ranker
+    from feedsvc.rank.public import Judging
+
+    pairs = sum(len(by_day) for by_day in labelled.grades.values())
+    columns = (TextColumn("LLM judge"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, TimeRemainingColumn(), console=err) as progress:
+        task = progress.add_task("judge", total=pairs * settings.llm_judge_top)
+        rankers["llm-judge"] = judged_ranker(
+            Judging(client, settings.llm_judge_top, lambda s, v: progress.advance(task))
+        )
+        yield progress
+
+
+def _print_eval_table(labels: Path, profiles: dict, report) -> None:
     table = Table("profile", *(f"{s} hits@3 / nDCG@10" for s in report.scores), title=f"{labels}")
-    for name in labelled.profiles:
+    for name in profiles:
         table.add_row(
             name, *(f"{sc[name].hits}/{sc[name].best}  {sc[name].ndcg:.3f}" for sc in report.scores.values())
         )
@@ -659,6 +725,17 @@ def eval_cmd(
     ] = None,
     top: Annotated[int, typer.Option("--top", help="Picks per day.")] = 3,
     days: Annotated[int, typer.Option("--days", help="At most this many days, the first ones.")] = 0,
+    only: Annotated[
+        str | None, typer.Option("--only", help="With --labels: only this labelled profile.")
+    ] = None,
+    llm_judge: Annotated[
+        bool,
+        typer.Option(
+            "--llm-judge",
+            help="With --labels: score the ranker with the LLM judge as its own row, 'llm-judge' "
+            "(slow on a CPU: FEEDSVC_LLM_JUDGE_TOP requests per profile and day).",
+        ),
+    ] = False,
 ) -> None:
     """Rank each day of a corpus (e.g. ../shared/data/arxiv_corpus/dw-dengwei_daily) and print the picks;
     with --labels, score the ranking on a labelled set against the TF-IDF and embedding references."""
@@ -671,8 +748,11 @@ def eval_cmd(
 
     settings = _settings()
     if labels is not None:
-        _eval_labels(labels, corpus or labels.parent / "arxiv_corpus" / "dw-dengwei_daily", settings)
+        corpus = corpus or labels.parent / "arxiv_corpus" / "dw-dengwei_daily"
+        _eval_labels(labels, corpus, settings, only=only, days=days, llm_judge=llm_judge)
         return
+    if llm_judge or only:
+        raise _fail("--llm-judge and --only go with --labels DIR", 2)
     if corpus is None:
         raise _fail("give --corpus DIR (picks per day) or --labels DIR (quality on a labelled set)", 2)
     files = sorted(corpus.glob("*.jsonl"))
@@ -702,21 +782,23 @@ def eval_cmd(
 
         read = read_candidates(jsonlib.dumps(c) for c in cands)
         result = rank_candidates(loaded, read.candidates, top=top, now=day, embedder=embedder)
-        for name, picks in result["profiles"].items():
-            out.rule(
-                f"{path.stem} · {name} · {len(read.candidates)} papers · "
-                f"scorers: {', '.join(result['scorers'])}"
-            )
-            for p in picks:
-                title = next(c.title for c in read.candidates if c.meta["id"] == p["id"])
-                out.print(
-                    Text.assemble(
-                        (f"{p['score']:.3f}", "bold"),
-                        f" {p['id']} [{p['thread']}] {title}",
-                        ("" if p["clears_bar"] else " (below the bar)", "dim"),
-                    )
+        _print_day_picks(path.stem, read.candidates, result)
+
+
+def _print_day_picks(day: str, candidates: list, result: dict) -> None:
+    """A rule per profile, then its picks with score, thread, title and the first reasons."""
+    for name, picks in result["profiles"].items():
+        out.rule(f"{day} · {name} · {len(candidates)} papers · scorers: {', '.join(result['scorers'])}")
+        for p in picks:
+            title = next(c.title for c in candidates if c.meta["id"] == p["id"])
+            out.print(
+                Text.assemble(
+                    (f"{p['score']:.3f}", "bold"),
+                    f" {p['id']} [{p['thread']}] {title}",
+                    ("" if p["clears_bar"] else " (below the bar)", "dim"),
                 )
-                out.print(f"      {'; '.join(p['reasons'][1:3])}", style="dim", highlight=False)
+            )
+            out.print(f"      {'; '.join(p['reasons'][1:3])}", style="dim", highlight=False)
 
 
 @subscribe_app.command("telegram")

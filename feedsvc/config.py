@@ -70,6 +70,12 @@ class Settings(BaseSettings):
         "refuses it (llama-cpp-python does), then plain `json_object`; json_object: start there.",
     )
     llm_max_tokens: int = Field(512, description="Most tokens the LLM may write for one card.")
+    llm_judge: bool = Field(
+        False,
+        description="The LLM grades the top picks against the reader's thread and re-orders them by "
+        "grade (off by default; on only with `FEEDSVC_LLM_BASE_URL` set too).",
+    )
+    llm_judge_top: int = Field(20, ge=1, description="How many of the top picks the LLM judge grades.")
     fulltext_max_bytes: int = Field(
         20_000_000,
         description="Largest full text (HTML or e-print, decoded) read for a pick; a larger one is refused.",

@@ -40,7 +40,8 @@ from feedsvc.cards.support import SourceIndex
 from feedsvc.cards.writer import parse_fulltext
 from feedsvc.config import Settings
 from feedsvc.demo import replay_settings, snapshot_routes
-from feedsvc.models import Scored
+from feedsvc.models import Profile, Scored, Thread
+from feedsvc.rank.judge import judge_picks
 from feedsvc.rank.public import read_candidate_file
 from feedsvc.replay import ReplayServer
 
@@ -269,6 +270,36 @@ def test_a_server_killed_mid_run_leaves_every_card_extractive_and_nothing_lost(
     lines = [r.getMessage() for r in caplog.records if "fell back to the extractive card" in r.getMessage()]
     assert len(lines) == 2 and all("network error" in line for line in lines)
     record_shown(cards[0]["id"], cards[0], "\n".join([cands[0].title, cands[0].text]))
+
+
+# --- the LLM judge of the top picks (rank/judge.py) --------------------------------------------------------
+
+JUDGED_IDS = ("2606.00188", "2606.01362", "2606.00720", "2606.00454")  # editing, editing, blockchains, meshes
+
+
+def test_the_judge_grades_real_papers_and_keeps_every_pick(server, caplog) -> None:
+    """The real model judges four real corpus papers for a visual-editing reader: the answer is a
+    permutation of the input, and each pick the model graded says so in its evidence ("LLM judge: g (...)"),
+    g in 0-2; what it could not grade keeps its place (SmolLM2-135M's grades are not expected to be good)."""
+    by_id = {r["id"]: r for r in records()}
+    picks = [
+        Scored(candidate=candidate(by_id[i]), score=0.9 - 0.1 * n, thread="Visual editing")
+        for n, i in enumerate(JUDGED_IDS)
+    ]
+    about = "Precise image and video editing with generative models, and how to evaluate it."
+    profile = Profile(name="reader", threads=(Thread(name="Visual editing", about=about),))
+    client = client_from_settings(settings_for(server.base_url, llm_retries=1))
+    assert client is not None
+    with caplog.at_level(logging.WARNING, logger="feedsvc.rank.judge"), client:
+        out = judge_picks(picks, profile, client, top=20)
+    assert sorted(s.candidate.key for s in out) == sorted(s.candidate.key for s in picks)
+    graded = [s for s in out if s.reasons and s.reasons[-1].startswith("LLM judge: ")]
+    assert graded, [r.getMessage() for r in caplog.records]
+    grades = [int(s.reasons[-1].split()[2]) for s in graded]
+    assert set(grades) <= {0, 1, 2} and grades == sorted(grades, reverse=True)
+    for s in out:
+        if s not in graded:  # not judged: in its own place
+            assert out.index(s) == picks.index(s)
 
 
 # --- over the whole run ------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from feedsvc.cards.grounding import is_grounded, normalise, numbers_in
 from feedsvc.cards.grounding_math import formula_grounded
 from feedsvc.cards.support import MIN_WORDS, SourceIndex
 from feedsvc.config import Settings
-from feedsvc.models import VOTES, Card, Scored
+from feedsvc.models import VOTES, Card, FeedsvcError, Scored
 from feedsvc.retry import GaveUp, RetryPolicy, Transient, retry_after_seconds
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ _SYSTEM = (
 )
 
 
-class LlmError(Exception):
+class LlmError(FeedsvcError):
     """The endpoint could not give a usable answer; the message is one line without secrets."""
 
     def __init__(self, reason: str, tokens: tuple[int, int] = (0, 0)) -> None:
@@ -194,10 +194,16 @@ class ChatClient:
         return text.replace(self._key, "[key]") if self._key else text
 
     def complete(
-        self, messages: list[dict[str, str]], schema: Mapping[str, Any], name: str = "card"
+        self,
+        messages: list[dict[str, str]],
+        schema: Mapping[str, Any],
+        name: str = "card",
+        *,
+        max_tokens: int | None = None,
     ) -> ChatReply:
-        """A JSON object following `schema`; raises `LlmError` (one line) when no usable answer came."""
-        exchange = _Exchange(list(self.formats), dict(schema), name)
+        """A JSON object following `schema`; raises `LlmError` (one line) when no usable answer came.
+        `max_tokens`: the most the model may write for this answer (default: the client's)."""
+        exchange = _Exchange(list(self.formats), dict(schema), name, max_tokens=max_tokens or self.max_tokens)
         try:
             return self.retry.call(
                 f"LLM endpoint {redact_url(self.url)}", lambda: self._try(messages, exchange), defer=False
@@ -216,7 +222,7 @@ class ChatClient:
                 "messages": messages,
                 "response_format": exchange.response_format(),
                 "temperature": self.temperature,
-                "max_tokens": self.max_tokens,
+                "max_tokens": exchange.max_tokens,
             }
             try:
                 r, content = fetch_bounded(
@@ -277,7 +283,7 @@ def _refused_format(status: int, content: bytes) -> bool:
 @dataclass
 class _Exchange:
     """What one `complete` call carries across its tries: the formats still to try (the first is asked
-    for), the schema, a note, tokens spent."""
+    for), the schema, a note, tokens spent, the cap on the tokens the model may write."""
 
     formats: list[str]
     schema: dict[str, Any]
@@ -285,6 +291,7 @@ class _Exchange:
     note: str = ""
     tokens: tuple[int, int] = (0, 0)
     tries: int = 0
+    max_tokens: int = 512
 
     def response_format(self) -> dict[str, Any]:
         fmt = self.formats[0]

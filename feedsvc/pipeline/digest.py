@@ -29,6 +29,7 @@ from feedsvc.identity import ItemKey
 from feedsvc.models import Candidate, Card, Digest, Feedback, Profile, Scored, Silence, SourceReport
 from feedsvc.pipeline import notes
 from feedsvc.pipeline.talks import NOTE, TalkFinder, record_talk_search, talk_check, youtube_for_talks
+from feedsvc.rank.judge import choose, judge_picks, top_to_judge
 from feedsvc.rank.pool import build_pool
 from feedsvc.rank.ranker import Ranking, embedded_texts, rank_pool, single_threaded_blas
 from feedsvc.rank.semantic import Embedder, load_embedder
@@ -113,6 +114,7 @@ def build_digests(
         session.commit()
         find_text = fulltext_finder(settings, session, text_http, now)
         llm_client = client_from_settings(settings)
+        judging = top_to_judge(settings) if llm_client is not None else 0
         youtube = None
         if find_talk is None:
             youtube = youtube_for_talks(settings, session, profiles, now)
@@ -127,7 +129,17 @@ def build_digests(
                 embedder = load_embedder(settings)
             with single_threaded_blas():
                 digest, pages = make_digest(
-                    session, profile, the_day, find_talk, now, embedder, find_text, llm_client, span, had
+                    session,
+                    profile,
+                    the_day,
+                    find_talk,
+                    now,
+                    embedder,
+                    find_text,
+                    llm_client,
+                    span,
+                    had,
+                    judge_top=judging,
                 )
             built.append(_save(settings, session, digest, pages, now, dry_run))
         if youtube is not None:
@@ -219,11 +231,19 @@ def make_digest(
     llm_client: ChatClient | None = None,
     span: str = "day",
     had: Collection[str] = (),
+    *,
+    judge_top: int = 0,
 ) -> tuple[Digest, dict[str, PaperPage]]:
     """One profile's digest for `day` (or, `span` "week", for the week ending `day`), and the pages of
-    its paper picks (by item key)."""
+    its paper picks (by item key). With `judge_top` (and `llm_client`), the LLM judges that many of the
+    top papers and the picks are taken in its order (rank/judge.py)."""
     reader = _reader(session, profile, day, now, span, had)
-    papers = _rank(session, profile, reader, embedder, now, "paper", reader.sent | reader.own)
+    judging = judge_top if llm_client is not None else 0
+    depth = max(profile.papers, judging) if judging else None
+    papers = _rank(session, profile, reader, embedder, now, "paper", reader.sent | reader.own, limit=depth)
+    if judging:
+        judged = judge_picks(papers.picks, profile, llm_client, top=judging)
+        papers = replace(papers, picks=choose(judged, profile, profile.papers))
     talk_lines, talks = talk_check(session, papers.picks, find_talk, now)
     talks = [t for t in talks if t[1].candidate.key not in reader.sent][: profile.videos]
     taken = {s.candidate.key for _, s in talks}

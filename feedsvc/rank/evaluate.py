@@ -22,7 +22,7 @@ import numpy as np
 
 from feedsvc.models import Candidate, ConfigError, Profile, Thread
 from feedsvc.rank.pool import Pool, build_pool
-from feedsvc.rank.public import rank_ids, read_candidates
+from feedsvc.rank.public import Judging, rank_ids, read_candidates
 from feedsvc.rank.ranker import single_threaded_blas
 from feedsvc.rank.semantic import Embedder
 
@@ -42,6 +42,18 @@ class LabelledSet:
     @property
     def days(self) -> list[str]:
         return sorted({day for by_day in self.grades.values() for day in by_day})
+
+    def subset(self, profile: str | None = None, days: int = 0) -> LabelledSet:
+        """Only `profile` (all when None) and the first `days` labelled days (all when 0); ConfigError
+        when there is no such profile."""
+        if profile is not None and profile not in self.profiles:
+            raise ConfigError(f"no labelled profile '{profile}' (there are: {', '.join(self.profiles)})")
+        names = [profile] if profile is not None else list(self.profiles)
+        keep = set(self.days[: days or None])
+        return LabelledSet(
+            {n: self.profiles[n] for n in names},
+            {n: {d: g for d, g in self.grades[n].items() if d in keep} for n in names},
+        )
 
 
 def read_labelled_set(path: Path) -> LabelledSet:
@@ -148,6 +160,16 @@ class Report:
 def ranker_ids(profile: Profile, pool: Pool, now: datetime) -> list[str]:
     """feedsvc's ranking, exactly as `feedsvc rank --top 10 --json` returns it."""
     return rank_ids(profile, pool, now=now, top=TOP)
+
+
+def judged_ranker(judging: Judging) -> Ranker:
+    """feedsvc's ranking with the LLM judge: the first `judging.top` picks judged, the first ten kept, as
+    `feedsvc rank --top 10 --llm-judge --json` returns it."""
+
+    def ranker(profile: Profile, pool: Pool, now: datetime) -> list[str]:
+        return rank_ids(profile, pool, now=now, top=TOP, judging=judging)
+
+    return ranker
 
 
 def _ids_by(pool: Pool, scores: np.ndarray) -> list[str]:

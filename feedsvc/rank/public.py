@@ -13,7 +13,7 @@ file size and names the file in the one-line error past a cap. Imports only feed
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from feedsvc.identity import ItemKey, arxiv_id
-from feedsvc.models import Candidate, ConfigError, Profile
+from feedsvc.models import Candidate, ConfigError, Profile, Scored
+from feedsvc.rank.judge import Chat, Verdict, choose, judge_picks
 from feedsvc.rank.pool import Pool, build_pool
 from feedsvc.rank.ranker import MIN_SCORE, Ranking, rank_pool, single_threaded_blas
 from feedsvc.rank.semantic import Embedder
@@ -159,9 +160,42 @@ def harness_ranking(profile: Profile, pool: Pool, *, now: datetime, top: int, se
     )
 
 
-def rank_ids(profile: Profile, pool: Pool, *, now: datetime, top: int, seed: int = 0) -> list[str]:
+@dataclass(frozen=True)
+class Judging:
+    """The optional LLM judge of the harness: `client` grades the first `top` picks (rank/judge.py)."""
+
+    client: Chat
+    top: int = 20
+    on_judged: Callable[[Scored, Verdict | None], None] | None = None
+
+
+def harness_picks(
+    profile: Profile, pool: Pool, *, now: datetime, top: int, seed: int = 0, judging: Judging | None = None
+) -> list[Scored]:
+    """`harness_ranking`'s picks; with `judging`, the first `judging.top` picks judged by the LLM and the
+    first `top` of them taken within the thread quotas, as the digest does."""
+    ranked = harness_ranking(profile, pool, now=now, top=judged_depth(top, judging), seed=seed).picks
+    return judged_picks(ranked, profile, top, judging)
+
+
+def judged_depth(top: int, judging: Judging | None) -> int:
+    """How many picks to rank so that the judge sees its `top` and `top` can be taken after it."""
+    return top if judging is None else max(top, judging.top)
+
+
+def judged_picks(ranked: list[Scored], profile: Profile, top: int, judging: Judging | None) -> list[Scored]:
+    """`ranked` judged (when `judging`), then the first `top` taken within the thread quotas."""
+    if judging is None:
+        return ranked[:top]
+    judged = judge_picks(ranked, profile, judging.client, top=judging.top, on_judged=judging.on_judged)
+    return choose(judged, profile, top)
+
+
+def rank_ids(
+    profile: Profile, pool: Pool, *, now: datetime, top: int, seed: int = 0, judging: Judging | None = None
+) -> list[str]:
     """The ids `rank_candidates` lists for `profile`, best first."""
-    picks = harness_ranking(profile, pool, now=now, top=top, seed=seed).picks
+    picks = harness_picks(profile, pool, now=now, top=top, seed=seed, judging=judging)
     return [s.candidate.meta.get("id", s.candidate.key) for s in picks]
 
 
@@ -173,17 +207,21 @@ def rank_candidates(
     now: datetime | None = None,
     embedder: Embedder | None = None,
     seed: int = 0,
+    judging: Judging | None = None,
 ) -> dict[str, Any]:
-    """Rank `candidates` for each profile; the JSON-ready result `feedsvc rank --json` prints."""
+    """Rank `candidates` for each profile; the JSON-ready result `feedsvc rank --json` prints. With
+    `judging` the LLM judge re-orders the top picks first (`scorers` then ends with "llm-judge")."""
     if top < 1:
         raise ValueError("--top must be at least 1")
     now = now or max((c.published for c in candidates if c.published), default=datetime.now(UTC))
     pool = build_pool(candidates, embedder=embedder)
     result: dict[str, Any] = {"scorers": None, "now": now.isoformat(), "profiles": {}}
+    depth = judged_depth(top, judging)
     with single_threaded_blas():
-        rankings = [(p, harness_ranking(p, pool, now=now, top=top, seed=seed)) for p in profiles]
+        rankings = [(p, harness_ranking(p, pool, now=now, top=depth, seed=seed)) for p in profiles]
     for profile, ranking in rankings:
-        result["scorers"] = list(ranking.scorers)
+        picks = judged_picks(ranking.picks, profile, top, judging)
+        result["scorers"] = list(ranking.scorers) + (["llm-judge"] if judging is not None else [])
         result["profiles"][profile.name] = [
             {
                 "id": s.candidate.meta.get("id", s.candidate.key),
@@ -196,6 +234,6 @@ def rank_candidates(
                     *s.reasons,
                 ],
             }
-            for s in ranking.picks
+            for s in picks
         ]
     return result
