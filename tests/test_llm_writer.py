@@ -336,6 +336,23 @@ def test_400_on_json_schema_then_json_object_is_accepted() -> None:
     assert sleep.calls == [] and result.tokens == (900, 80)
 
 
+def test_a_refused_format_is_remembered_and_told_once(caplog) -> None:
+    def local_server(body: dict[str, Any]) -> Reply:  # constructed: llama-cpp-python's answer to json_schema
+        if body["response_format"]["type"] == "json_schema":
+            return api_error(500, "Unknown response_format type: json_schema")
+        return completion(GOOD, 900, 80)
+
+    s = paper()
+    with caplog.at_level(logging.WARNING), FakeChatServer(local_server) as fake:
+        client = client_from_settings(settings_for(fake), sleep=FakeSleep())
+        assert client is not None
+        with client:
+            results = [write_card(s, build_card(s), s.candidate.text, client) for _ in range(3)]
+    assert [b["response_format"]["type"] for b in fake.bodies] == ["json_schema", *["json_object"] * 3]
+    assert all(r.error is None and "refused response_format json_schema" in r.note for r in results)
+    assert caplog.text.count("refused response_format") == 1
+
+
 def test_other_client_errors_fail_at_once_without_the_key(caplog) -> None:
     sleep = FakeSleep()
     echo = api_error(401, f"Incorrect API key provided: {KEY}")

@@ -168,6 +168,7 @@ class ChatClient:
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.formats = FORMATS if response_format == "auto" else FORMATS[FORMATS.index(response_format) :]
+        self._format_note = ""  # set when the endpoint refused a format: later requests skip it
         self._key = api_key
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if api_key:
@@ -203,7 +204,13 @@ class ChatClient:
     ) -> ChatReply:
         """A JSON object following `schema`; raises `LlmError` (one line) when no usable answer came.
         `max_tokens`: the most the model may write for this answer (default: the client's)."""
-        exchange = _Exchange(list(self.formats), dict(schema), name, max_tokens=max_tokens or self.max_tokens)
+        exchange = _Exchange(
+            list(self.formats),
+            dict(schema),
+            name,
+            self._format_note,
+            max_tokens=max_tokens or self.max_tokens,
+        )
         try:
             return self.retry.call(
                 f"LLM endpoint {redact_url(self.url)}", lambda: self._try(messages, exchange), defer=False
@@ -240,7 +247,9 @@ class ChatClient:
                     f"the endpoint refused response_format {refused} (HTTP {r.status_code}); "
                     f"used {exchange.formats[0]}"
                 )
-                log.warning("LLM endpoint %s: %s", redact_url(self.url), exchange.note)
+                if self.formats[0] == refused:  # remembered for this client's later requests, told once
+                    self.formats, self._format_note = self.formats[1:], exchange.note
+                    log.warning("LLM endpoint %s: %s", redact_url(self.url), exchange.note)
                 continue
             if r.status_code == 200:
                 return self._reply(content, exchange)
