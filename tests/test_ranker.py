@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from corpus import candidate, records
 
 from feedsvc.models import Candidate, Profile, Thread
-from feedsvc.rank.ranker import rank
+from feedsvc.rank.ranker import phrase_in, rank
 
 NOW = datetime(2026, 6, 2, 12, tzinfo=UTC)
 
@@ -98,3 +98,21 @@ def test_seed_papers_pull_and_are_named() -> None:
     without = rank(profile(threads=(thread,), papers=2), rest, now=NOW, seeds={}, min_score=0.0)
     assert not without.picks[0].candidate.title.startswith("Emergent Collaborative Deliberation")
     assert without.picks[0].nearest_seed is None
+
+
+def test_a_shared_concept_is_shown_as_the_paper_writes_it() -> None:
+    # constructed sentences; the terms are what the TF-IDF analyser makes of them (stop words dropped)
+    text = (
+        "We train Vision-Language-Action models with sim-to-real transfer on non-convex objectives. AGI-Eval"
+    )
+    assert phrase_in(text, "language action") == "vision-language-action"
+    assert phrase_in(text, "action models") == "vision-language-action models"
+    assert phrase_in(text, "real transfer") == "sim-to-real transfer"
+    assert phrase_in(text, "sim real") == "sim-to-real"
+    assert phrase_in(text, "convex") == "non-convex"
+    assert phrase_in(text, "eval") == ""  # a word inside a name is not a concept
+    assert phrase_in(text, "objectives models") == ""  # not one phrase in the text
+    assert (
+        phrase_in("Our 3D Gaussian splatting.", "3d gaussian") == "3D Gaussian"
+    )  # kept as written: it holds an acronym
+    assert phrase_in("Convex losses and convex sets.", "convex") == "convex"

@@ -80,22 +80,49 @@ def thread_query(t: Thread) -> str:
 
 
 def _top_terms(pool: Pool, i: int, q: sparse.csr_matrix, k: int = 4) -> tuple[str, ...]:
-    """The terms that contribute most to candidate i's similarity with the thread query q."""
+    """The terms that contribute most to candidate i's similarity with the thread query q, each shown as
+    the phrase the paper writes (`phrase_in`); a term the paper does not write as one phrase is skipped."""
     row = pool.X.indices[pool.X.indptr[i] : pool.X.indptr[i + 1]]
     data = pool.X.data[pool.X.indptr[i] : pool.X.indptr[i + 1]]
     qd = dict(zip(q.indices.tolist(), q.data.tolist(), strict=True))
     contrib = np.array([d * qd.get(int(j), 0.0) for j, d in zip(row, data, strict=True)])
+    c = pool.candidates[i]
     names: list[str] = []
     for jj in np.argsort(-contrib):
         if contrib[jj] <= 0:
             break
-        term = str(pool.terms[row[jj]])
-        if any(term in n or n in term for n in names):
+        phrase = phrase_in(f"{c.text}\n{c.title}", str(pool.terms[row[jj]]))
+        if not phrase:
+            continue
+        low = phrase.lower()
+        if any(low in n.lower() for n in names):
             continue  # "policy" after "policy gradient" adds nothing
-        names.append(term)
+        names = [n for n in names if n.lower() not in low] + [phrase]  # "non-convex" replaces "convex"
         if len(names) == k:
             break
     return tuple(names)
+
+
+# a word the TF-IDF analyser drops as a stop word may stand between a term's words ("sim-to-real")
+_JOINER = r"(?:[\s-]+(?:to|of|the|a|an|in|on|for|from|by|with)?)?[\s-]+"
+
+
+def phrase_in(text: str, term: str) -> str:
+    """`term` (the analyser's lower-case words) as `text` writes it: standing alone if it does anywhere,
+    else with the hyphenated parts around it ("language action" → "Vision-Language-Action"); lower-cased
+    unless a word in it is an acronym or has an inner capital; "" when `text` does not hold the words as
+    one phrase."""
+    body = _JOINER.join(re.escape(w) for w in term.split())
+    m = re.search(rf"(?<![\w-]){body}(?![\w-])", text, re.I) or re.search(
+        rf"(?<![\w-])(?:\w+-)*{body}(?:-\w+)*(?![\w-])", text, re.I
+    )
+    if not m:
+        return ""
+    phrase = " ".join(m.group(0).split())
+    if " " not in term and sum(p[:1].isupper() for p in phrase.split("-")) >= 2:
+        return ""  # one word inside a name ("eval" in "AGI-Eval-Official"): a name, not a shared concept
+    keep = any(re.search(r"[A-Z]{2}|[a-z][A-Z]|\d", w) for w in re.split(r"[\s-]+", phrase))
+    return phrase if keep else phrase.lower()
 
 
 @dataclass
