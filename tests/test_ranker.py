@@ -116,3 +116,23 @@ def test_a_shared_concept_is_shown_as_the_paper_writes_it() -> None:
         phrase_in("Our 3D Gaussian splatting.", "3d gaussian") == "3D Gaussian"
     )  # kept as written: it holds an acronym
     assert phrase_in("Convex losses and convex sets.", "convex") == "convex"
+
+
+def test_the_shared_concepts_name_each_word_once() -> None:
+    # a constructed paper among the real corpus, with two forms of "relational" and of "convolution"
+    c = Candidate(
+        key="constructed",
+        kind="paper",
+        title="Relational convolutions for hierarchical relations",
+        text="Relations between objects matter. Relational convolutions learn hierarchical relations "
+        "with a convolution over groups of objects.",
+        url="https://example.org/constructed",
+        source="arxiv",
+        published=NOW,
+    )
+    thread = Thread(name="Relational reasoning", about="relational reasoning, relations, convolution")
+    r = rank(profile(threads=(thread,), papers=1), [*pool(), c], now=NOW)
+    (pick,) = r.picks
+    words = [w for m in pick.matched for w in m.split()]
+    assert pick.candidate.key == "constructed" and len(pick.matched) >= 2, pick.matched
+    assert len({w[:6] for w in words}) == len(words), pick.matched

@@ -95,12 +95,18 @@ def _top_terms(pool: Pool, i: int, q: sparse.csr_matrix, k: int = 4) -> tuple[st
         if not phrase:
             continue
         low = phrase.lower()
-        if any(low in n.lower() for n in names):
-            continue  # "policy" after "policy gradient" adds nothing
+        if any(low in n.lower() or _same_word(low, n.lower()) for n in names):
+            continue  # "policy" after "policy gradient", "relations" after "relational" add nothing
         names = [n for n in names if n.lower() not in low] + [phrase]  # "non-convex" replaces "convex"
         if len(names) == k:
             break
     return tuple(names)
+
+
+def _same_word(word: str, phrase: str) -> bool:
+    """`word` (one word) and a word of `phrase` share their first six letters: "relations" and
+    "relational", "convolution" and "convolutional"."""
+    return " " not in word and len(word) >= 6 and any(w[:6] == word[:6] for w in re.split(r"[\s-]+", phrase))
 
 
 # a word the TF-IDF analyser drops as a stop word may stand between a term's words ("sim-to-real")
