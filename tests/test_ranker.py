@@ -136,3 +136,22 @@ def test_the_shared_concepts_name_each_word_once() -> None:
     words = [w for m in pick.matched for w in m.split()]
     assert pick.candidate.key == "constructed" and len(pick.matched) >= 2, pick.matched
     assert len({w[:6] for w in words}) == len(words), pick.matched
+
+
+def test_overlapping_concepts_are_shown_as_the_one_phrase_the_paper_writes() -> None:
+    # a constructed paper among the real corpus; the analyser's bigrams "markov decision" and
+    # "decision process" are one phrase in its text
+    c = Candidate(
+        key="constructed",
+        kind="paper",
+        title="Offline learning in a Markov decision process",
+        text="We study a Markov decision process with offline data and prove a regret bound for Markov "
+        "decision process planning.",
+        url="https://example.org/constructed",
+        source="arxiv",
+        published=NOW,
+    )
+    thread = Thread(name="RL theory", about="markov decision process theory, offline regret bounds")
+    (pick,) = rank(profile(threads=(thread,), papers=1), [*pool(), c], now=NOW).picks
+    assert pick.candidate.key == "constructed" and "markov decision process" in pick.matched, pick.matched
+    assert not any(m.lower() in ("markov decision", "decision process") for m in pick.matched)

@@ -91,16 +91,28 @@ def _top_terms(pool: Pool, i: int, q: sparse.csr_matrix, k: int = 4) -> tuple[st
     for jj in np.argsort(-contrib):
         if contrib[jj] <= 0:
             break
-        phrase = phrase_in(f"{c.text}\n{c.title}", str(pool.terms[row[jj]]))
+        phrase = phrase_in(c.text, str(pool.terms[row[jj]]), c.title)
         if not phrase:
             continue
         low = phrase.lower()
         if any(low in n.lower() or _same_word(low, n.lower()) for n in names):
             continue  # "policy" after "policy gradient", "relations" after "relational" add nothing
-        names = [n for n in names if n.lower() not in low] + [phrase]  # "non-convex" replaces "convex"
+        phrase = next((j for n in names if (j := _run_on(n, phrase, c))), phrase)
+        names = [n for n in names if n.lower() not in phrase.lower()] + [phrase]  # "convex" → "non-convex"
         if len(names) == k:
             break
     return tuple(names)
+
+
+def _run_on(a: str, b: str, c: Candidate) -> str:
+    """One phrase of the paper that two overlapping phrases make ("markov decision" and "decision process":
+    "markov decision process"), else ""."""
+    for first, second in ((a, b), (b, a)):
+        x, y = first.split(), second.split()
+        joined = len(x) + len(y) > 2 and x[-1].lower() == y[0].lower()
+        if joined and (found := phrase_in(c.text, " ".join([*x, *y[1:]]).lower(), c.title)):
+            return found
+    return ""
 
 
 def _same_word(word: str, phrase: str) -> bool:
@@ -109,19 +121,23 @@ def _same_word(word: str, phrase: str) -> bool:
     return " " not in word and len(word) >= 6 and any(w[:6] == word[:6] for w in re.split(r"[\s-]+", phrase))
 
 
+def _phrase_match(source: str, body: str) -> re.Match[str] | None:
+    """`body` standing alone in `source`, else with the hyphenated parts around it."""
+    alone = re.search(rf"(?<![\w-]){body}(?![\w-])", source, re.I)
+    return alone or re.search(rf"(?<![\w-])(?:\w+-)*{body}(?:-\w+)*(?![\w-])", source, re.I)
+
+
 # a word the TF-IDF analyser drops as a stop word may stand between a term's words ("sim-to-real")
 _JOINER = r"(?:[\s-]+(?:to|of|the|a|an|in|on|for|from|by|with)?)?[\s-]+"
 
 
-def phrase_in(text: str, term: str) -> str:
-    """`term` (the analyser's lower-case words) as `text` writes it: standing alone if it does anywhere,
-    else with the hyphenated parts around it ("language action" → "Vision-Language-Action"); lower-cased
-    unless a word in it is an acronym or has an inner capital; "" when `text` does not hold the words as
-    one phrase."""
+def phrase_in(text: str, term: str, title: str = "") -> str:
+    """`term` (the analyser's lower-case words) as the paper writes it, in `text` or else in `title`:
+    standing alone if it does anywhere, else with the hyphenated parts around it ("language action" →
+    "vision-language-action"); lower-cased unless a word in it is an acronym or has an inner capital or a
+    digit; "" when neither holds the words as one phrase."""
     body = _JOINER.join(re.escape(w) for w in term.split())
-    m = re.search(rf"(?<![\w-]){body}(?![\w-])", text, re.I) or re.search(
-        rf"(?<![\w-])(?:\w+-)*{body}(?:-\w+)*(?![\w-])", text, re.I
-    )
+    m = _phrase_match(text, body) or _phrase_match(title, body)
     if not m:
         return ""
     phrase = " ".join(m.group(0).split())
