@@ -155,3 +155,20 @@ def test_overlapping_concepts_are_shown_as_the_one_phrase_the_paper_writes() -> 
     (pick,) = rank(profile(threads=(thread,), papers=1), [*pool(), c], now=NOW).picks
     assert pick.candidate.key == "constructed" and "markov decision process" in pick.matched, pick.matched
     assert not any(m.lower() in ("markov decision", "decision process") for m in pick.matched)
+
+
+def test_a_word_common_to_the_days_papers_is_not_named_beside_distinctive_ones() -> None:
+    # a constructed paper among the real corpus: "learning" is in many of the day's papers
+    c = Candidate(
+        key="constructed",
+        kind="paper",
+        title="Dating troubadour manuscripts",
+        text="Learning to date troubadour manuscripts: learning lyric forms, with learning from rhyme.",
+        url="https://example.org/constructed",
+        source="arxiv",
+        published=NOW,
+    )
+    thread = Thread(name="Medieval poetry", about="learning; troubadour manuscripts; lyric")
+    (pick,) = rank(profile(threads=(thread,), papers=1), [*pool(), c], now=NOW).picks
+    assert pick.candidate.key == "constructed" and len(pick.matched) >= 2, pick.matched
+    assert "learning" not in pick.matched, pick.matched

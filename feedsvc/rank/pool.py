@@ -53,6 +53,7 @@ class Pool:
     _analyze: Callable[[str], list[str]] | None = None
     _vocab: dict[str, int] = field(default_factory=dict)
     _idf: np.ndarray | None = None
+    _df: np.ndarray | None = None  # how many candidates hold each term, counted on first use
 
     def __post_init__(self) -> None:
         self.published = np.array(
@@ -74,6 +75,12 @@ class Pool:
     @property
     def keys(self) -> list[str]:
         return [c.key for c in self.candidates]
+
+    def doc_share(self, j: int) -> float:
+        """The share of the pool's candidates that hold term `j`."""
+        if self._df is None:
+            self._df = np.bincount(self.X.indices, minlength=self.X.shape[1])
+        return float(self._df[j]) / max(1, self.X.shape[0])
 
     def tfidf(self, texts: Sequence[str]) -> sparse.csr_matrix:
         """TF-IDF rows for short texts (thread descriptions) in the pool's space: the fitted analyzer,

@@ -79,19 +79,33 @@ def thread_query(t: Thread) -> str:
     return ". ".join([t.name, without_dislikes(t.about), *t.keywords, *t.keywords])
 
 
+# a term that this share of the day's papers or more hold says little about why this one matches ("learning")
+COMMON_TERM_SHARE = 0.1
+
+
 def _top_terms(pool: Pool, i: int, q: sparse.csr_matrix, k: int = 4) -> tuple[str, ...]:
     """The terms that contribute most to candidate i's similarity with the thread query q, each shown as
-    the phrase the paper writes (`phrase_in`); a term the paper does not write as one phrase is skipped."""
+    the phrase the paper writes (`_shown_phrases`). In a pool of 20 or more a term common in the pool
+    (`COMMON_TERM_SHARE`) is named only when fewer than two others are."""
     row = pool.X.indices[pool.X.indptr[i] : pool.X.indptr[i + 1]]
     data = pool.X.data[pool.X.indptr[i] : pool.X.indptr[i + 1]]
     qd = dict(zip(q.indices.tolist(), q.data.tolist(), strict=True))
     contrib = np.array([d * qd.get(int(j), 0.0) for j, d in zip(row, data, strict=True)])
-    c = pool.candidates[i]
+    ranked = [str(pool.terms[row[jj]]) for jj in np.argsort(-contrib) if contrib[jj] > 0]
+    if len(pool.candidates) < 20:
+        return _shown_phrases(pool.candidates[i], ranked, k)
+    common = {str(pool.terms[j]) for j in row if pool.doc_share(int(j)) >= COMMON_TERM_SHARE}
+    names = _shown_phrases(pool.candidates[i], [t for t in ranked if t not in common], k)
+    return names if len(names) >= 2 else _shown_phrases(pool.candidates[i], ranked, k)
+
+
+def _shown_phrases(c: Candidate, terms: Sequence[str], k: int) -> tuple[str, ...]:
+    """Up to `k` of `terms`, in order, each as the phrase the paper writes (`phrase_in`): a term the paper
+    does not write as one phrase is skipped, one a named phrase holds adds nothing, and overlapping ones
+    are joined (`_run_on`)."""
     names: list[str] = []
-    for jj in np.argsort(-contrib):
-        if contrib[jj] <= 0:
-            break
-        phrase = phrase_in(c.text, str(pool.terms[row[jj]]), c.title)
+    for term in terms:
+        phrase = phrase_in(c.text, term, c.title)
         if not phrase:
             continue
         low = phrase.lower()
