@@ -112,63 +112,56 @@ def test_a_shared_concept_is_shown_as_the_paper_writes_it() -> None:
     assert phrase_in(text, "convex") == "non-convex"
     assert phrase_in(text, "eval") == ""  # a word inside a name is not a concept
     assert phrase_in(text, "objectives models") == ""  # not one phrase in the text
-    assert (
-        phrase_in("Our 3D Gaussian splatting.", "3d gaussian") == "3D Gaussian"
-    )  # kept as written: it holds an acronym
+    # kept as written: it holds an acronym
+    assert phrase_in("Our 3D Gaussian splatting.", "3d gaussian") == "3D Gaussian"
     assert phrase_in("Convex losses and convex sets.", "convex") == "convex"
 
 
-def test_the_shared_concepts_name_each_word_once() -> None:
-    # a constructed paper among the real corpus, with two forms of "relational" and of "convolution"
+def matched_for(title: str, text: str, thread: Thread) -> tuple[str, ...]:
+    """The concepts shown for a constructed paper picked from among the real corpus for `thread`."""
     c = Candidate(
         key="constructed",
         kind="paper",
-        title="Relational convolutions for hierarchical relations",
-        text="Relations between objects matter. Relational convolutions learn hierarchical relations "
-        "with a convolution over groups of objects.",
+        title=title,
+        text=text,
         url="https://example.org/constructed",
         source="arxiv",
         published=NOW,
     )
-    thread = Thread(name="Relational reasoning", about="relational reasoning, relations, convolution")
-    r = rank(profile(threads=(thread,), papers=1), [*pool(), c], now=NOW)
-    (pick,) = r.picks
-    words = [w for m in pick.matched for w in m.split()]
-    assert pick.candidate.key == "constructed" and len(pick.matched) >= 2, pick.matched
-    assert len({w[:6] for w in words}) == len(words), pick.matched
+    (pick,) = rank(profile(threads=(thread,), papers=1), [*pool(), c], now=NOW).picks
+    assert pick.candidate.key == "constructed"
+    return pick.matched
+
+
+def test_the_shared_concepts_name_each_word_once() -> None:
+    # two forms of "relational" and of "convolution"
+    matched = matched_for(
+        "Relational convolutions for hierarchical relations",
+        "Relations between objects matter. Relational convolutions learn hierarchical relations "
+        "with a convolution over groups of objects.",
+        Thread(name="Relational reasoning", about="relational reasoning, relations, convolution"),
+    )
+    words = [w for m in matched for w in m.split()]
+    assert len(matched) >= 2 and len({w[:6] for w in words}) == len(words), matched
 
 
 def test_overlapping_concepts_are_shown_as_the_one_phrase_the_paper_writes() -> None:
-    # a constructed paper among the real corpus; the analyser's bigrams "markov decision" and
-    # "decision process" are one phrase in its text
-    c = Candidate(
-        key="constructed",
-        kind="paper",
-        title="Offline learning in a Markov decision process",
-        text="We study a Markov decision process with offline data and prove a regret bound for Markov "
+    # the analyser's bigrams "markov decision" and "decision process" are one phrase in the text
+    matched = matched_for(
+        "Offline learning in a Markov decision process",
+        "We study a Markov decision process with offline data and prove a regret bound for Markov "
         "decision process planning.",
-        url="https://example.org/constructed",
-        source="arxiv",
-        published=NOW,
+        Thread(name="RL theory", about="markov decision process theory, offline regret bounds"),
     )
-    thread = Thread(name="RL theory", about="markov decision process theory, offline regret bounds")
-    (pick,) = rank(profile(threads=(thread,), papers=1), [*pool(), c], now=NOW).picks
-    assert pick.candidate.key == "constructed" and "markov decision process" in pick.matched, pick.matched
-    assert not any(m.lower() in ("markov decision", "decision process") for m in pick.matched)
+    assert "markov decision process" in matched, matched
+    assert not any(m.lower() in ("markov decision", "decision process") for m in matched)
 
 
 def test_a_word_common_to_the_days_papers_is_not_named_beside_distinctive_ones() -> None:
-    # a constructed paper among the real corpus: "learning" is in many of the day's papers
-    c = Candidate(
-        key="constructed",
-        kind="paper",
-        title="Dating troubadour manuscripts",
-        text="Learning to date troubadour manuscripts: learning lyric forms, with learning from rhyme.",
-        url="https://example.org/constructed",
-        source="arxiv",
-        published=NOW,
+    # "learning" is in many of the day's papers
+    matched = matched_for(
+        "Dating troubadour manuscripts",
+        "Learning to date troubadour manuscripts: learning lyric forms, with learning from rhyme.",
+        Thread(name="Medieval poetry", about="learning; troubadour manuscripts; lyric"),
     )
-    thread = Thread(name="Medieval poetry", about="learning; troubadour manuscripts; lyric")
-    (pick,) = rank(profile(threads=(thread,), papers=1), [*pool(), c], now=NOW).picks
-    assert pick.candidate.key == "constructed" and len(pick.matched) >= 2, pick.matched
-    assert "learning" not in pick.matched, pick.matched
+    assert len(matched) >= 2 and "learning" not in matched, matched
