@@ -11,7 +11,6 @@ apart from ranking. Prints a Markdown table for docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import time
 from datetime import UTC, datetime
@@ -22,34 +21,12 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from feedsvc.config import Settings
 from feedsvc.models import Candidate, Profile, Thread
+from feedsvc.rank.evaluate import day_candidates
 from feedsvc.rank.pool import build_pool
 from feedsvc.rank.ranker import embedded_texts, rank_pool, single_threaded_blas
 from feedsvc.rank.semantic import load_embedder
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "arxiv_corpus" / "dw-dengwei_daily"
-
-
-def load_day(path: Path) -> list[Candidate]:
-    seen, out = set(), []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        r = json.loads(line)
-        if r["id"] in seen:
-            continue
-        seen.add(r["id"])
-        out.append(
-            Candidate(
-                key=f"arxiv:{r['id']}",
-                kind="paper",
-                title=r["title"],
-                text=r["summary"],
-                url=r["abs"],
-                source="arxiv",
-                authors=tuple(r["authors"]),
-                categories=tuple(r["categories"]),
-                published=datetime(2026, 5, 19, tzinfo=UTC),
-            )
-        )
-    return out
 
 
 def synthetic_threads(papers: list[Candidate], n: int, rng: np.random.Generator) -> list[Thread]:
@@ -73,8 +50,8 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, nargs="+", default=[250, 500])
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    day = load_day(args.corpus / "2026-05-19.jsonl")
-    other = load_day(args.corpus / "2026-06-02.jsonl")
+    day = day_candidates(args.corpus, "2026-05-19")
+    other = day_candidates(args.corpus, "2026-06-02")
     threads = synthetic_threads(other, 300, rng)
     embedder = load_embedder(Settings(semantic=args.semantic))
     now = datetime(2026, 5, 19, 12, tzinfo=UTC)

@@ -17,7 +17,6 @@ to the end), and the liked share over the last 10 days, as a Markdown table for 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -28,6 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from feedsvc.models import Candidate, Feedback, Profile, Silence, Thread
+from feedsvc.rank.evaluate import day_candidates
 from feedsvc.rank.pool import build_pool
 from feedsvc.rank.ranker import rank_pool, single_threaded_blas
 
@@ -61,31 +61,6 @@ THREADS = {
         {"cs.IT", "cs.GT", "cs.NI"},
     ),
 }
-
-
-def load_day(path: Path) -> list[Candidate]:
-    day = datetime.fromisoformat(path.stem).replace(tzinfo=UTC)
-    seen: set[str] = set()
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        r = json.loads(line)
-        if r["id"] in seen:
-            continue
-        seen.add(r["id"])
-        out.append(
-            Candidate(
-                key=f"arxiv:{r['id']}",
-                kind="paper",
-                title=r["title"],
-                text=r["summary"],
-                url=r["abs"],
-                source="arxiv",
-                authors=tuple(r["authors"]),
-                categories=tuple(r["categories"]),
-                published=day,
-            )
-        )
-    return out
 
 
 @dataclass
@@ -147,7 +122,10 @@ def main() -> None:
     parser.add_argument("--papers", type=int, default=3)
     parser.add_argument("--follow", type=float, default=0.67)
     args = parser.parse_args()
-    days = [(date.fromisoformat(p.stem), load_day(p)) for p in sorted(args.corpus.glob("*.jsonl"))]
+    days = [
+        (date.fromisoformat(p.stem), day_candidates(args.corpus, p.stem))
+        for p in sorted(args.corpus.glob("*.jsonl"))
+    ]
     print(f"{len(days)} days, {sum(len(d) for _, d in days)} papers, {args.papers} picks a day\n")
     print(
         "| the reader likes | feedback | picks follow from day | liked picks, all days | liked share, "
