@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from corpus import candidate, records
 
 from feedsvc.models import Candidate, Profile, Thread
-from feedsvc.rank.ranker import phrase_in, rank
+from feedsvc.rank.concepts import phrase_in
+from feedsvc.rank.ranker import rank
 
 NOW = datetime(2026, 6, 2, 12, tzinfo=UTC)
 

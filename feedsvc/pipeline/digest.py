@@ -114,7 +114,7 @@ def build_digests(
         session.commit()
         find_text = fulltext_finder(settings, session, text_http, now)
         llm_client = client_from_settings(settings)
-        judging = top_to_judge(settings) if llm_client is not None else 0
+        judging = top_to_judge(settings)
         youtube = None
         if find_talk is None:
             youtube = youtube_for_talks(settings, session, profiles, now)
