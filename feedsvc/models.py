@@ -6,6 +6,7 @@ returns these types. This module imports nothing from feedsvc and does no I/O.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -238,6 +239,9 @@ class Silence:
 # --- what the cards stage produces --------------------------------------------------------------------
 
 
+_SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*$")
+
+
 @dataclass(frozen=True)
 class Quote:
     """A verbatim piece of a source: an equation (LaTeX) or a sentence with numbers.
@@ -248,6 +252,11 @@ class Quote:
     text: str
     where: str
     is_math: bool = False
+
+    @property
+    def cut(self) -> bool:
+        """Whether this prose quote stops before its sentence ends (a renderer marks it with " …")."""
+        return not self.is_math and not _SENTENCE_END.search(self.text.rstrip())
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,12 @@ from feedsvc.cards.extractive import (
     sentences,
     significance_sentence,
     time_cost,
+    trim_clauses,
     trim_words,
 )
 from feedsvc.cards.grounding import is_grounded, numbers_grounded
 from feedsvc.cards.roles import shipped_model
-from feedsvc.models import Scored
+from feedsvc.models import Quote, Scored
 
 
 def corpus() -> list[dict]:
@@ -121,16 +122,60 @@ def test_intuition_and_result_line_keep_to_their_word_limits(cards) -> None:
 
 
 def test_trim_words_keeps_whole_clauses_from_the_start() -> None:
-    s = "We propose a method, which learns fast, and it beats every baseline on all of the benchmarks."
-    assert trim_words(s, 8) == "We propose a method, which learns fast"
+    s = "We propose a method, which learns very fast, and it beats every baseline on all of the benchmarks."
+    assert trim_words(s, 9) == "We propose a method, which learns very fast"
     assert trim_words(s, 40) == s
     assert trim_words("one two three four five six", 3) == "one two three"
+
+
+# real sentences: from the 2026-06-26 announcement day of the arXiv corpus and from the roles dev set
+CUT_INTO_LEAD_INS = {
+    "These results indicate that, for identity-conditioned classification of legal outcomes, the choice of "
+    "conditioning interface dominates scale: differentiable structured composition yields more accurate, "
+    "more parameter-efficient models than prompt-based composition over a substantially larger backbone.": (
+        "These results indicate that, for identity-conditioned classification of legal outcomes, the choice "
+        "of conditioning interface dominates scale"
+    ),
+    "Analyzing the Pareto frontier, we find that the most well-known semantic universal, conservativity, "
+    "emerges as an efficient system-wide abstraction.": "",
+    "We evaluate ContextForge using a 15-turn conversational benchmark that tests multi-turn reasoning, "
+    "back-references, and domain shifts across structured healthcare queries.": "",
+    "Through object detection, instance segmentation, and dense pose estimation experiments, we illustrate "
+    "how ReSim learns representations which significantly improve the localization and classification "
+    "performance compared to a competitive MoCo-v2 baseline: +2:7 APbb75 VOC, +1:1 AP75 COCO, and +1:9 "
+    "APmk Cityscapes.": (
+        "Through object detection, instance segmentation, and dense pose estimation experiments, we "
+        "illustrate how ReSim learns representations which significantly improve the localization and "
+        "classification performance compared to a competitive MoCo-v2 baseline"
+    ),
+    "Our approach achieves state-of-the-art results in terms of Density (LSUN Bedroom: 1.51; LSUN Churches: "
+    "1.12; FFHQ: 1.20) and Coverage (LSUN Bedroom: 0.83; LSUN Churches: 0.73; FFHQ: 0.80).": "",
+}
+
+
+@pytest.mark.parametrize("sentence", CUT_INTO_LEAD_INS)
+def test_a_cut_never_ends_on_a_lead_in_a_list_item_or_inside_brackets(sentence: str) -> None:
+    for cap in range(MIN_CUT_WORDS, len(sentence.split())):
+        piece = trim_clauses(sentence, cap)
+        assert piece in ("", *(v for v in CUT_INTO_LEAD_INS.values() if v)), (cap, piece)
+        assert piece.count("(") == piece.count(")") and not piece.endswith(("that", "universal"))
+    longest = CUT_INTO_LEAD_INS[sentence]
+    assert trim_clauses(sentence, len(sentence.split()) - 1) == longest
+
+
+def test_a_cut_quote_is_marked_where_it_is_shown() -> None:
+    assert Quote(text="We beat the baseline, on four benchmarks", where="abstract").cut
+    assert not Quote(text="We beat the baseline (by 12%).", where="abstract").cut
+    assert not Quote(text=r"x = y", where="abstract", is_math=True).cut
 
 
 def test_significance_is_a_sentence_of_consequence_or_nothing() -> None:
     parts = ["We study X.", "We propose Y.", "Y is fast.", "This opens a new route to Z."]
     assert significance_sentence(parts, ["We propose Y."]) == "This opens a new route to Z."
     assert significance_sentence(parts[:3], []) == ""  # no leftover sentence stands in
+    # nor one whose start the result line already quotes
+    parts[3] = "This opens a new route to Z, which we explore on ten tasks."
+    assert significance_sentence(parts, ["This opens a new route to Z"]) == ""
 
 
 def test_the_role_model_finds_the_idea_and_the_result() -> None:

@@ -91,6 +91,22 @@ def test_card_bodies_say_why_in_words_and_leave_the_rankers_numbers_to_why_and_t
             assert number not in body, (channel, number)
 
 
+def test_a_quote_cut_before_its_sentence_ends_is_marked_in_every_body() -> None:
+    cut = "It improves on the baseline by 12% on four benchmarks"
+    punch = (Quote(cut, "abstract"), Quote("It needs no labels.", "abstract"))
+    d = digest((card(punch=punch),))
+    email = render_email(d, "https://feeds.example")
+    bodies = {
+        "markdown": render_markdown(d).body,
+        "telegram": "\n".join(render_telegram(d, "https://feeds.example").parts),
+        "email text": email.body,
+        "email html": email.html or "",
+    }
+    for channel, body in bodies.items():
+        assert f"{cut} …" in body, channel
+        assert "It needs no labels. …" not in body, channel
+
+
 def test_fewer_picks_say_why() -> None:
     md = render_markdown(
         digest((card(),), shortfall="1 of 3 paper picks: nothing else cleared the bar.")

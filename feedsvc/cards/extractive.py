@@ -157,19 +157,88 @@ RESULT_WORDS = 40
 MIN_CUT_WORDS = 10
 
 
+# a phrase that leads into the clause after it ("For identity-conditioned classification, ..."): a cut
+# that ends on one, or keeps only the sentence's opening one, leaves a lead-in, not a statement
+_LEAD_IN = re.compile(
+    r"^(?:through|by|for|to|when|whenever|while|although|though|because|since|if|unless|in|on|at|with|"
+    r"without|using|as|after|before|given|unlike|compared|despite|under|across|from|via|based|among|"
+    r"between|including|such as|especially|particularly|whether)\b",
+    re.I,
+)
+# the fewest words the last clause of a cut keeps: fewer is a list item or a name ("..., conservativity")
+MIN_LAST_CLAUSE_WORDS = 4
+
+
+def _opens_brackets(text: str) -> bool:
+    return any(text.count(o) > text.count(c) for o, c in ("()", "[]", "{}"))
+
+
+# a clause that starts with its subject: what a sentence opening with a lead-in must reach before a cut
+_SUBJECT = re.compile(
+    r"^(?:we|our|it|its|this|these|they|their|such|the|a|an|[A-Z][\w-]*\s+(?:is|are|was|were|can|has|have))\b"
+)
+
+
+# "..., and domain shifts": the next item of a list; "..., and it beats ...": a clause of its own
+_LIST_GOES_ON = re.compile(r"(?:and|or|nor|as well as)\s+(?!(?:we|it|they|this|these|our|its|their|there)\b)")
+
+
+# what may follow a comma where a clause ends: a conjunction, a relative or participle clause, a phrase
+# that qualifies the whole ("..., with ...", "..., respectively"); a comma before anything else is inside
+# a list or a noun phrase ("more accurate, more parameter-efficient models")
+_CLAUSE_OPENER = re.compile(
+    r"(?:and|but|or|yet|so|while|whereas|which|where|who|whose|when|whereby|although|though|because|since|"
+    r"as|thus|thereby|hence|then|e\.g\.|i\.e\.|respectively|even|without|with|by|using|via|at|in|on|for|"
+    r"from|to|over|under|than|compared|relative|despite|leading|yielding|resulting|making|enabling|"
+    r"allowing|achieving|outperforming|improving|reducing|reaching|surpassing|demonstrating|showing|"
+    r"providing|suggesting|indicating|including|especially|particularly|notably)\b",
+    re.I,
+)
+
+
+def _dangling_that(clause: str) -> bool:
+    """Whether `clause` ends in a "that" whose own clause has not begun: "we find that NDC", "we observe
+    that for many scenarios"."""
+    if not re.search(r"\bthat\b", clause, re.I):
+        return False
+    after = re.split(r"\bthat\b", clause, flags=re.I)[-1].strip()
+    return len(after.split()) < 5 or bool(_LEAD_IN.match(after))
+
+
+def _is_whole_cut(clauses: Sequence[str], rest: str = "") -> bool:
+    """Whether the first `clauses` of a sentence (`rest` the clause after them) read as a statement on
+    their own: no bracket or enumeration left open, no dangling "that ..." or unanswered "not only", the
+    last clause neither a short list item nor a lead-in to what follows, and past the sentence's opening
+    lead-in ("Through experiments on X, Y, and Z, we show ...")."""
+    kept, last = " ".join(clauses), clauses[-1]
+    return not (
+        _opens_brackets(kept)
+        or (kept.endswith(",") and not _CLAUSE_OPENER.match(rest))
+        or _dangling_that(last)
+        or (re.search(r"\bnot only\b", kept, re.I) and not re.search(r"\bbut\b", kept, re.I))
+        or (re.search(r"(?:\(|\b)(?:i|1|a)\)", kept) and not re.search(r"(?:\(|\b)(?:ii|2|b)\)", kept))
+        or len(last.split()) < MIN_LAST_CLAUSE_WORDS
+        or (len(last.split()) < 8 and _LIST_GOES_ON.match(rest))
+        or _LEAD_IN.match(last)
+        or (_LEAD_IN.match(clauses[0]) and not any(_SUBJECT.match(c) for c in clauses[1:]))
+    )
+
+
 def trim_clauses(sentence: str, max_words: int) -> str:
-    """The start of `sentence` in at most `max_words` words, cut after a whole clause, or "" when no
-    clause boundary leaves at least half of `max_words` (a verbatim substring, so that it stays
-    grounded)."""
+    """The start of `sentence` in at most `max_words` words, cut after a whole clause that reads as a
+    statement (`_is_whole_cut`), or "" when no such cut leaves at least half of `max_words` (a verbatim
+    substring, so that it stays grounded)."""
     if len(sentence.split()) <= max_words:
         return sentence
-    kept = ""
-    for clause in _CLAUSE.split(sentence):
-        candidate = f"{kept} {clause}".strip()
-        if len(candidate.split()) > max_words:
+    clauses, best = _CLAUSE.split(sentence), ""
+    for n in range(1, len(clauses)):
+        kept = " ".join(clauses[:n])
+        if len(kept.split()) > max_words:
             break
-        kept = candidate
-    return kept.rstrip(",;:") if len(kept.split()) >= max_words // 2 else ""
+        if _is_whole_cut(clauses[:n], clauses[n]):
+            best = kept
+    best = best.rstrip(",;:")
+    return best if len(best.split()) >= max_words // 2 else ""
 
 
 def trim_words(sentence: str, max_words: int) -> str:
@@ -297,7 +366,13 @@ def result_sentences(
 def significance_sentence(parts: Sequence[str], shown: Sequence[str]) -> str:
     """A sentence stating a consequence (what the result means or enables) that no field in `shown`
     already holds, or "" when none does."""
-    return next((p for p in parts[1:] if _CONSEQUENCE.search(p) and not any(p in t for t in shown)), "")
+    return next((p for p in parts[1:] if _CONSEQUENCE.search(p) and not any(_holds(t, p) for t in shown)), "")
+
+
+def _holds(field: str, sentence: str) -> bool:
+    """Whether `field` already shows `sentence`, whole or its start (a piece cut from it)."""
+    start = " ".join(sentence.split()[:8])
+    return sentence in field or start in field or (bool(field) and sentence.startswith(field))
 
 
 def build_card(s: Scored) -> Card:

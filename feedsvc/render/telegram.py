@@ -172,7 +172,7 @@ def card_blocks(card: Card, base_url: str = "") -> list[Block]:
         if q.is_math:
             blocks.append(Block(MATH_OPEN, latex_to_unicode(q.text), MATH_CLOSE))
         else:
-            blocks.append(Block("<blockquote>", prose(q.text), "</blockquote>"))
+            blocks.append(Block("<blockquote>", prose(q.text) + (" …" if q.cut else ""), "</blockquote>"))
     if card.punch:
         where = ", ".join(dict.fromkeys(q.where for q in card.punch))
         shown = (
