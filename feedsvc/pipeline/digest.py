@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from feedsvc.cards.breakdown import breakdown, formula_notes, page_data
-from feedsvc.cards.extractive import build_card
+from feedsvc.cards.extractive import build_card, talk_card
 from feedsvc.cards.fulltext import FullText
 from feedsvc.cards.llm import ChatClient, client_from_settings
 from feedsvc.cards.llm import write_card as llm_write_card
@@ -254,7 +254,7 @@ def make_digest(
     cards, pages = _paper_cards(papers.picks, texts)
     if llm_client is not None:
         cards = _llm_cards(session, llm_client, papers.picks, cards, texts, now)
-    cards += [replace(build_card(s), talk_for=paper) for paper, s in talks]
+    cards += [talk_card(paper, s) for paper, s in talks]
     cards += [build_card(s) for s in videos.picks]
     cards = _with_discussions(session, cards)
     digest = Digest(
