@@ -91,6 +91,21 @@ def test_card_bodies_say_why_in_words_and_leave_the_rankers_numbers_to_why_and_t
             assert number not in body, (channel, number)
 
 
+def test_a_card_without_a_why_has_no_why_heading_on_any_channel() -> None:
+    d = digest((card(), card(key="arxiv:2", title="Second", why="")))
+    email = render_email(d, "https://feeds.example")
+    bodies = {
+        "markdown": render_markdown(d).body,
+        "telegram": "\n".join(render_telegram(d, "https://feeds.example").parts),
+        "email text": email.body,
+        "email html": email.html or "",
+    }
+    for channel, body in bodies.items():
+        assert body.count("Why it matches:") == 1, channel  # the first card's, not the second's
+        assert "Your " in body and "RL" in body, channel
+    assert "**Why it matches:** Your *RL* thread.\n" in bodies["markdown"]
+
+
 def test_fewer_picks_say_why() -> None:
     md = render_markdown(
         digest((card(),), shortfall="1 of 3 paper picks: nothing else cleared the bar.")
