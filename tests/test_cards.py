@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 from corpus import candidate, records
@@ -19,6 +20,7 @@ from feedsvc.cards.extractive import (
     result_sentences,
     sentences,
     significance_sentence,
+    talk_card,
     time_cost,
     trim_clauses,
     trim_words,
@@ -259,3 +261,30 @@ def test_a_pick_without_a_thread_gets_no_thread_phrase() -> None:
     assert build_card(Scored(candidate=c, score=0.0, thread="")).why == ""
     alone = build_card(Scored(candidate=c, score=0.0, thread="", matched=("tool delegation",)))
     assert alone.why == "It shares tool delegation with your interests."
+
+
+def test_a_talks_why_says_it_is_a_talk_on_the_paper_and_why_the_paper_matches() -> None:
+    r = corpus()[0]
+    video = replace(candidate(r), key="youtube:abcdefghijk", kind="video", title="The authors' talk")
+    s = Scored(  # the paper's ranking with its talk as the candidate, as the talk check makes it
+        candidate=video,
+        score=0.512,
+        thread="graph-ml",
+        matched=("spectral filters",),
+        nearest_seed="Convolutional Neural Networks on Graphs",
+        nearest_vote=("Spectral Networks on Graphs", "up"),
+        reasons=("a talk about today's pick (arXiv id in description)",),
+    )
+    card = talk_card(r["title"], s)
+    assert card.talk_for == r["title"] and card.kind == "video"
+    assert card.why == (
+        f"A talk on *{r['title']}*, which matches your *graph-ml* thread: it shares spectral filters with "
+        "the thread, and its closest paper in the thread's library is "
+        "*Convolutional Neural Networks on Graphs*. Of the papers you voted on, the closest is "
+        "*Spectral Networks on Graphs*, which you liked."
+    )
+    assert card.evidence == s.reasons
+    alone = talk_card("A paper", replace(s, thread="", nearest_seed=None, nearest_vote=None))
+    assert alone.why == "A talk on *A paper*: it shares spectral filters with your interests."
+    bare = talk_card("A paper", replace(s, thread="", matched=(), nearest_seed=None, nearest_vote=None))
+    assert bare.why == "A talk on *A paper*."

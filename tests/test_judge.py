@@ -277,10 +277,22 @@ DIGEST_PROFILE = Profile(
 GRAPHICS = ("2606.00188", "2606.00454", "2606.00817", "2606.01031", "2606.01362", "2606.01538", "2606.01702")
 
 
-def digest_with(tmp_path: Path, factory: Any, **overrides: Any) -> tuple[Any, list[str]]:
+def graded_from_the_third(n: int) -> Reply:
+    """The n-th judgement (from 1): grade 0 for the first two, 2 from the third; each reported as 300
+    prompt and 20 completion tokens."""
+    return completion({"reason": f"constructed, judged {n}", "grade": 0 if n <= 2 else 2}, 300, 20)
+
+
+def digest_with(
+    tmp_path: Path,
+    factory: Any,
+    judgement: Callable[[int], Reply] = graded_from_the_third,
+    dry_run: bool = True,
+    **overrides: Any,
+) -> tuple[Any, list[str]]:
     """The profile's digest of the graphics papers in the corpus, built with a constructed LLM endpoint
-    that grades the third judged paper onward 2 (the first two 0) and writes empty card prose (so the
-    cards stay extractive); and the titles it was asked to judge, in order."""
+    that answers the n-th judgement with `judgement(n)` and writes empty card prose (so the cards stay
+    extractive); and the titles it was asked to judge, in order."""
     from datetime import UTC, date, datetime
 
     from feedsvc.demo import replay_settings
@@ -300,15 +312,14 @@ def digest_with(tmp_path: Path, factory: Any, **overrides: Any) -> tuple[Any, li
         if body["response_format"].get("json_schema", {}).get("name") != "judgement":
             return completion({"intuition": "", "punch_intro": "", "significance": "", "why": ""})
         judged.append(title_in(body))
-        grade = 0 if len(judged) <= 2 else 2
-        return completion({"reason": f"constructed, judged {len(judged)}", "grade": grade})
+        return judgement(len(judged))
 
     with ReplayServer({"/v1/chat/completions": chat}) as server:
         settings = replay_settings(
             server.url, tmp_path, llm_base_url=f"{server.url}/v1", llm_model=MODEL, **overrides
         )
         [built] = build_digests(
-            settings, factory, [DIGEST_PROFILE], day=date(2026, 6, 2), now=now, dry_run=True
+            settings, factory, [DIGEST_PROFILE], day=date(2026, 6, 2), now=now, dry_run=dry_run
         )
     return built, judged
 
@@ -326,3 +337,39 @@ def test_the_digest_does_not_ask_the_judge_by_default(tmp_path: Path, factory: A
     built, judged = digest_with(tmp_path, factory)
     assert judged == [] and len(built.digest.cards) == 2
     assert not any(e.startswith("LLM judge") for c in built.digest.cards for e in c.evidence)
+
+
+def llm_runs(factory: Any) -> list[tuple[str, str, int]]:
+    """The recorded `llm` runs, oldest first: (status, note, units)."""
+    from sqlalchemy import select
+
+    from feedsvc.store.db import session_scope
+    from feedsvc.store.tables import SourceRun
+
+    with session_scope(factory) as s:
+        runs = s.scalars(select(SourceRun).where(SourceRun.source == "llm").order_by(SourceRun.id))
+        return [(r.status, r.note, r.units) for r in runs]
+
+
+def test_the_digest_records_the_judges_tokens_as_an_llm_run_as_it_does_the_writers(
+    tmp_path: Path, factory: Any
+) -> None:
+    built, judged = digest_with(tmp_path, factory, dry_run=False, llm_judge=True)
+    n = len(judged)
+    assert n >= 3 and built.path is not None
+    judge_run, writer_run = llm_runs(factory)
+    note = f"LLM judge: {n} of {n} top papers judged; tokens {300 * n} in, {20 * n} out"
+    assert judge_run == ("ok", note, 320 * n)
+    # the card writer's run beside it: two cards, each reply 812 prompt and 96 completion tokens
+    assert "tokens 1624 in, 192 out" in writer_run[1] and writer_run[2] == 1624 + 192
+
+
+def test_a_judge_that_fails_still_records_what_it_spent(tmp_path: Path, factory: Any) -> None:
+    def no_grade(n: int) -> Reply:
+        return completion({"reason": "constructed, without a grade"}, 250, 10)
+
+    _, judged = digest_with(tmp_path, factory, no_grade, dry_run=False, llm_judge=True)
+    assert len(judged) == 2  # two failures in a row, then the rest is not asked about
+    status, note, units = llm_runs(factory)[0]
+    assert status == "failed" and units == 2 * 260
+    assert note.startswith("LLM judge: 0 of ") and note.endswith(" top papers judged; tokens 500 in, 20 out")

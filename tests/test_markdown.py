@@ -77,34 +77,36 @@ def test_card_bodies_say_why_in_words_and_leave_the_rankers_numbers_to_why_and_t
         "blend of lexical 0.41, semantic 0.63 (weights lexical 0.40, semantic 0.60)",
         "quality: theory",
     )
-    d = digest((card(why=why, evidence=evidence, score=0.5123),))
-    email = render_email(d, "https://feeds.example")
-    bodies = {
-        "markdown": render_markdown(d).body,
-        "telegram": "\n".join(render_telegram(d, "https://feeds.example").parts),
-        "email text": email.body,
-        "email html": email.html or "",
-    }
-    for channel, body in bodies.items():
+    for channel, body in every_body(digest((card(why=why, evidence=evidence, score=0.5123),))).items():
         assert "offline RL with the thread" in body, channel
         for number in ("0.41", "0.63", "0.60", "0.512", "quality: theory", "blend of"):
             assert number not in body, (channel, number)
 
 
-def test_a_quote_cut_before_its_sentence_ends_is_marked_in_every_body() -> None:
-    cut = "It improves on the baseline by 12% on four benchmarks"
-    punch = (Quote(cut, "abstract"), Quote("It needs no labels.", "abstract"))
-    d = digest((card(punch=punch),))
+def every_body(d: Digest) -> dict[str, str]:
     email = render_email(d, "https://feeds.example")
-    bodies = {
+    return {
         "markdown": render_markdown(d).body,
         "telegram": "\n".join(render_telegram(d, "https://feeds.example").parts),
         "email text": email.body,
         "email html": email.html or "",
     }
-    for channel, body in bodies.items():
+
+
+def test_a_quote_cut_before_its_sentence_ends_is_marked_in_every_body() -> None:
+    cut = "It improves on the baseline by 12% on four benchmarks"
+    punch = (Quote(cut, "abstract"), Quote("It needs no labels.", "abstract"))
+    for channel, body in every_body(digest((card(punch=punch),))).items():
         assert f"{cut} …" in body, channel
         assert "It needs no labels. …" not in body, channel
+
+
+def test_a_card_without_a_why_has_no_why_heading_on_any_channel() -> None:
+    bodies = every_body(digest((card(), card(key="arxiv:2", title="Second", why=""))))
+    for channel, body in bodies.items():
+        assert body.count("Why it matches:") == 1, channel  # the first card's, not the second's
+        assert "Your " in body and "RL" in body, channel
+    assert "**Why it matches:** Your *RL* thread.\n" in bodies["markdown"]
 
 
 def test_fewer_picks_say_why() -> None:

@@ -178,6 +178,10 @@ def test_the_author_talk_check_turns_a_real_talk_into_a_video_pick(tmp_path, fac
     videos = [c for c in built.digest.cards if c.kind == "video"]
     assert [v.key for v in videos] == ["youtube:abcdefghijk"]
     assert videos[0].talk_for == PAPER_TITLE and videos[0].time_cost == "41m"
+    paper = next(c for c in built.digest.cards if c.title == PAPER_TITLE)
+    # the talk's why says what it is, then why its paper matches (the paper card's words)
+    assert paper.why.startswith("Matches your *")
+    assert videos[0].why == f"A talk on *{PAPER_TITLE}*, which m" + paper.why[1:]
     assert f"found a talk, *{PAPER_TITLE} (author talk)* (arXiv id in description)" in built.digest.talk_check
     assert "**A talk about today's pick:**" in built.markdown
     assert "3 paper picks + 1 video pick" in built.markdown

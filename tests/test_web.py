@@ -407,6 +407,29 @@ def test_an_old_style_arxiv_key_with_a_slash_has_a_page(client, db) -> None:
     assert "An old paper" in client.get("/item/arxiv:math/0601001").text
 
 
+def test_a_card_without_a_why_has_no_why_heading_on_its_pages(client, db, demo) -> None:
+    c = Candidate(
+        key="arxiv:2401.00001",
+        kind="paper",
+        title="A card that stands alone",
+        text="Constructed text.",
+        url="https://arxiv.org/abs/2401.00001",
+        source="arxiv",
+    )
+    alone = dataclasses.replace(
+        demo.built[PROFILE].digest.cards[0], key=c.key, title=c.title, url=c.url, why="", details=""
+    )
+    later = dataclasses.replace(demo.built[PROFILE].digest, day=date(2030, 1, 2), cards=(alone,))
+    with session_scope(db) as s:
+        queries.upsert_candidates(s, [c], run_id=None, now=NOW)
+        queries.save_digest(s, later, "", NOW)
+    for path in (f"/d/{PROFILE}/2030-01-02", f"/item/{c.key}"):
+        r = client.get(path)
+        assert r.status_code == 200 and "Intuition:" in r.text, path
+        assert "Why it matches" not in r.text, path
+    assert "Why it matches:" in client.get(f"/d/{PROFILE}/{DAY}").text  # the cards with a why keep it
+
+
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 

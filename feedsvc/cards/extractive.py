@@ -6,8 +6,8 @@ problem or task) and the sentence likeliest to state the paper's idea, each verb
 the concrete punch is the abstract's own math and its stated result (at most 40 words), quoted verbatim
 and checked by `grounding.is_grounded`; significance is a sentence of consequence, or nothing. "Why it
 matches" is a sentence from the ranker's names (thread, shared concepts, closest library and voted
-papers); its numbers go to the card's `evidence`, unchanged. Imports only `feedsvc.models` and
-`feedsvc.cards`.
+papers), on a talk's card saying first that it is a talk on its paper; its numbers go to the card's
+`evidence`, unchanged. Imports only `feedsvc.models` and `feedsvc.cards`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from feedsvc.cards.fulltext import inert_latex
 from feedsvc.cards.grounding import is_grounded, normalise
@@ -417,6 +418,12 @@ def build_card(s: Scored) -> Card:
     )
 
 
+def talk_card(paper: str, s: Scored) -> Card:
+    """The card for a video that is a talk about the paper pick titled `paper`; `s` is the paper's ranking
+    with the talk as its candidate, so the why says it is a talk on the paper and why the paper matches."""
+    return replace(build_card(s), talk_for=paper, why=talk_why_sentence(paper, s))
+
+
 def _int(value: object) -> int | None:
     try:
         return int(value)  # type: ignore[call-overload]
@@ -429,23 +436,47 @@ def why_sentence(s: Scored) -> str:
     of the thread's library and of the reader's votes. No ranker numbers: those are the card's `evidence`
     (the exploration slot has a notice of its own). "" when the pick has none of these, as a card that stands
     alone."""
+    clauses = _match_clauses(s)
+    text = ""
+    if s.thread:
+        text = f"Matches your *{s.thread}* thread" + _after_colon(clauses) + "."
+    elif clauses:
+        text = ", and ".join(clauses)
+        text = text[0].upper() + text[1:] + "."
+    return (text + _closest_vote(s)).strip()
+
+
+def talk_why_sentence(paper: str, s: Scored) -> str:
+    """Why a talk about the paper pick titled `paper` is in the digest, for the reader: it is a talk on that
+    paper, then why the paper matches (`s` is the paper's ranking, with the talk as its candidate)."""
+    text = f"A talk on *{paper}*"
+    if s.thread:
+        text += f", which matches your *{s.thread}* thread"
+    return text + _after_colon(_match_clauses(s)) + "." + _closest_vote(s)
+
+
+def _match_clauses(s: Scored) -> list[str]:
+    """The concepts the pick shares and its closest library paper, a clause each."""
     clauses = []
     if s.matched:
         clauses.append(f"it shares {listed(s.matched)} with {'the thread' if s.thread else 'your interests'}")
     if s.nearest_seed:
         library = "the thread's library" if s.thread else "your library"
         clauses.append(f"its closest paper in {library} is *{s.nearest_seed}*")
-    text = ""
-    if s.thread:
-        text = f"Matches your *{s.thread}* thread" + (": " + ", and ".join(clauses) if clauses else "") + "."
-    elif clauses:
-        text = ", and ".join(clauses)
-        text = text[0].upper() + text[1:] + "."
-    if s.nearest_vote is not None:
-        title, vote = s.nearest_vote
-        verb = VOTES[vote].verb if vote in VOTES else vote
-        text += f" Of the papers you voted on, the closest is *{title}*, which you {verb}."
-    return text.strip()
+    return clauses
+
+
+def _after_colon(clauses: Sequence[str]) -> str:
+    return ": " + ", and ".join(clauses) if clauses else ""
+
+
+def _closest_vote(s: Scored) -> str:
+    """The sentence naming the closest paper the reader voted on, with a leading space; "" when none."""
+    if s.nearest_vote is None:
+        return ""
+    title, vote = s.nearest_vote
+    verb = VOTES[vote].verb if vote in VOTES else vote
+    return f" Of the papers you voted on, the closest is *{title}*, which you {verb}."
 
 
 def listed(items: Sequence[str]) -> str:

@@ -177,6 +177,7 @@ class ChatClient:
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.deadline = max(deadline, timeout)
+        self.tokens_spent = (0, 0)  # (prompt, completion) over all this client's requests, failed ones too
 
     def __repr__(self) -> str:
         return f"ChatClient({redact_url(self.url)!r}, model={self.model!r})"
@@ -218,6 +219,9 @@ class ChatClient:
         except GaveUp as e:
             tries = f"{e.attempts} attempt" + ("s" if e.attempts > 1 else "")
             raise LlmError(f"{e.cause} ({tries})", exchange.tokens) from None
+        finally:
+            prompt, completion = exchange.tokens
+            self.tokens_spent = (self.tokens_spent[0] + prompt, self.tokens_spent[1] + completion)
 
     def _try(self, messages: list[dict[str, str]], exchange: _Exchange) -> ChatReply:
         """One request (and its json_object re-ask, which is a format negotiation, not a retry): the reply,

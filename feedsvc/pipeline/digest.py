@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from feedsvc.cards.breakdown import breakdown, formula_notes, page_data
-from feedsvc.cards.extractive import build_card
+from feedsvc.cards.extractive import build_card, talk_card
 from feedsvc.cards.fulltext import FullText
 from feedsvc.cards.llm import ChatClient, client_from_settings
 from feedsvc.cards.llm import write_card as llm_write_card
@@ -29,7 +29,7 @@ from feedsvc.identity import ItemKey
 from feedsvc.models import Candidate, Card, Digest, Feedback, Profile, Scored, Silence, SourceReport
 from feedsvc.pipeline import notes
 from feedsvc.pipeline.talks import NOTE, TalkFinder, record_talk_search, talk_check, youtube_for_talks
-from feedsvc.rank.judge import choose, judge_picks, top_to_judge
+from feedsvc.rank.judge import Verdict, choose, judge_picks, top_to_judge
 from feedsvc.rank.pool import build_pool
 from feedsvc.rank.ranker import Ranking, embedded_texts, rank_pool, single_threaded_blas
 from feedsvc.rank.semantic import Embedder, load_embedder
@@ -241,8 +241,8 @@ def make_digest(
     judging = judge_top if llm_client is not None else 0
     depth = max(profile.papers, judging) if judging else None
     papers = _rank(session, profile, reader, embedder, now, "paper", reader.sent | reader.own, limit=depth)
-    if judging:
-        judged = judge_picks(papers.picks, profile, llm_client, top=judging)
+    if llm_client is not None and judging:
+        judged = _judged(session, llm_client, papers.picks, profile, judging, now)
         papers = replace(papers, picks=choose(judged, profile, profile.papers))
     talk_lines, talks = talk_check(session, papers.picks, find_talk, now)
     talks = [t for t in talks if t[1].candidate.key not in reader.sent][: profile.videos]
@@ -254,7 +254,7 @@ def make_digest(
     cards, pages = _paper_cards(papers.picks, texts)
     if llm_client is not None:
         cards = _llm_cards(session, llm_client, papers.picks, cards, texts, now)
-    cards += [replace(build_card(s), talk_for=paper) for paper, s in talks]
+    cards += [talk_card(paper, s) for paper, s in talks]
     cards += [build_card(s) for s in videos.picks]
     cards = _with_discussions(session, cards)
     digest = Digest(
@@ -388,6 +388,32 @@ def _source_reports(
         texts=texts,
     )
     return tuple(reports)
+
+
+def _judged(
+    session: Session, client: ChatClient, picks: Sequence[Scored], profile: Profile, top: int, now: datetime
+) -> list[Scored]:
+    """`picks` with the first `top` in the LLM judge's order (rank/judge.py). One `llm` run, noted "LLM
+    judge", records how many it judged and the tokens it spent, as the card writer's run does."""
+    verdicts: list[Verdict | None] = []
+    before = client.tokens_spent
+    judged = judge_picks(picks, profile, client, top=top, on_judged=lambda s, v: verdicts.append(v))
+    tokens_in, tokens_out = (after - b for after, b in zip(client.tokens_spent, before, strict=True))
+    graded = sum(v is not None for v in verdicts)
+    failed = graded == 0 and bool(verdicts)
+    run_id = queries.start_run(session, "llm", now)
+    queries.finish_run(
+        session,
+        run_id,
+        status="failed" if failed else "ok",
+        now=datetime.now(UTC),
+        fetched=len(verdicts),
+        note=f"LLM judge: {graded} of {len(verdicts)} top papers judged; "
+        f"tokens {tokens_in} in, {tokens_out} out",
+        units=tokens_in + tokens_out,
+        error="no paper could be judged (the logged warning gives the cause)" if failed else None,
+    )
+    return judged
 
 
 def _llm_cards(

@@ -183,7 +183,8 @@ def card_blocks(card: Card, base_url: str = "") -> list[Block]:
         blocks.append(Block("<i>", f"Quoted verbatim from the {where}.{shown}", "</i>"))
     if card.significance:
         blocks.append(Block("<b>Significance:</b> ", prose(card.significance)))
-    blocks.append(Block("<b>Why it matches:</b> ", plain_emphasis(card.why)))
+    if card.why:
+        blocks.append(Block("<b>Why it matches:</b> ", plain_emphasis(card.why)))
     if card.writer != "extractive":
         blocks.append(
             Block(
