@@ -273,7 +273,7 @@ def test_a_talks_why_says_it_is_a_talk_on_the_paper_and_why_the_paper_matches() 
         matched=("spectral filters",),
         nearest_seed="Convolutional Neural Networks on Graphs",
         nearest_vote=("Spectral Networks on Graphs", "up"),
-        reasons=("a talk about today's pick (arXiv id in description)",),
+        reasons=("a talk about a paper pick (arXiv id in description)",),
     )
     card = talk_card(r["title"], s)
     assert card.talk_for == r["title"] and card.kind == "video"

@@ -380,8 +380,8 @@ def test_labels_discussions_and_video_cards() -> None:  # constructed cards
     assert "https://news.ycombinator.com/item?id=1" in page.hrefs()
     assert "412 points, 97 comments on Hacker News" in page.text
     assert "412 points, 97 comments on Hacker News <https://news.ycombinator.com/item?id=1>" in r.body
-    assert "A talk about today's pick: A constructed card" in page.text
-    assert "A talk about today's pick: A constructed card" in r.body
+    assert "A talk about a paper in this digest: A constructed card" in page.text
+    assert "A talk about a paper in this digest: A constructed card" in r.body
     assert "Video 2" in page.text and "Significance" not in r.body.split("A talk", 1)[1]
 
 

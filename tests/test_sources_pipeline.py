@@ -183,7 +183,7 @@ def test_the_author_talk_check_turns_a_real_talk_into_a_video_pick(tmp_path, fac
     assert paper.why.startswith("Matches your *")
     assert videos[0].why == f"A talk on *{PAPER_TITLE}*, which m" + paper.why[1:]
     assert f"found a talk, *{PAPER_TITLE} (author talk)* (arXiv id in description)" in built.digest.talk_check
-    assert "**A talk about today's pick:**" in built.markdown
+    assert "**A talk about a paper in this digest:**" in built.markdown
     assert "3 paper picks + 1 video pick" in built.markdown
     with session_scope(factory) as s:  # the searches' quota units are recorded against today's budget
         assert queries.StoreQuota(s, "youtube", 10_000, NOW + timedelta(days=1)).used_before >= 300

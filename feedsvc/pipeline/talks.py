@@ -67,7 +67,7 @@ def talk_check(
         if check.found is not None:
             queries.upsert_candidates(session, [check.found], run_id=None, now=now)
             video = replace(
-                s, candidate=check.found, reasons=(f"a talk about today's pick ({check.reason})",)
+                s, candidate=check.found, reasons=(f"a talk about a paper pick ({check.reason})",)
             )
             talks.append((paper.title, video))
             why = check.reason.removeprefix("accepted: ")

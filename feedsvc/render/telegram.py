@@ -165,7 +165,7 @@ def card_blocks(card: Card, base_url: str = "") -> list[Block]:
             )
         )
     if card.talk_for:
-        blocks.append(Block("<b>A talk about today's pick:</b> <i>", prose(card.talk_for), "</i>"))
+        blocks.append(Block("<b>A talk about a paper in this digest:</b> <i>", prose(card.talk_for), "</i>"))
     blocks.append(Block("<b>Intuition:</b> ", prose(card.intuition)))
     blocks.append(Block("<b>Concrete punch:</b> ", prose(card.punch_intro)))
     for q in card.punch:
