@@ -165,6 +165,30 @@ def test_a_cut_never_ends_on_a_lead_in_a_list_item_or_inside_brackets(sentence: 
     assert trim_clauses(sentence, len(sentence.split()) - 1) == longest
 
 
+def test_the_result_line_prefers_a_stated_outcome_to_a_set_up_sentence() -> None:
+    # real: arXiv 2606.26105, from the 2026-06-26 announcement day of the shared corpus
+    parts = sentences(
+        "Large language models (LLMs) exhibit strong capabilities in short-context reasoning but degrade "
+        "in performance over long conversational horizons due to context window limitations and "
+        "inefficient token usage. We introduce ContextForge, a system for context recycling that "
+        "maintains task-relevant information across turns by combining structured query generation, "
+        "external memory retrieval, and controlled synthesis. The system enables efficient reuse of prior"
+        " computation without relying on full context replay, reducing token overhead while preserving "
+        "answer quality. We evaluate ContextForge using a 15-turn conversational benchmark that tests "
+        "multi-turn reasoning, back-references, and domain shifts across structured healthcare queries. "
+        "Compared to a baseline agent using identical underlying models, ContextForge demonstrates "
+        "improved consistency and reduced token consumption, while maintaining comparable response "
+        "accuracy. These results suggest that context recycling provides a practical approach for "
+        "extending LLM capabilities in long-horizon tasks without requiring larger context windows or "
+        "model retraining. Code and evaluation artifacts are available at "
+        "https://github.com/Betanu701/ContextForge."
+    )
+    roles = shipped_model().score(parts)
+    line = result_sentences(parts, roles, intuition_text(parts, roles))
+    assert any(p.startswith("Compared to a baseline agent") for p in line)  # improved, reduced: an outcome
+    assert not any(p.startswith("We evaluate ContextForge") for p in line)  # "a 15-turn benchmark": set-up
+
+
 def test_a_cut_quote_is_marked_where_it_is_shown() -> None:
     assert Quote(text="We beat the baseline, on four benchmarks", where="abstract").cut
     assert not Quote(text="We beat the baseline (by 12%).", where="abstract").cut

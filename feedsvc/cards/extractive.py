@@ -333,25 +333,33 @@ _OUTCOME = re.compile(
 _NOT_A_CLAIM = re.compile(r"https?://|www\.|github\.com|available at|project (?:page|website)", re.I)
 
 
+# how much each word of an outcome (up to three) and a quantitative claim add to the role model's result
+# probability when choosing the result line's sentences (5-fold cross-validated in docs/benchmarks.md)
+OUTCOME_CUE = 0.1
+
+
 def result_sentences(
     parts: Sequence[str], roles: Sequence[Mapping[str, float]], shown: str = "", max_words: int = RESULT_WORDS
 ) -> list[str]:
-    """The stated result in at most `max_words` words, in abstract order: of the sentences with numbers
-    (`headline_sentences`), the one with the most words of an outcome, then those the role model finds
-    likeliest to state the result; two sentences at most, each whole or cut after a whole clause at
-    `MIN_CUT_WORDS` or more (a sentence that cannot be is passed over for the next). A sentence that `shown`
-    (the intuition) already starts, or a link, is left out, unless it holds those numbers or nothing else
-    is left."""
-    numbers = [parts.index(h) for h in headline_sentences(" ".join(parts), limit=3) if h in parts]
-    first = sorted(numbers, key=lambda k: -len(_OUTCOME.findall(parts[k])) - roles[k]["result"])[:1]
-    order = first + sorted(
-        (k for k in range(len(parts)) if k not in first), key=lambda k: -roles[k]["result"]
-    )
+    """The stated result in at most `max_words` words, in abstract order: the sentences likeliest to state
+    the result (the role model's probability, plus `OUTCOME_CUE` for each word of an outcome, up to
+    three, and for a quantitative claim); two sentences at most, each whole or cut after a whole clause
+    at `MIN_CUT_WORDS` or more (a sentence that cannot be is passed over for the next). A sentence that
+    `shown` (the intuition) already starts, or a link, is left out, unless it is the likeliest and holds
+    numbers, or nothing else is left."""
+    numbers = {parts.index(h) for h in headline_sentences(" ".join(parts), limit=3) if h in parts}
+
+    def likelihood(k: int) -> float:
+        outcome = min(3, len(_OUTCOME.findall(parts[k]))) + (k in numbers)
+        return roles[k]["result"] + OUTCOME_CUE * outcome
+
+    order = sorted(range(len(parts)), key=lambda k: -likelihood(k))
     room, chosen = max_words, {}
     fresh = [
         k
         for k in order
-        if k in first or (" ".join(parts[k].split()[:8]) not in shown and not _NOT_A_CLAIM.search(parts[k]))
+        if (k == order[0] and k in numbers)
+        or (" ".join(parts[k].split()[:8]) not in shown and not _NOT_A_CLAIM.search(parts[k]))
     ]
     for k in fresh or order:
         n = min(room, len(parts[k].split()))
