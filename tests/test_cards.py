@@ -98,6 +98,18 @@ def test_sentence_splitting_keeps_abbreviations_and_decimals() -> None:
         "Then Smith et al. (2020) agree.",
         "Done.",
     ]
+    # real (arXiv 2605.21924, 2026-05-22): the listing lost the space after two sentences' full stops
+    text = (
+        "even though the teacher's predictions depend heavily on it.To make this difference observable, we "
+        "introduce visual advantage (VA). VA is concentrated in a small minority of tokens. "
+        "Named in the U.S.A. and on huggingface.co by the authors."
+    )
+    assert sentences(text) == [
+        "even though the teacher's predictions depend heavily on it.",
+        "To make this difference observable, we introduce visual advantage (VA).",
+        "VA is concentrated in a small minority of tokens.",
+        "Named in the U.S.A. and on huggingface.co by the authors.",
+    ]
 
 
 def test_domain_label_names_the_thread_and_the_fields() -> None:
@@ -121,6 +133,13 @@ def test_intuition_and_result_line_keep_to_their_word_limits(cards) -> None:
         assert len(card.intuition.split()) <= INTUITION_WORDS, r["id"]
         line = [q.text for q in card.punch if not q.is_math]
         assert len(" ".join(line).split()) <= RESULT_WORDS, r["id"]
+
+
+def test_the_result_line_does_not_repeat_the_intuition(cards) -> None:
+    for r, card in cards:
+        if len(sentences(r["summary"])) >= 5:  # room for both fields without sharing a sentence
+            for q in card.punch:
+                assert q.is_math or " ".join(q.text.split()[:8]) not in card.intuition, r["id"]
 
 
 def test_trim_words_keeps_whole_clauses_from_the_start() -> None:

@@ -58,9 +58,14 @@ CATEGORY_NAMES = {
     "econ.EM": "Econometrics",
 }
 
-# A sentence boundary: end punctuation, space, then something that starts a sentence. Avoids "e.g. x",
-# "et al. (2020)" and decimals.
-_SENTENCE = re.compile(r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bet al\.)(?<!\bvs\.)(?<=[.!?])\s+(?=[A-Z\d$\\(\[])")
+# A sentence boundary: end punctuation, space, then something that starts a sentence (not after "e.g.",
+# "et al." or "vs.", nor inside a decimal); or, where the abstract lost the space ("... depend heavily on
+# it.To make this ..."), end punctuation between a word of two or more lowercase letters and a capitalised
+# word.
+_SENTENCE = re.compile(
+    r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bet al\.)(?<!\bvs\.)(?<=[.!?])\s+(?=[A-Z\d$\\(\[])"
+    r"|(?<=[a-z][a-z][.!?])(?=[A-Z][a-z])"
+)
 _INLINE_MATH = re.compile(r"(?<!\\)\$([^$]{3,200})(?<!\\)\$")
 _MATH_STATEMENT = re.compile(
     r"=|\\le|\\ge|<|>|\\approx|\\sim|\\in\b|\\propto|\\mathcal\{O\}|O\(|\\Omega\(|\\Theta\("
@@ -75,13 +80,6 @@ _QUANT = re.compile(
     r"|\b\d+(?:\.\d+)?\s?(?:points?|pp|dB|BLEU|ms|seconds?|hours?|GPUs?|tokens?|parameters?|[kKMB]\b)"
 )
 _YEARLIKE = re.compile(r"^(19|20)\d\d$")
-_SIGNIFICANCE_CUES = re.compile(
-    r"\b(?:this (?:suggests|shows|opens|enables|implies|provides|paves)|"
-    r"we (?:show|prove|demonstrate|establish)|"
-    r"implications?|enables?|paves the way|opens|sheds light|outperform|improv|state-of-the-art|"
-    r"significantly|first)\b",
-    re.I,
-)
 _PAGES = re.compile(r"(\d{1,3})\s*(?:pages?|pp\.?)\b", re.I)
 
 
@@ -345,8 +343,7 @@ def result_sentences(
     the result (the role model's probability, plus `OUTCOME_CUE` for each word of an outcome, up to
     three, and for a quantitative claim); two sentences at most, each whole or cut after a whole clause
     at `MIN_CUT_WORDS` or more (a sentence that cannot be is passed over for the next). A sentence that
-    `shown` (the intuition) already starts, or a link, is left out, unless it is the likeliest and holds
-    numbers, or nothing else is left."""
+    `shown` (the intuition) already starts, or a link, is left out, unless nothing else is left."""
     numbers = {parts.index(h) for h in headline_sentences(" ".join(parts), limit=3) if h in parts}
 
     def likelihood(k: int) -> float:
@@ -356,10 +353,7 @@ def result_sentences(
     order = sorted(range(len(parts)), key=lambda k: -likelihood(k))
     room, chosen = max_words, {}
     fresh = [
-        k
-        for k in order
-        if (k == order[0] and k in numbers)
-        or (" ".join(parts[k].split()[:8]) not in shown and not _NOT_A_CLAIM.search(parts[k]))
+        k for k in order if " ".join(parts[k].split()[:8]) not in shown and not _NOT_A_CLAIM.search(parts[k])
     ]
     for k in fresh or order:
         n = min(room, len(parts[k].split()))
