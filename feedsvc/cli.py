@@ -217,7 +217,8 @@ def fetch(
 
 @app.command()
 def sources() -> None:
-    """Each source's health: last run, last success, failures in a row, back-off, the last error."""
+    """Each source's health: last run, last success, failures in a row, back-off, the last error; and the
+    LLM writer's and judge's runs, with the day's tokens, when an endpoint is configured."""
     from feedsvc.pipeline.collect import source_health
     from feedsvc.store.db import session_factory
 
@@ -246,6 +247,8 @@ def sources() -> None:
         detail = h.error or h.note
         if h.source == "youtube" and h.units_today:
             detail += f" (quota used today: {h.units_today} units)"
+        if h.source == "llm" and h.units_today:
+            detail += f" (tokens in the last 24 h: {h.units_today})"
         table.add_row(
             h.source,
             state,

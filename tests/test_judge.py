@@ -362,6 +362,18 @@ def test_the_digest_records_the_judges_tokens_as_an_llm_run_as_it_does_the_write
     assert judge_run == ("ok", note, 320 * n)
     # the card writer's run beside it: two cards, each reply 812 prompt and 96 completion tokens
     assert "tokens 1624 in, 192 out" in writer_run[1] and writer_run[2] == 1624 + 192
+    # `feedsvc sources` and /healthz report both, the tokens of the last 24 hours as the LLM's units
+    from datetime import UTC, datetime
+
+    from feedsvc.demo import replay_settings
+    from feedsvc.pipeline.collect import source_health
+
+    settings = replay_settings("http://127.0.0.1:9", tmp_path, llm_base_url="http://127.0.0.1:9/v1")
+    health = {h.source: h for h in source_health(settings, factory, now=datetime(2026, 6, 2, 19, tzinfo=UTC))}
+    assert health["llm"].last_status == "ok" and health["llm"].units_today == 320 * n + 1816
+    assert health["llm"].note == writer_run[1]  # the latest of the two
+    without = replay_settings("http://127.0.0.1:9", tmp_path)
+    assert "llm" not in {h.source for h in source_health(without, factory)}
 
 
 def test_a_judge_that_fails_still_records_what_it_spent(tmp_path: Path, factory: Any) -> None:

@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 SourcesFactory = Callable[[Settings, Sequence[Profile], Validators, QuotaBudget], list[Source]]
 SOURCE_NAMES = tuple(SOURCES)
+# the runs of the optional LLM card writer and judge (pipeline/digest.py): reported beside the sources,
+# with the tokens of the day as their units, when an endpoint is configured
+LLM = "llm"
 
 
 @dataclass(frozen=True)
@@ -236,14 +239,24 @@ class Health:
     next_try: datetime | None
     error: str | None
     note: str
-    units_today: int = 0
+    units_today: int = 0  # YouTube's quota units today; the LLM's tokens in the last 24 hours
+
+
+def _units_today(session: Session, source: str, now: datetime) -> int:
+    """YouTube's quota units of its Pacific-time day; the LLM's tokens of the last 24 hours; else 0."""
+    if source == "youtube":
+        return queries.StoreQuota(session, source, 0, now).used_before
+    if source == LLM:
+        return queries.units_since(session, source, now - timedelta(days=1))
+    return 0
 
 
 def source_health(
     settings: Settings, factory: sessionmaker[Session], now: datetime | None = None
 ) -> list[Health]:
-    """What each source's recorded runs say: the truth, including failures and back-off. A run still
-    "running" after `source_run_stale_seconds` is first recorded as failed (interrupted)."""
+    """What each source's recorded runs say: the truth, including failures and back-off, and the same for
+    the LLM's runs when one is configured. A run still "running" after `source_run_stale_seconds` is first
+    recorded as failed (interrupted)."""
     now = now or datetime.now(UTC)
     out = []
     with session_scope(factory) as session:
@@ -251,7 +264,7 @@ def source_health(
         if queries.fail_interrupted_runs(session, now, started_before=stale):
             session.commit()
         runs = queries.latest_runs(session, exclude_notes=(TALK_NOTE,))
-        for name in SOURCE_NAMES:
+        for name in SOURCE_NAMES + ((LLM,) if settings.llm_base_url else ()):
             run = runs.get(name)
             streak = queries.failure_streak(session, name)
             out.append(
@@ -263,12 +276,10 @@ def source_health(
                     last_success=queries.last_success(session, name),
                     failing_since=streak[-1].started if streak else None,
                     failures=len(streak),
-                    next_try=backoff_until(session, settings, name, now),
+                    next_try=None if name == LLM else backoff_until(session, settings, name, now),
                     error=run.error if run and run.status == "failed" else None,
                     note=run.note if run else "",
-                    units_today=queries.StoreQuota(session, name, 0, now).used_before
-                    if name == "youtube"
-                    else 0,
+                    units_today=_units_today(session, name, now),
                 )
             )
     return out

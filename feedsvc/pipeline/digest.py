@@ -28,6 +28,7 @@ from feedsvc.deliver.files import write_atomically
 from feedsvc.identity import ItemKey
 from feedsvc.models import Candidate, Card, Digest, Feedback, Profile, Scored, Silence, SourceReport
 from feedsvc.pipeline import notes
+from feedsvc.pipeline.collect import LLM
 from feedsvc.pipeline.talks import NOTE, TalkFinder, record_talk_search, talk_check, youtube_for_talks
 from feedsvc.rank.judge import Verdict, choose, judge_picks, top_to_judge
 from feedsvc.rank.pool import build_pool
@@ -401,7 +402,7 @@ def _judged(
     tokens_in, tokens_out = (after - b for after, b in zip(client.tokens_spent, before, strict=True))
     graded = sum(v is not None for v in verdicts)
     failed = graded == 0 and bool(verdicts)
-    run_id = queries.start_run(session, "llm", now)
+    run_id = queries.start_run(session, LLM, now)
     queries.finish_run(
         session,
         run_id,
@@ -438,7 +439,7 @@ def _llm_cards(
             problems.append(f"{s.candidate.key}: {result.error}")
         problems += [f"{s.candidate.key}: rejected {r}" for r in result.rejected]
         problems += [f"{s.candidate.key}: repaired {r}" for r in result.repaired]
-    run_id = queries.start_run(session, "llm", now)
+    run_id = queries.start_run(session, LLM, now)
     failed = all(c.writer == "extractive" for c in out) and any(
         "rejected" not in n and "repaired" not in n for n in problems
     )

@@ -503,6 +503,16 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def units_since(session: Session, source: str, start: datetime) -> int:
+    """The units (API quota, LLM tokens) that `source`'s runs started since `start` recorded."""
+    used = session.scalar(
+        select(func.coalesce(func.sum(SourceRun.units), 0)).where(
+            SourceRun.source == source, SourceRun.started >= start
+        )
+    )
+    return int(used or 0)
+
+
 class StoreQuota:
     """A source's daily API budget (the YouTube source's `QuotaBudget`), counted from the units its runs
     recorded today (midnight to midnight Pacific time, as YouTube counts) plus what this run has spent."""
@@ -512,12 +522,7 @@ class StoreQuota:
     def __init__(self, session: Session, source: str, daily_units: int, now: datetime) -> None:
         day = now.astimezone(self.ZONE).date()
         start = datetime.combine(day, time.min, self.ZONE).astimezone(UTC)
-        used = session.scalar(
-            select(func.coalesce(func.sum(SourceRun.units), 0)).where(
-                SourceRun.source == source, SourceRun.started >= start
-            )
-        )
-        self.daily_units, self.used_before, self.spent = daily_units, int(used or 0), 0
+        self.daily_units, self.used_before, self.spent = daily_units, units_since(session, source, start), 0
 
     @property
     def remaining(self) -> int:
