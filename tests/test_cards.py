@@ -208,6 +208,59 @@ def test_the_result_line_prefers_a_stated_outcome_to_a_set_up_sentence() -> None
     assert not any(p.startswith("We evaluate ContextForge") for p in line)  # "a 15-turn benchmark": set-up
 
 
+# real: arXiv 2606.13572 and 2606.12748, from the 2026-06-12 announcement day of the shared corpus
+PROBLEM_AND_RELEASE = {
+    "Existing English-centric MLLMs struggle": (
+        "Multimodal Large Language Models (MLLMs) have shown promising reasoning capabilities in general "
+        "domains, yet their performance remains limited in specialized settings such as healthcare, "
+        "especially in multilingual and low-resource scenarios. This gap is critical in regions like "
+        "rural India, where patients often express complex medical queries in native Indic languages and "
+        "rely on multimodal inputs such as medical images. Existing English-centric MLLMs struggle to "
+        "support such use cases, limiting equitable access to AI-driven healthcare assistance. To address"
+        " this challenge, we introduce ArogyaBodha, a large-scale multilingual multimodal medical "
+        "question-answer dataset constructed from eight heterogeneous sources, covering 31 body systems, "
+        "six imaging modalities, and 21 clinical domains across English and seven major Indian languages."
+        " We further propose ArogyaSutra, an actor-critic-based multi-agent framework that integrates "
+        "tool grounding with dual-memory mechanisms for step-wise, reasoning-aware decision making, and "
+        "uses stored actor-critic simulation trajectories for distillation. Experiments show that our "
+        "dataset and framework improve multilingual medical reasoning accuracy across all Indic "
+        "languages, with ablations validating the contribution of each component. The source code and "
+        "dataset are available at: https://iitp-cse.github.io/ ArogyaSutra/"
+    ),
+    "All code and data are released": (
+        'Why is the past of English "go" the apparently unrelated "went"? Such alternations are frequent '
+        "in languages. They neither aid communication nor learnability, yet they can be persistent, "
+        "surviving over centuries or millennia.   We present a multi-agent simulation of the emergence of"
+        " morphological stem and inflection alternations. Alternate forms arise by phonological changes "
+        'or, as with "go/went", from lexical alternatives associated with a subset of the population. '
+        "When an agent 'hears' another agent use a novel form for a slot in the paradigm of a word (say, "
+        "the past tense of go), they will with some probability adopt that form, possibly spreading its "
+        "use to other slots in the paradigm that shared the same original form. Thus alternative forms "
+        "can spread through the population and become entrenched as stem or inflectional marker "
+        "alternants. Unlike many previous computational studies, our system allows for naturalistic "
+        "lexical forms, realistic phonological rules, lexicons with hundreds or thousands of entries, and"
+        " agent populations in the tens or hundreds. It supports several network topologies, diffusion "
+        "patterns and agent adoption policies.   One issue with such simulations is evaluation: how "
+        "realistic is the resulting morphology compared to those of real languages? We introduce the AI "
+        "Historical Linguist, a novel Large Language Model-driven system that models a debate between two"
+        " historical linguists. We use this to compare a set of real language morphologies, disguised "
+        "morphologies, and experimentally evolved morphologies. The results suggest that among the "
+        "factors that favor more plausible morphologies are scale-free social networks and random "
+        "Bernoulli adoption of forms.   We also present three case studies modeling attested historical "
+        "changes, allowing us to test what might have happened if history had been different.   All code "
+        "and data are released."
+    ),
+}
+
+
+@pytest.mark.parametrize("left_out", PROBLEM_AND_RELEASE)
+def test_the_result_line_leaves_out_the_problem_and_the_release_note(left_out: str) -> None:
+    parts = sentences(PROBLEM_AND_RELEASE[left_out])
+    roles = shipped_model().score(parts)
+    line = result_sentences(parts, roles, intuition_text(parts, roles))
+    assert line and not any(p.startswith(left_out) for p in line)
+
+
 def test_a_cut_quote_is_marked_where_it_is_shown() -> None:
     assert Quote(text="We beat the baseline, on four benchmarks", where="abstract").cut
     assert not Quote(text="We beat the baseline (by 12%).", where="abstract").cut

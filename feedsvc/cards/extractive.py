@@ -327,8 +327,16 @@ _OUTCOME = re.compile(
 )
 
 
-# a link or where the code is: never the result
-_NOT_A_CLAIM = re.compile(r"https?://|www\.|github\.com|available at|project (?:page|website)", re.I)
+# a link, where the code is, or that it is released: never the result
+_NOT_A_CLAIM = re.compile(
+    r"https?://|www\.|github\.com|available at|project (?:page|website)|"
+    r"\b(?:code|data|datasets?|models?|weights|checkpoints|implementation)\b[^.]{0,60}"
+    r"\b(?:(?:will be|are|is) released|open[- ]sourced?|(?:publicly|freely|made) available)\b",
+    re.I,
+)
+# how much likelier the role model must find a sentence stating the problem or task than stating the
+# result before the result line leaves it out ("Existing methods struggle to ...")
+PROBLEM_MARGIN = 0.1
 
 
 # how much each word of an outcome (up to three) and a quantitative claim add to the role model's result
@@ -343,7 +351,9 @@ def result_sentences(
     the result (the role model's probability, plus `OUTCOME_CUE` for each word of an outcome, up to
     three, and for a quantitative claim); two sentences at most, each whole or cut after a whole clause
     at `MIN_CUT_WORDS` or more (a sentence that cannot be is passed over for the next). A sentence that
-    `shown` (the intuition) already starts, or a link, is left out, unless nothing else is left."""
+    `shown` (the intuition) already starts, or a link or a release note, is left out unless nothing else
+    is left; so is one the role model finds likelier (by `PROBLEM_MARGIN`) to state the problem, unless
+    only such sentences are left."""
     numbers = {parts.index(h) for h in headline_sentences(" ".join(parts), limit=3) if h in parts}
 
     def likelihood(k: int) -> float:
@@ -352,10 +362,11 @@ def result_sentences(
 
     order = sorted(range(len(parts)), key=lambda k: -likelihood(k))
     room, chosen = max_words, {}
-    fresh = [
+    unshown = [
         k for k in order if " ".join(parts[k].split()[:8]) not in shown and not _NOT_A_CLAIM.search(parts[k])
     ]
-    for k in fresh or order:
+    fresh = [k for k in unshown if roles[k]["problem_task"] <= likelihood(k) + PROBLEM_MARGIN]
+    for k in fresh or unshown or order:
         n = min(room, len(parts[k].split()))
         piece = trim_clauses(parts[k], n)
         if piece == parts[k] or len(piece.split()) >= MIN_CUT_WORDS:  # whole clauses, not a lead-in
