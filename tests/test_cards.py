@@ -139,7 +139,7 @@ def test_the_result_line_does_not_repeat_the_intuition(cards) -> None:
     for r, card in cards:
         if len(sentences(r["summary"])) >= 5:  # room for both fields without sharing a sentence
             for q in card.punch:
-                assert q.is_math or " ".join(q.text.split()[:8]) not in card.intuition, r["id"]
+                assert q.is_math or " ".join(q.text.split()[:6]) not in card.intuition, r["id"]
 
 
 def test_trim_words_keeps_whole_clauses_from_the_start() -> None:
@@ -259,6 +259,33 @@ def test_the_result_line_leaves_out_the_problem_and_the_release_note(left_out: s
     roles = shipped_model().score(parts)
     line = result_sentences(parts, roles, intuition_text(parts, roles))
     assert line and not any(p.startswith(left_out) for p in line)
+
+
+def test_the_result_line_does_not_repeat_a_sentence_the_intuition_cut() -> None:
+    # real: arXiv 2606.12590 (2026-06-12); the intuition ends with the start of the result sentence, cut
+    parts = sentences(
+        "Large Vision-Language Models (LVLMs) have achieved strong performance across medical imaging "
+        "tasks, yet they remain prone to factual inconsistencies, poor visual grounding, and misalignment"
+        " with clinically meaningful feedback. Existing post-training alignment approaches, including "
+        "Direct Preference Optimization (DPO) and its variants, face three critical limitations in the "
+        "medical domain: (1) sequence-level reward signals treat clinically critical tokens identically "
+        "to generic filler text; (2) reliance on static supervised fine-tuning references as preferred "
+        "responses introduces an off-policy distribution shift, steering optimization toward stylistic "
+        "artifacts over clinical correctness; and (3) alignment objectives lack explicit visual grounding"
+        " constraints, leaving models insensitive to subtle yet diagnostically decisive pathological "
+        "features. Our method leverages a bidirectional token-wise KL regularizer alongside a visual-"
+        "contrastive grounding objective that pairs clean and lesion-corrupted images to penalize "
+        "responses generated without adequate visual evidence. Together, these components form a fine-"
+        "grained, on-policy alignment framework that constructs preference pairs by minimally editing "
+        "model-generated outputs, correcting only clinically erroneous spans while preserving the "
+        "original linguistic style. Extensive experiments across medical imaging tasks and clinical text "
+        "generation benchmarks validate the effectiveness of our approach."
+    )
+    roles = shipped_model().score(parts)
+    intuition = intuition_text(parts, roles)
+    assert intuition.endswith(" …")
+    for piece in result_sentences(parts, roles, intuition):
+        assert " ".join(piece.split()[:6]) not in intuition, piece
 
 
 def test_a_cut_quote_is_marked_where_it_is_shown() -> None:

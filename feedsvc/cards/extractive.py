@@ -362,9 +362,7 @@ def result_sentences(
 
     order = sorted(range(len(parts)), key=lambda k: -likelihood(k))
     room, chosen = max_words, {}
-    unshown = [
-        k for k in order if " ".join(parts[k].split()[:8]) not in shown and not _NOT_A_CLAIM.search(parts[k])
-    ]
+    unshown = [k for k in order if not _holds(shown, parts[k]) and not _NOT_A_CLAIM.search(parts[k])]
     fresh = [k for k in unshown if roles[k]["problem_task"] <= likelihood(k) + PROBLEM_MARGIN]
     for k in fresh or unshown or order:
         n = min(room, len(parts[k].split()))
@@ -384,9 +382,16 @@ def significance_sentence(parts: Sequence[str], shown: Sequence[str]) -> str:
 
 
 def _holds(field: str, sentence: str) -> bool:
-    """Whether `field` already shows `sentence`, whole or its start (a piece cut from it)."""
-    start = " ".join(sentence.split()[:8])
-    return sentence in field or start in field or (bool(field) and sentence.startswith(field))
+    """Whether `field` already shows `sentence`: whole, or a sentence or cut piece of the field opens with
+    the same six words (the intuition's pieces are joined and ended by "…")."""
+    opening = _opening(sentence)
+    return sentence in field or any(
+        _opening(f) == opening for piece in field.split("…") for f in sentences(piece) if len(f.split()) >= 6
+    )
+
+
+def _opening(text: str) -> str:
+    return " ".join(text.split()[:6])
 
 
 def build_card(s: Scored) -> Card:
