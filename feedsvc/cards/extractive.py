@@ -276,15 +276,15 @@ def intuition_pieces(
     """The problem and the paper's own idea as (sentence index, verbatim text) pieces in abstract order, in
     at most `max_words` words: the idea sentence (the role model's likeliest, `OWN_WORK_BONUS` added to
     the "we propose" sentence), the opening sentence (at most `PROBLEM_WORDS`), then the sentence after
-    the idea in the room left. Each piece is a sentence, without an opening connective ("To this end,")
-    past the first sentence, cut after a whole clause when it does not fit."""
+    the idea in the room left, unless it states a result. Each piece is a sentence, without an opening
+    connective ("To this end,") past the first sentence, cut after a whole clause when it does not fit."""
     if not parts:
         return []
     own = own_work_index(parts)
     idea = max(range(len(parts)), key=lambda k: roles[k]["idea"] + (OWN_WORK_BONUS if k == own else 0.0))
     room, chosen = max_words, {}
     for k, cap in ((idea, max_words), (0, PROBLEM_WORDS), (idea + 1, max_words)):
-        if k in chosen or k >= len(parts):
+        if k in chosen or k >= len(parts) or (k == idea + 1 and _states_a_result(roles[k])):
             continue
         text = without_connective(parts[k]) if k else parts[k]
         n = min(cap, room, len(text.split()))
@@ -293,6 +293,12 @@ def intuition_pieces(
         chosen[k] = trim_words(text, n)
         room -= len(chosen[k].split())
     return sorted(chosen.items())
+
+
+def _states_a_result(role: Mapping[str, float]) -> bool:
+    """Whether the role model finds a sentence likelier to state the result than the problem or the idea:
+    the result line's, not the intuition's."""
+    return role["result"] > max(role["idea"], role["problem_task"])
 
 
 def intuition_text(
