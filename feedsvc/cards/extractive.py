@@ -274,14 +274,16 @@ def intuition_pieces(
     parts: Sequence[str], roles: Sequence[Mapping[str, float]], max_words: int = INTUITION_WORDS
 ) -> list[tuple[int, str]]:
     """The problem and the paper's own idea as (sentence index, verbatim text) pieces in abstract order, in
-    at most `max_words` words: the idea sentence (the role model's likeliest, `OWN_WORK_BONUS` added to
-    the "we propose" sentence), the opening sentence (at most `PROBLEM_WORDS`), then the sentence after
-    the idea in the room left, unless it states a result. Each piece is a sentence, without an opening
-    connective ("To this end,") past the first sentence, cut after a whole clause when it does not fit."""
+    at most `max_words` words: the idea sentence (of those that do not state a result, the role model's
+    likeliest, `OWN_WORK_BONUS` added to the "we propose" sentence), the opening sentence (at most
+    `PROBLEM_WORDS`), then the sentence after the idea in the room left, unless it states a result. Each
+    piece is a sentence, without an opening connective ("To this end,") past the first sentence, cut
+    after a whole clause when it does not fit."""
     if not parts:
         return []
     own = own_work_index(parts)
-    idea = max(range(len(parts)), key=lambda k: roles[k]["idea"] + (OWN_WORK_BONUS if k == own else 0.0))
+    ideas = [k for k in range(len(parts)) if not _states_a_result(roles[k])] or range(len(parts))
+    idea = max(ideas, key=lambda k: roles[k]["idea"] + (OWN_WORK_BONUS if k == own else 0.0))
     room, chosen = max_words, {}
     for k, cap in ((idea, max_words), (0, PROBLEM_WORDS), (idea + 1, max_words)):
         if k in chosen or k >= len(parts) or (k == idea + 1 and _states_a_result(roles[k])):
