@@ -76,12 +76,15 @@ def test_cards_come_in_input_order_with_the_labelled_key_equation_or_a_reason(tm
         "domain",
         "time_cost",
         "intuition",
+        "punch_intro",
         "punch",
         "headlines",
         "significance",
         "why",
         "writer",
     }
+    for card in cards:  # every prose field `writers` names is in the card
+        assert set(card["writers"]) <= set(card), card["id"]
 
 
 def _tex(arxiv_id: str) -> str:

@@ -56,6 +56,7 @@ def card_json(card: Card, pick: KeyPick) -> dict[str, Any]:
         "domain": card.domain,
         "time_cost": card.time_cost,
         "intuition": card.intuition,
+        "punch_intro": card.punch_intro,
         "punch": [{"text": q.text, "is_math": q.is_math, "where": q.where} for q in card.punch],
         "key_equation": None
         if eq is None or pick.quote is None
