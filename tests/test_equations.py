@@ -125,6 +125,31 @@ def test_headline_results_are_verbatim_and_grounded(bench) -> None:
     assert all("B.1" not in q.where for q in headline_results(ft3, ""))  # appendix results are skipped
 
 
+# constructed: a results section with a set-up sentence (after kl-olop's gridworld), a float, a sentence with
+# a command left in the prose (after chembench's \gls and \variable), and one real outcome
+SETUP_FLOAT_MACRO = rb"""\documentclass{article}
+\begin{document}
+\section{Experiments}
+A stochastic version of the gridworld environment is used, where the noise is modelled as a Bernoulli
+distribution with a 15\% probability of error.
+\begin{figure}[pth]
+\subfloat{\includegraphics{a.pdf}} \newline
+\caption{Numerical experiments: the average return over 100 runs improves by 12\%.}
+\end{figure}
+For the questions about the \gls{ghs} pictograms the model returns a better score of 0.81.
+Our planner reaches the goal 2.5x faster than the baseline on every map.
+\end{document}
+"""
+
+
+def test_headline_results_are_outcomes_not_settings_floats_or_leftover_commands() -> None:
+    ft = from_source(SETUP_FLOAT_MACRO, filename="main.tex")
+    assert [q.text for q in headline_results(ft, "")] == [
+        "Our planner reaches the goal 2.5x faster than the baseline on every map."
+    ]
+    assert "subfloat" not in ft.text and "pth" not in ft.text  # the float is not prose
+
+
 def test_a_braced_setting_is_a_bare_number_not_an_equation() -> None:
     """Seed 003 showed "K{=}20" as an equation; never again, on cards or pages."""
     from feedsvc.cards.equations import candidate_reason

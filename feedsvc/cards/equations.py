@@ -457,10 +457,32 @@ def _is_claim(sentence: str) -> bool:
 
 
 _RESULTS_SECTION = re.compile(r"\b(?:results?|experiments?|evaluation|empirical|benchmarks?)\b", re.I)
+# a sentence that sets the experiment up ("the noise is modelled as ... with a 15% probability of error"):
+# its numbers are settings, not results, unless it also states an outcome
+_SETUP = re.compile(
+    r"\b(?:we (?:use|set|add|fix|sample|choose|consider|train(?:ed)? for)|(?:is|are) set to|"
+    r"model(?:l)?ed as|consists? of|composed of|version of|learning rate|batch size|epochs?|random seeds?|"
+    r"hyper-?parameters?)\b",
+    re.I,
+)
+_OUTCOME = re.compile(
+    r"\b(?:improv\w*|outperform\w*|faster|speed-?ups?|reduc\w*|achiev\w*|gain\w*|better|worse|lower|higher|"
+    r"surpass\w*|beats?|exceed\w*|than|compared|versus|vs\.)",
+    re.I,
+)
+# a LaTeX command with an argument left in prose (\gls{ghs}, \variable{output/...}): not readable as a quote
+_LEFT_MACRO = re.compile(r"\\[A-Za-z]+\*?\{")
+
+
+def _reads_as_result(sentence: str) -> bool:
+    """Not a set-up sentence without an outcome, and no LaTeX command left outside its math."""
+    prose = re.sub(r"\$[^$]*\$", " ", sentence)
+    return not _LEFT_MACRO.search(prose) and not (_SETUP.search(prose) and not _OUTCOME.search(prose))
 
 
 def headline_results(ft: FullText, abstract: str, limit: int = 2) -> list[Quote]:
-    """Sentences with a quantitative claim, numbers verbatim: the abstract first, then results sections."""
+    """Sentences with a quantitative claim, numbers verbatim: the abstract first, then results sections
+    (there, not a set-up sentence and no LaTeX command left in the prose: `_reads_as_result`)."""
     quotes: list[Quote] = []
     seen: set[str] = set()
     for s in headline_sentences(abstract, limit=limit):
@@ -477,6 +499,7 @@ def headline_results(ft: FullText, abstract: str, limit: int = 2) -> list[Quote]
         for s in headline_sentences(prose, limit=20):
             if (
                 not _is_claim(s)
+                or not _reads_as_result(s)
                 or "$$" in s
                 or len(s) > 400
                 or normalise(s) in seen

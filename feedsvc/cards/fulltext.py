@@ -786,6 +786,13 @@ _DISPLAY_ENVS = {
     "multline*": ("multline", False),
 }
 _DROP_ENVS = (
+    "figure",
+    "figure*",
+    "table",
+    "table*",
+    "wrapfigure",
+    "wraptable",
+    "subfigure",
     "tabular",
     "tabular*",
     "tabularx",
