@@ -54,7 +54,11 @@ def test_html_equations_numbers_and_sections() -> None:
     assert "truncated expansion" in cheb.context_before
     assert all(is_grounded(e.latex, ft.text) for e in ft.equations)
     assert r"$\mathcal{O}(K|\mathcal{E}|)$" in ft.text  # inline math kept as $alttext$
-    assert ft.problems  # the one ltx_ERROR (\captionof) is recorded, not fatal
+    assert ft.problems  # the one ltx_ERROR (\captionof, inside a float) is recorded, not fatal
+    # the floats are not prose: no table body, caption or \captionof from them in the text
+    for float_text in ("C32-P4-C64-P4-FC512", "Multinomial Naive Bayes", "Table 2:", "captionof"):
+        assert float_text not in ft.text, float_text
+    assert "Table 2 shows decent performances" in " ".join(ft.text.split())  # the prose that cites it stays
 
 
 def test_html_equation_group_is_one_aligned_display() -> None:

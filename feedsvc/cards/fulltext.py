@@ -138,6 +138,12 @@ class _Frame:
         self.heading = heading
 
 
+def _is_float(tag: str, cls: str, in_equation: bool) -> bool:
+    """A figure or table float, or a data table (LaTeXML's `ltx_tabular`): not prose. Display equations are
+    tables too (`ltx_equation`), and stay."""
+    return tag == "figure" or (tag == "table" and not in_equation and "ltx_tabular" in cls.split())
+
+
 class _HtmlReader(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -182,11 +188,13 @@ class _HtmlReader(HTMLParser):
                 self._emit(" ")
             return
         role = ""
+        if "ltx_ERROR" in cls and not self.math_depth:  # counted in floats too, which are not read
+            self.errors += 1
         if self.skip:
             self.stack.append((tag, "skip"))
             self.skip += 1
             return
-        if tag in _SKIP_TAGS:
+        if tag in _SKIP_TAGS or _is_float(tag, cls, self.eq is not None):
             self.stack.append((tag, "skip"))
             self.skip = 1
             return
@@ -206,8 +214,6 @@ class _HtmlReader(HTMLParser):
             self.stack.append((tag, role))
             self.skip = 1  # the MathML inside is not text
             return
-        if "ltx_ERROR" in cls:
-            self.errors += 1
         if tag == "table" and ("ltx_equation" in cls or "ltx_eqn_table" in cls) and self.eq is None:
             role = "eq"
             self.eq = {"rows": [], "tags": [], "id": a.get("id")}
