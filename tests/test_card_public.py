@@ -145,3 +145,10 @@ def test_presentation_macros_leave_a_shown_formula_and_structure_is_kept() -> No
     from feedsvc.cards.fulltext import expand_macros
 
     assert "xspace" not in expand_macros(main.latex, ft.macros)
+    # a colour (robust-adaptive-control's \\hlr{x} is \\textcolor{Red}{x}) shows its content only
+    coloured = from_source(
+        b"\\documentclass{article}\\newcommand{\\hlr}[1]{\\textcolor{Red}{#1}}\\begin{document}"
+        b"\\[ a \\le \\hlr{b} + {\\color{blue} c} \\]\\end{document}"
+    )
+    shown = expand_macros(coloured.equations[0].latex, coloured.macros)
+    assert "color" not in shown and " ".join(shown.split()) == "a \\le {b} + { c}"

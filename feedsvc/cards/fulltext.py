@@ -849,11 +849,13 @@ def _split_rows(body: str) -> list[str]:
 
 _PRESENTATION = re.compile(
     r"\\(?:xspace|tiny|scriptsize|footnotesize|small|normalsize|large|Large|LARGE|huge|Huge)(?![A-Za-z@])\s?"
+    r"|\\(?:textcolor|color)\s*(?:\[[^\]]*\])?\s*\{[^{}]*\}"  # a colour: \textcolor{Red}{x} shows {x}
 )
 
 
 def strip_presentation(latex: str) -> str:
-    """`latex` without presentation macros (\\xspace, size commands) that mean nothing in a shown formula."""
+    """`latex` without presentation macros (\\xspace, size commands, colours) that mean nothing in a shown
+    formula."""
     return _PRESENTATION.sub("", latex)
 
 
