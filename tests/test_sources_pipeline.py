@@ -277,3 +277,14 @@ def test_feedsvc_sources_prints_the_health_table(tmp_path, factory, profiles, do
     lines = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 5}
     assert "failing since" in lines["lobsters"] and "429" in lines["lobsters"]
     assert "ok" in lines["arxiv"] and "never run" not in lines["arxiv"]
+    assert "llm" not in lines  # no LLM endpoint configured: no row
+    with session_scope(factory) as s:  # an LLM card writer's run, as the digest records it
+        run = queries.start_run(s, "llm", datetime.now(UTC))
+        note = "2 of 3 cards written by the LLM; tokens 1200 in, 300 out"
+        queries.finish_run(s, run, status="ok", now=datetime.now(UTC), fetched=3, note=note, units=1500)
+        s.commit()
+    env["FEEDSVC_LLM_BASE_URL"] = "http://127.0.0.1:9/v1"
+    result = CliRunner().invoke(app, ["sources"], env=env)
+    rows = [line for line in result.output.splitlines() if line.count("│") > 5]
+    [llm] = [line for line in rows if line.split("│")[1].strip() == "llm"]
+    assert "ok" in llm and "2 of 3 cards written" in llm and "tokens in the last 24 h: 1500" in llm
