@@ -147,6 +147,13 @@ def test_trim_words_keeps_whole_clauses_from_the_start() -> None:
     assert trim_words(s, 9) == "We propose a method, which learns very fast"
     assert trim_words(s, 40) == s
     assert trim_words("one two three four five six", 3) == "one two three"
+    # real (arXiv 2605.22720): a cut at whole words does not end on a word that leads into the next
+    s = (
+        "AI models are already deployed in societies affected by armed conflict, and journalists, "
+        "humanitarian workers, governments and ordinary citizens rely on them for information."
+    )
+    assert trim_words(s, 9) == "AI models are already deployed in societies affected"
+    assert trim_words(s, 12) == "AI models are already deployed in societies affected by armed conflict"
 
 
 # real sentences: from the 2026-06-26 announcement day of the arXiv corpus and from the roles dev set

@@ -240,9 +240,22 @@ def trim_clauses(sentence: str, max_words: int) -> str:
     return best if len(best.split()) >= max_words // 2 else ""
 
 
+# words that lead into what follows them: a cut at whole words does not end on one ("affected by …")
+_FUNCTION_WORD = re.compile(
+    r"(?:a|an|the|of|to|in|on|at|by|for|from|with|without|into|onto|over|under|via|as|and|or|but|nor|that|"
+    r"which|whose|whether|than|its|their|our|this|these|those|such|both|either|is|are|was|were|be|been)[,;:]?",
+    re.I,
+)
+
+
 def trim_words(sentence: str, max_words: int) -> str:
-    """`trim_clauses`, else the first `max_words` whole words."""
-    return trim_clauses(sentence, max_words) or " ".join(sentence.split()[:max_words])
+    """`trim_clauses`, else the first `max_words` whole words, less any function words they end on."""
+    if cut := trim_clauses(sentence, max_words):
+        return cut
+    words = sentence.split()[:max_words]
+    while len(words) > 1 and _FUNCTION_WORD.fullmatch(words[-1]):
+        words.pop()
+    return " ".join(words).rstrip(",;:")
 
 
 # a sentence's opening connective ("To address this issue, ", "Specifically, "): no content of its own
