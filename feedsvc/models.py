@@ -242,6 +242,11 @@ class Silence:
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*$")
 
 
+def ends_a_sentence(text: str) -> bool:
+    """Whether `text` ends as a sentence does: . ! or ?, then any closing quotes or brackets."""
+    return bool(_SENTENCE_END.search(text.rstrip()))
+
+
 @dataclass(frozen=True)
 class Quote:
     """A verbatim piece of a source: an equation (LaTeX) or a sentence with numbers.
@@ -256,7 +261,7 @@ class Quote:
     @property
     def cut(self) -> bool:
         """Whether this prose quote stops before its sentence ends (a renderer marks it with " …")."""
-        return not self.is_math and not _SENTENCE_END.search(self.text.rstrip())
+        return not self.is_math and not ends_a_sentence(self.text)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import logging
 import re
 from dataclasses import dataclass
 
-from feedsvc.cards.extractive import headline_sentences
+from feedsvc.cards.extractive import OUTCOME, headline_sentences
 from feedsvc.cards.fulltext import Equation, FullText, MacroBudgetError, expand_macros
 from feedsvc.cards.grounding import is_grounded, normalise
 from feedsvc.cards.grounding_math import formula_grounded
@@ -465,11 +465,6 @@ _SETUP = re.compile(
     r"hyper-?parameters?)\b",
     re.I,
 )
-_OUTCOME = re.compile(
-    r"\b(?:improv\w*|outperform\w*|faster|speed-?ups?|reduc\w*|achiev\w*|gain\w*|better|worse|lower|higher|"
-    r"surpass\w*|beats?|exceed\w*|than|compared|versus|vs\.)",
-    re.I,
-)
 # a LaTeX command with an argument left in prose (\gls{ghs}, \variable{output/...}): not readable as a quote
 _LEFT_MACRO = re.compile(r"\\[A-Za-z]+\*?\{")
 
@@ -477,7 +472,7 @@ _LEFT_MACRO = re.compile(r"\\[A-Za-z]+\*?\{")
 def _reads_as_result(sentence: str) -> bool:
     """Not a set-up sentence without an outcome, and no LaTeX command left outside its math."""
     prose = re.sub(r"\$[^$]*\$", " ", sentence)
-    return not _LEFT_MACRO.search(prose) and not (_SETUP.search(prose) and not _OUTCOME.search(prose))
+    return not _LEFT_MACRO.search(prose) and not (_SETUP.search(prose) and not OUTCOME.search(prose))
 
 
 def headline_results(ft: FullText, abstract: str, limit: int = 2) -> list[Quote]:

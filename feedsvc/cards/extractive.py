@@ -20,7 +20,7 @@ from dataclasses import replace
 from feedsvc.cards.fulltext import inert_latex
 from feedsvc.cards.grounding import is_grounded, normalise
 from feedsvc.cards.roles import own_work_index, shipped_model
-from feedsvc.models import VOTES, Card, Quote, Scored
+from feedsvc.models import VOTES, Card, Quote, Scored, ends_a_sentence
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +280,6 @@ PROBLEM_WORDS = 22
 OWN_WORK_BONUS = 0.2
 # between two pieces of the intuition that are not adjacent in the abstract
 GAP = " … "
-_SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*$")
 
 
 def intuition_pieces(
@@ -333,17 +332,17 @@ def intuition_text(
                 runs.append(piece)
             last = k
         text = GAP.join(runs)
-        if runs and not _SENTENCE_END.search(runs[-1]):
+        if runs and not ends_a_sentence(runs[-1]):
             text += GAP.rstrip()
         if len(text.split()) <= max_words:
             break
     return text
 
 
-# words of an outcome: a comparison, an improvement, a target reached
-_OUTCOME = re.compile(
+# words of an outcome: a comparison, an improvement, a target reached (result lines, full-text headlines)
+OUTCOME = re.compile(
     r"\b(?:outperform\w*|versus|vs\.|than|compared|surpass\w*|improv\w*|reduc\w*|achiev\w*|reach\w*|"
-    r"beats?|exceed\w*|state-of-the-art|speed-?up)\b",
+    r"beats?|exceed\w*|state-of-the-art|speed-?ups?|faster|gain\w*|better|worse|lower|higher)\b",
     re.I,
 )
 
@@ -372,13 +371,13 @@ def result_sentences(
     the result (the role model's probability, plus `OUTCOME_CUE` for each word of an outcome, up to
     three, and for a quantitative claim); two sentences at most, each whole or cut after a whole clause
     at `MIN_CUT_WORDS` or more (a sentence that cannot be is passed over for the next). A sentence that
-    `shown` (the intuition) already starts, or a link or a release note, is left out unless nothing else
+    `shown` (the intuition) already shows, or a link or a release note, is left out unless nothing else
     is left; so is one the role model finds likelier (by `PROBLEM_MARGIN`) to state the problem, unless
     only such sentences are left."""
     numbers = {parts.index(h) for h in headline_sentences(" ".join(parts), limit=3) if h in parts}
 
     def likelihood(k: int) -> float:
-        outcome = min(3, len(_OUTCOME.findall(parts[k]))) + (k in numbers)
+        outcome = min(3, len(OUTCOME.findall(parts[k]))) + (k in numbers)
         return roles[k]["result"] + OUTCOME_CUE * outcome
 
     order = sorted(range(len(parts)), key=lambda k: -likelihood(k))
